@@ -1,0 +1,144 @@
+"""The news analyzer: one text normalisation shared by indexing, queries and highlighting.
+
+Every token goes through :func:`normalize`: Unicode NFKC, quote and apostrophe
+folding (``won’t`` = ``won't`` = ``wont``), case and accent folding, stop words
+and Porter stemming.  Tokens keep their character offsets in the *original*
+text, so the highlighter can mark the original words without re-deriving them.
+
+Indexing calls :func:`tokens` directly (a regex scan and one cached dict lookup
+per token); Whoosh's query parser goes through :class:`NewsAnalyzer`, which
+wraps the same function in Whoosh's ``Token`` protocol.  Both paths therefore
+produce the same terms by construction.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+
+from whoosh.analysis import STOP_WORDS, Analyzer, Token
+from whoosh.lang.porter import stem
+
+#: A word: letters/digits, optionally joined by an apostrophe or a dot
+#: (``don't``, ``U.S``, ``2.7``).  Hyphens split words (``Al-Haq`` -> al, haq).
+TOKEN_RE = re.compile(r"\w+(?:[.'’‘ʼ`´]\w+)*")
+
+#: Apostrophe-like characters removed inside words, so Asa’ib = Asaib.
+_APOSTROPHES = dict.fromkeys(map(ord, "'’‘ʼ`´"), None)
+#: Quote-like characters mapped to their ASCII forms for the un-tokenized path.
+_QUOTES = {ord(c): '"' for c in "“”„‟«»"}
+
+STOP = frozenset(STOP_WORDS)
+MIN_LENGTH = 2
+_CACHE_LIMIT = 500_000
+
+# token text -> (term or None, spelling word or None)
+_cache: dict[str, tuple[str | None, str | None]] = {}
+
+
+def fold(text: str) -> str:
+    """NFKC, apostrophe removal, case folding and accent stripping (no stemming)."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    text = text.translate(_APOSTROPHES).casefold()
+    if not text.isascii():
+        decomposed = unicodedata.normalize("NFKD", text.translate(_QUOTES))
+        text = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return text
+
+
+def _analyse_word(word: str) -> tuple[str | None, str | None]:
+    folded = fold(word)
+    if folded in STOP or (len(folded) < MIN_LENGTH and not folded.isdigit()):
+        return None, None
+    spelling = folded if folded.isalpha() and len(folded) >= 3 else None
+    return stem(folded), spelling
+
+
+def normalize(word: str) -> tuple[str | None, str | None]:
+    """Return ``(term, spelling_word)`` for one token; ``term`` is None for stop words.
+
+    ``spelling_word`` is the folded, unstemmed word used for "did you mean"
+    and autocomplete (real words, not stems); None for numbers and short words.
+    """
+    found = _cache.get(word)
+    if found is None:
+        if len(_cache) >= _CACHE_LIMIT:
+            _cache.clear()
+        found = _cache[word] = _analyse_word(word)
+    return found
+
+
+def tokens(text: str) -> Iterator[tuple[str, int, int, int]]:
+    """Yield ``(term, position, startchar, endchar)`` for each indexable token.
+
+    Positions count stop words too, so phrase queries keep their gaps the same
+    way at index and query time.
+    """
+    for pos, match in enumerate(TOKEN_RE.finditer(text)):
+        term = normalize(match.group())[0]
+        if term is not None:
+            yield term, pos, match.start(), match.end()
+
+
+def term_positions(text: str) -> dict[str, list[int]]:
+    """Map each term of ``text`` to its positions: :func:`tokens` without offsets, for indexing."""
+    positions: dict[str, list[int]] = {}
+    cache = _cache
+    for pos, word in enumerate(TOKEN_RE.findall(text)):
+        found = cache.get(word) or normalize(word)
+        term = found[0]
+        if term is not None:
+            if term in positions:
+                positions[term].append(pos)
+            else:
+                positions[term] = [pos]
+    return positions
+
+
+class NewsAnalyzer(Analyzer):
+    """Whoosh adapter over :func:`tokens`, used by the query parser."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NewsAnalyzer)
+
+    def __hash__(self) -> int:
+        return hash(NewsAnalyzer)
+
+    def __call__(
+        self,
+        value: str,
+        positions: bool = False,
+        chars: bool = False,
+        keeporiginal: bool = False,
+        removestops: bool = True,
+        start_pos: int = 0,
+        start_char: int = 0,
+        tokenize: bool = True,
+        mode: str = "",
+        **kwargs: object,
+    ) -> Iterator[Token]:
+        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        if not tokenize:
+            # Wildcards and ranges: fold the text but do not stem or split it.
+            token.original = token.text = fold(value)
+            token.boost = 1.0
+            token.stopped = False
+            if positions:
+                token.pos = start_pos
+            if chars:
+                token.startchar, token.endchar = start_char, start_char + len(value)
+            yield token
+            return
+        for term, pos, startchar, endchar in tokens(value):
+            token.text = term
+            token.boost = 1.0
+            token.stopped = False
+            if keeporiginal:
+                token.original = value[startchar:endchar]
+            if positions:
+                token.pos = start_pos + pos
+            if chars:
+                token.startchar, token.endchar = start_char + startchar, start_char + endchar
+            yield token

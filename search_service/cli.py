@@ -1,0 +1,151 @@
+"""``search-service``: a thin command line over the library (index, search, serve)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from .config import Config
+from .indexer import IndexBusyError, IndexSummary, IndexWriteError, index_paths
+from .query import QueryError
+
+log = logging.getLogger("search_service")
+
+_INDEX_OPTION = click.option(
+    "--index",
+    "index_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Index folder. Default: $SEARCH_SERVICE_INDEX or index_data/index.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", is_flag=True, help="Log debugging detail to stderr.")
+@click.version_option(package_name="search_service")
+def main(verbose: bool) -> None:
+    """Full-text search for archives of news stories.
+
+    \b
+    Typical use:
+      search-service index ~/stories            # build or update the index
+      search-service search "oil prices"        # look something up here
+      search-service serve --port 8080          # web page and JSON API
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _progress(total: int, unchanged: int) -> Callable[[int], None]:
+    """A progress bar on a terminal; nothing otherwise (logs and pipes stay clean)."""
+    if not sys.stderr.isatty() or total == 0:
+        return lambda n: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="file", desc="indexing", leave=False, file=sys.stderr)
+    return bar.update
+
+
+def _run_index(paths: tuple[Path, ...], index_dir: Path, procs: int | None) -> IndexSummary:
+    try:
+        return index_paths(paths, index_dir, procs=procs, progress=_progress)
+    except (FileNotFoundError, IndexBusyError, IndexWriteError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("interrupted: nothing was committed; the index is as it was before this run", err=True)
+        sys.exit(130)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_INDEX_OPTION
+@click.option("--strict", is_flag=True, help="Exit with status 1 if any file or line was skipped.")
+@click.option("--procs", type=click.IntRange(1, 16), default=None, help="Worker processes (default: CPUs + 1, at most 5).")
+def index(paths: tuple[Path, ...], index_dir: Path | None, strict: bool, procs: int | None) -> None:
+    """Index story files (.txt) and JSON Lines (.jsonl) under PATHS.
+
+    Folders are read recursively. Runs are incremental: unchanged files are
+    not read again, changed files are re-indexed, and stories whose files
+    were removed from an indexed folder are removed. A story code seen twice
+    is one story: the later file wins.
+    """
+    config = Config.from_env(index_dir=index_dir)
+    summary = _run_index(paths, config.index_dir, procs)
+    for skip in summary.skips:
+        click.echo(f"skipped {skip.where}: {skip.reason}", err=True)
+    for warning in summary.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"{config.index_dir}: {summary.line()}")
+    if strict and summary.skips:
+        raise click.ClickException(f"{len(summary.skips)} files or lines were skipped (--strict)")
+
+
+@main.command()
+@click.argument("query")
+@_INDEX_OPTION
+@click.option("-n", "--limit", type=click.IntRange(1, 100), default=10, show_default=True, help="Hits to show.")
+@click.option("--sort", type=click.Choice(["relevance", "recent", "newest", "oldest"]), default="relevance", show_default=True)
+def search(query: str, index_dir: Path | None, limit: int, sort: str) -> None:
+    """Search the index and print the top hits (matches in bold on a terminal)."""
+    from .search import SearchEngine, SearchRequest
+
+    config = Config.from_env(index_dir=index_dir)
+    try:
+        engine = SearchEngine(config.index_dir, config.limits)
+        result = engine.search(SearchRequest(q=query, per_page=limit, sort=sort))
+    except (FileNotFoundError, QueryError) as exc:
+        raise click.ClickException(str(exc)) from None
+    color = sys.stdout.isatty()
+    click.echo(f"{result.total} stories match ({result.took_ms:.0f} ms)")
+    if result.suggestion:
+        click.echo(f"did you mean: {result.suggestion}")
+    for hit in result.hits:
+        date = hit.published.date().isoformat() if hit.published else "undated"
+        click.echo(f"\n{_terminal(hit.highlights['headline'], color)}  [{hit.id}, {date}]")
+        for fragment in hit.highlights["body"]:
+            click.echo(f"  {_terminal(fragment, color)}")
+
+
+def _terminal(marked_html: str, color: bool) -> str:
+    """Highlight HTML to terminal text: <mark> to bold (or nothing), entities unescaped."""
+    from html import unescape
+
+    bold, plain = ("\x1b[1m", "\x1b[0m") if color else ("", "")
+    return unescape(marked_html.replace("<mark>", bold).replace("</mark>", plain))
+
+
+@main.command()
+@_INDEX_OPTION
+@click.option("--stories", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Stories to index on first start if the index is empty. Default: index_data.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for all).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True, help="Waitress worker threads.")
+def serve(index_dir: Path | None, stories: Path | None, host: str, port: int, threads: int) -> None:
+    """Serve the search page and JSON API with waitress.
+
+    If there is no index yet and the stories folder exists, it is indexed
+    first. Set SEARCH_SERVICE_TOKEN to turn on the write API.
+    """
+    from whoosh import index as whoosh_index
+
+    from .web import create_app, serve_app
+
+    config = Config.from_env(index_dir=index_dir, stories_dir=stories)
+    if not whoosh_index.exists_in(config.index_dir):
+        if config.stories_dir is None or not config.stories_dir.is_dir():
+            raise click.ClickException(
+                f"no index in {config.index_dir} and no stories folder to build one from; "
+                "run `search-service index PATH` first or pass --stories"
+            )
+        click.echo(f"building the index from {config.stories_dir} ...", err=True)
+        summary = _run_index((config.stories_dir,), config.index_dir, None)
+        click.echo(f"{config.index_dir}: {summary.line()}", err=True)
+    serve_app(create_app(config), host=host, port=port, threads=threads)
+

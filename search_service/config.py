@@ -1,0 +1,66 @@
+"""Configuration from one place: defaults, then environment variables, then explicit values.
+
+Environment variables (all optional):
+
+``SEARCH_SERVICE_INDEX``       index folder (default ``index_data/index``)
+``SEARCH_SERVICE_STORIES``     stories to index on first start of ``serve`` (default ``index_data``)
+``SEARCH_SERVICE_TOKEN``       bearer token for the write API; unset means writes are off
+``SEARCH_SERVICE_RATE_LIMIT``  per-client limit on ``/api``, e.g. ``600/minute``; ``off`` disables it
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_INDEX = Path("index_data") / "index"
+DEFAULT_STORIES = Path("index_data")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one request may cost; breaking one is a 400 with a message."""
+
+    max_query_chars: int = 500
+    max_terms: int = 32
+    max_expansions: int = 200
+    max_per_page: int = 100
+    max_depth: int = 10_000
+    time_limit: float = 2.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the service needs to know; see the module docstring for the environment."""
+
+    index_dir: Path = DEFAULT_INDEX
+    stories_dir: Path | None = DEFAULT_STORIES
+    token: str | None = None
+    rate_limit: str | None = "600/minute"
+    max_request_bytes: int = 8 * 1024 * 1024
+    write_timeout: float = 30.0
+    limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None, **overrides: Any) -> Config:
+        """Defaults, overridden by the environment, overridden by ``overrides`` that are not None."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if env.get("SEARCH_SERVICE_INDEX"):
+            values["index_dir"] = Path(env["SEARCH_SERVICE_INDEX"])
+        if env.get("SEARCH_SERVICE_STORIES"):
+            values["stories_dir"] = Path(env["SEARCH_SERVICE_STORIES"])
+        if env.get("SEARCH_SERVICE_TOKEN"):
+            values["token"] = env["SEARCH_SERVICE_TOKEN"]
+        if env.get("SEARCH_SERVICE_RATE_LIMIT"):
+            limit = env["SEARCH_SERVICE_RATE_LIMIT"]
+            values["rate_limit"] = None if limit.lower() in ("off", "none", "0") else limit
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values)
+
+
+def default_index_dir() -> Path:
+    """The index folder used when none is given: ``$SEARCH_SERVICE_INDEX`` or ``index_data/index``."""
+    return Config.from_env().index_dir

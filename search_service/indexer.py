@@ -1,0 +1,439 @@
+"""Incremental, crash-safe, parallel indexing of story files into Whoosh.
+
+How a run works, and why:
+
+* **Plan.** The files under the given paths are compared with the *manifest*
+  of the last commit (path -> mtime and size).  Only new and changed files
+  are read; files that vanished from an indexed folder have their stories
+  removed.  The manifest is written for the new index generation *before*
+  Whoosh's table of contents is atomically renamed into place, so whatever
+  commit a reader sees has a matching manifest.
+* **Build.** Each worker process reads, analyses and writes its share of the
+  files into a segment of its own (Whoosh's ``SegmentWriter`` without the
+  lock), so both cores parse, analyse and encode postings.  Scores equal a
+  single-writer index because statistics are summed over segments at search
+  time; nothing is merged or re-counted.
+* **Commit.** The parent, which holds the index lock from the start, deletes
+  superseded stories from the old segments, drops duplicate story codes
+  within the run (the later file wins), and commits old and new segments in
+  one atomic table-of-contents write.  Until then no reader sees anything
+  new; a crash or Ctrl-C at any point leaves the previous commit intact, and
+  the kernel releases the lock of a killed process, so no stale lock remains.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import multiprocessing
+import os
+import queue
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from whoosh import index as whoosh_index
+from whoosh.index import FileIndex, LockError
+from whoosh.writing import SegmentWriter
+
+from .schema import CODEC, build_schema, to_document
+from .stories import Skip, Story, iter_story_files, read_file
+
+log = logging.getLogger(__name__)
+
+#: A story file larger than this is not a story; it is skipped, not indexed.
+MAX_STORY_FILE_BYTES = 16 * 1024 * 1024
+#: Below this many files a second process costs more than it saves.
+PARALLEL_MIN_FILES = 400
+_MANIFEST_PREFIX = "search_service_files_"
+_PROGRESS_EVERY = 64
+
+
+class IndexBusyError(RuntimeError):
+    """Another process is writing to the index."""
+
+
+class IndexWriteError(RuntimeError):
+    """The index could not be written (disk full, permissions); the last commit is intact."""
+
+
+@dataclass
+class IndexSummary:
+    """What one indexing run did; ``line()`` is the one-line report users see."""
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged_files: int = 0
+    duplicates: int = 0
+    warnings: list[str] = field(default_factory=list)
+    skips: list[Skip] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def indexed(self) -> int:
+        return self.added + self.updated
+
+    def line(self) -> str:
+        rate = self.indexed / self.seconds if self.seconds > 0 else 0.0
+        text = (
+            f"{self.added} added, {self.updated} updated, {self.removed} removed, "
+            f"{len(self.skips)} skipped"
+        )
+        if self.duplicates:
+            text += f", {self.duplicates} duplicate story codes (the later file won)"
+        if self.unchanged_files:
+            text += f", {self.unchanged_files} files unchanged"
+        if self.warnings:
+            text += f", {len(self.warnings)} warnings"
+        return f"{text}; {self.seconds:.1f} s, {rate:,.0f} stories/s"
+
+
+@dataclass
+class _Plan:
+    to_read: list[str]
+    gone: list[str]
+    manifest: dict[str, str]
+    skips: list[Skip]
+    unchanged: int
+
+
+@dataclass
+class _Batch:
+    """One worker's output: a finished segment and the stories in it, in docnum order."""
+
+    segment: object | None = None
+    docs: list[tuple[tuple[int, int], str]] = field(default_factory=list)
+    skips: list[Skip] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def default_procs() -> int:
+    """Worker processes for a large run: one more than the CPUs, at most 5.
+
+    Measured on the 2-core reference machine (19,040 Reuters stories): 2
+    workers index 1,450 stories/s, 3 workers 2,100/s, 4 workers 1,900/s; a
+    worker waits on the disk while its segment is written.
+    """
+    return min((os.cpu_count() or 1) + 1, 5)
+
+
+# ---------------------------------------------------------------- index files
+
+
+def open_index(index_dir: str | os.PathLike, create: bool = False) -> FileIndex:
+    """Open the index in ``index_dir``; with ``create``, make an empty one if there is none."""
+    index_dir = Path(index_dir)
+    if whoosh_index.exists_in(index_dir):
+        return whoosh_index.open_dir(index_dir)
+    if not create:
+        raise FileNotFoundError(
+            f"no search index in {index_dir}: build one with `search-service index PATH --index {index_dir}`"
+        )
+    index_dir.mkdir(parents=True, exist_ok=True)
+    return whoosh_index.create_in(index_dir, build_schema())
+
+
+def _file_key(stat: os.stat_result) -> str:
+    return f"{stat.st_mtime_ns}:{stat.st_size}"
+
+
+def _manifest_path(ix: FileIndex, generation: int) -> Path:
+    return Path(ix.storage.folder) / f"{_MANIFEST_PREFIX}{generation}.json"
+
+
+def load_manifest(ix: FileIndex) -> dict[str, str]:
+    """The files behind the latest commit (path -> mtime:size); empty if unknown."""
+    try:
+        return json.loads(_manifest_path(ix, ix.latest_generation()).read_text("utf-8"))
+    except FileNotFoundError:
+        return {}
+
+
+def _write_manifest(ix: FileIndex, generation: int, manifest: dict[str, str]) -> None:
+    path = _manifest_path(ix, generation)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as out:
+        json.dump(manifest, out, separators=(",", ":"))
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
+def _remove_old_manifests(ix: FileIndex, keep: int) -> None:
+    for path in Path(ix.storage.folder).glob(f"{_MANIFEST_PREFIX}*"):
+        if path.name != f"{_MANIFEST_PREFIX}{keep}.json":
+            path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- planning
+
+
+def _plan(paths: Sequence[str | os.PathLike], manifest: dict[str, str]) -> _Plan:
+    roots = [os.path.abspath(p) for p in paths]
+    current: dict[str, str] = {}
+    to_read: list[str] = []
+    skips: list[Skip] = []
+    for found in iter_story_files(paths):
+        path = os.path.abspath(found)
+        stat = os.stat(path)
+        key = current[path] = _file_key(stat)
+        if manifest.get(path) == key:
+            continue
+        if path.lower().endswith(".txt") and stat.st_size > MAX_STORY_FILE_BYTES:
+            limit_mb = MAX_STORY_FILE_BYTES // 2**20
+            skips.append(Skip(path, f"file is {stat.st_size / 2**20:.1f} MB, over the {limit_mb} MB limit for one story"))
+            continue
+        to_read.append(path)
+    gone = [p for p in manifest if p not in current and _is_under(p, roots)]
+    new_manifest = {p: k for p, k in manifest.items() if p not in gone}
+    new_manifest.update(current)
+    return _Plan(to_read, gone, new_manifest, skips, len(current) - len(to_read) - len(skips))
+
+
+def _is_under(path: str, roots: list[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+# ---------------------------------------------------------------- building segments
+
+
+def _build_segment(
+    ix: FileIndex,
+    items: Iterable[tuple[tuple[int, int], Story, str]],
+    batch: _Batch,
+) -> _Batch:
+    """Write ``(order, story, path)`` items into a new, uncommitted segment."""
+    writer = SegmentWriter(ix, _lk=False, codec=CODEC)
+    try:
+        for order, story, path in items:
+            writer.add_document(**to_document(story, path))
+            batch.docs.append((order, story.id))
+        if batch.docs:
+            batch.segment = writer._finalize_segment()
+            return batch
+    finally:
+        if batch.segment is None:
+            # Not cancel(): that deletes the temporary folder the other
+            # workers share.  The orphaned files go at the next commit.
+            writer._close_segment()
+    return batch
+
+
+def _file_items(
+    jobs: Iterable[tuple[int, str]], batch: _Batch, tick: Callable[[int], None]
+) -> Iterable[tuple[tuple[int, int], Story, str]]:
+    """Read each file, yield its stories, and record its skips and warnings in ``batch``."""
+    for done, (seq, path) in enumerate(jobs, 1):
+        result = read_file(path)
+        batch.skips.extend(result.skips)
+        batch.warnings.extend(result.warnings)
+        for line_no, story in enumerate(result.stories):
+            yield (seq, line_no), story, path
+        if done % _PROGRESS_EVERY == 0:
+            tick(_PROGRESS_EVERY)
+
+
+def _worker(index_dir: str, jobs: list[tuple[int, str]], out: multiprocessing.Queue, parent: int) -> None:
+    """Worker process body: build one segment, report it, exit."""
+
+    def tick(n: int) -> None:
+        if os.getppid() != parent:  # the parent died: stop, do not write on
+            os._exit(1)
+        out.put(("progress", n))
+
+    gc.disable()  # millions of short-lived postings, no cycles: collection is pure cost
+    try:
+        batch = _Batch()
+        _build_segment(whoosh_index.open_dir(index_dir), _file_items(jobs, batch, tick), batch)
+        out.put(("progress", len(jobs) % _PROGRESS_EVERY))
+        out.put(("done", batch))
+    except Exception as exc:  # reported to the parent, which cancels the run
+        out.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def _build_parallel(
+    ix: FileIndex, files: list[str], procs: int, tick: Callable[[int], None]
+) -> list[_Batch]:
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    jobs = list(enumerate(files))
+    workers = [
+        context.Process(
+            target=_worker, args=(ix.storage.folder, jobs[i::procs], out, os.getpid()), daemon=True
+        )
+        for i in range(procs)
+    ]
+    for worker in workers:
+        worker.start()
+    batches: list[_Batch] = []
+    try:
+        while len(batches) < procs:
+            try:
+                kind, payload = out.get(timeout=1.0)
+            except queue.Empty:
+                if not any(w.is_alive() for w in workers) and out.empty():
+                    raise IndexWriteError("an indexing worker died unexpectedly; nothing was committed")
+                continue
+            if kind == "progress":
+                tick(payload)
+            elif kind == "done":
+                batches.append(payload)
+            else:
+                raise IndexWriteError(f"indexing failed: {payload}; nothing was committed")
+    finally:
+        for worker in workers:
+            worker.join(timeout=5 if len(batches) == procs else 0)
+            if worker.is_alive():
+                worker.terminate()
+    return batches
+
+
+def _build(ix: FileIndex, files: list[str], procs: int, tick: Callable[[int], None]) -> list[_Batch]:
+    if procs > 1 and len(files) >= PARALLEL_MIN_FILES:
+        return _build_parallel(ix, files, procs, tick)
+    batch = _Batch()
+    _build_segment(ix, _file_items(enumerate(files), batch, tick), batch)
+    tick(len(files) % _PROGRESS_EVERY)
+    return [batch]
+
+
+# ---------------------------------------------------------------- committing
+
+
+def _lock(ix: FileIndex, timeout: float) -> SegmentWriter:
+    try:
+        return ix.writer(timeout=timeout, codec=CODEC)
+    except LockError:
+        raise IndexBusyError(
+            f"another indexer is writing to {ix.storage.folder}; wait for it to finish and run again"
+        ) from None
+
+
+def _drop_duplicates(batches: list[_Batch], summary: IndexSummary) -> dict[str, tuple[int, int]]:
+    """Keep the last story of each code across ``batches``; return code -> order kept."""
+    winner: dict[str, tuple[tuple[int, int], int, int]] = {}
+    for b, batch in enumerate(batches):
+        for docnum, (order, story_id) in enumerate(batch.docs):
+            previous = winner.get(story_id)
+            if previous is None or previous[0] < order:
+                winner[story_id] = (order, b, docnum)
+            if previous is not None:
+                summary.duplicates += 1
+                loser = previous if previous[0] < order else (order, b, docnum)
+                batches[loser[1]].segment.delete_document(loser[2])
+    return {story_id: w[0] for story_id, w in winner.items()}
+
+
+def _commit(
+    ix: FileIndex,
+    writer: SegmentWriter,
+    batches: list[_Batch],
+    gone_paths: Iterable[str],
+    manifest: dict[str, str],
+    summary: IndexSummary,
+) -> None:
+    """Apply deletions, then atomically publish old and new segments together."""
+    has_old = writer.reader().doc_count_all() > 0
+    for story_id in _drop_duplicates(batches, summary):
+        if has_old and writer.delete_by_term("id", story_id):
+            summary.updated += 1
+        else:
+            summary.added += 1
+    for path in gone_paths:
+        summary.removed += writer.delete_by_term("path", path)
+    ix_gen = writer.generation
+    _write_manifest(ix, ix_gen, manifest)
+    segments = writer._merge_segments(None, False, True)
+    if writer._added:
+        segments.append(writer._finalize_segment())
+    else:
+        writer._close_segment()
+    segments.extend(batch.segment for batch in batches if batch.segment is not None)
+    writer._commit_toc(segments)
+    writer._finish()
+    _remove_old_manifests(ix, ix_gen)
+
+
+def _guarded(index_dir: str | os.PathLike, timeout: float, work: Callable[[FileIndex, SegmentWriter], None]) -> None:
+    """Run ``work`` holding the index lock; cancel on any failure, translating disk errors."""
+    ix = open_index(index_dir, create=True)
+    writer = _lock(ix, timeout)
+    try:
+        work(ix, writer)
+    except OSError as exc:
+        writer.cancel()
+        raise IndexWriteError(
+            f"could not write the index in {index_dir}: {exc.strerror or exc}. "
+            "The last committed index is intact; fix the cause (free disk space?) and run again."
+        ) from exc
+    except BaseException:
+        writer.cancel()
+        raise
+
+
+def index_paths(
+    paths: Sequence[str | os.PathLike],
+    index_dir: str | os.PathLike,
+    *,
+    procs: int | None = None,
+    progress: Callable[[int, int], Callable[[int], None]] | None = None,
+    timeout: float = 0.0,
+) -> IndexSummary:
+    """Index story files and folders into ``index_dir``, incrementally.
+
+    ``progress(total_files, unchanged)`` may return a callback that receives
+    counts of files done.  ``procs`` defaults to :func:`default_procs`.
+    Raises :class:`IndexBusyError` when another writer holds the lock and
+    :class:`IndexWriteError` when the index can't be written.
+    """
+    started = time.perf_counter()
+    summary = IndexSummary()
+    procs = procs or default_procs()
+
+    def work(ix: FileIndex, writer: SegmentWriter) -> None:
+        plan = _plan(paths, load_manifest(ix))
+        summary.skips.extend(plan.skips)
+        summary.unchanged_files = plan.unchanged
+        tick = progress(len(plan.to_read), plan.unchanged) if progress else (lambda n: None)
+        batches = _build(ix, plan.to_read, procs, tick) if plan.to_read else []
+        for batch in batches:
+            summary.skips.extend(batch.skips)
+            summary.warnings.extend(batch.warnings)
+        _commit(ix, writer, batches, plan.gone, plan.manifest, summary)
+
+    _guarded(index_dir, timeout, work)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def add_stories(index_dir: str | os.PathLike, stories: Sequence[Story], timeout: float = 10.0) -> IndexSummary:
+    """Add or replace stories (by id), committed when this returns."""
+    started = time.perf_counter()
+    summary = IndexSummary()
+
+    def work(ix: FileIndex, writer: SegmentWriter) -> None:
+        items = (((0, n), story, "") for n, story in enumerate(stories))
+        batch = _build_segment(ix, items, _Batch())
+        _commit(ix, writer, [batch], (), load_manifest(ix), summary)
+
+    _guarded(index_dir, timeout, work)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def delete_story(index_dir: str | os.PathLike, story_id: str, timeout: float = 10.0) -> bool:
+    """Delete one story by id; False if there was none.  Committed when this returns."""
+    summary = IndexSummary()
+
+    def work(ix: FileIndex, writer: SegmentWriter) -> None:
+        summary.removed = writer.delete_by_term("id", story_id)
+        if summary.removed:
+            _commit(ix, writer, [], (), load_manifest(ix), summary)
+        else:
+            writer.cancel()
+
+    _guarded(index_dir, timeout, work)
+    return summary.removed > 0

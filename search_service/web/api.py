@@ -1,0 +1,184 @@
+"""The JSON API: HTTP in, :class:`~search_service.search.SearchEngine` calls, JSON out."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+
+from ..config import Config
+from ..indexer import IndexBusyError, add_stories, delete_story
+from ..search import SearchEngine, SearchRequest
+from ..stories import ID_PATTERN, Story, StoryError, story_from_mapping
+from .errors import BadRequest, error_response
+from .openapi import OPENAPI
+
+bp = Blueprint("api", __name__)
+
+
+def engine() -> SearchEngine:
+    return current_app.extensions["search_engine"]
+
+
+def config() -> Config:
+    return current_app.config["SEARCH_SERVICE"]
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def int_arg(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number, not {raw[:40]!r}") from None
+
+
+def date_arg(name: str) -> date | None:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a date as YYYY-MM-DD, not {raw[:40]!r}") from None
+
+
+def search_request() -> SearchRequest:
+    """The search parameters of this request (shared by the API and the pages)."""
+    return SearchRequest(
+        q=request.args.get("q", ""),
+        page=int_arg("page", 1),
+        per_page=int_arg("per_page", 10),
+        sort=request.args.get("sort", "relevance") or "relevance",
+        date_from=date_arg("from"),
+        date_to=date_arg("to"),
+    )
+
+
+def story_id(raw: str) -> str:
+    """A story id from a URL; anything that could name a path is refused."""
+    if not ID_PATTERN.fullmatch(raw):
+        raise BadRequest("story ids are letters, digits and . _ : - (up to 128 characters)")
+    return raw
+
+
+# ---------------------------------------------------------------- reading
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    stats = engine().stats()
+    return jsonify(
+        status="ok",
+        stories=stats.stories,
+        first=stats.first.isoformat() if stats.first else None,
+        last=stats.last.isoformat() if stats.last else None,
+        writes_enabled=bool(config().token),
+    )
+
+
+@bp.get("/api/search")
+def search() -> Response:
+    return jsonify(engine().search(search_request()).to_dict())
+
+
+@bp.get("/api/stories/<path:raw_id>")
+def story(raw_id: str) -> Response:
+    found = engine().story(story_id(raw_id))
+    if found is None:
+        abort(404, description=f"no story with id {raw_id!r}")
+    return jsonify(found)
+
+
+@bp.get("/api/stories/<path:raw_id>/related")
+def related(raw_id: str) -> Response:
+    hits = engine().related(story_id(raw_id))
+    if hits is None:
+        abort(404, description=f"no story with id {raw_id!r}")
+    return jsonify(hits=[h.to_dict() for h in hits])
+
+
+@bp.get("/api/suggest")
+def suggest() -> Response:
+    q = request.args.get("q", "")
+    return jsonify(query=q, suggestions=engine().suggest(q))
+
+
+@bp.get("/api/openapi.json")
+def openapi() -> Response:
+    return jsonify(OPENAPI)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _authorize() -> None:
+    """403 when writes are off (no token configured), 401 for a wrong or missing token."""
+    token = config().token
+    if not token:
+        abort(403, description="the write API is off: set SEARCH_SERVICE_TOKEN to turn it on")
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        abort(401, description="a valid 'Authorization: Bearer <token>' header is required")
+
+
+def _stories_from_body() -> list[Story]:
+    """One JSON object, or NDJSON (one object per line); errors name the line and field."""
+    text = request.get_data(cache=False, as_text=True)
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
+        raise BadRequest("the body is empty: send a JSON story object or NDJSON lines")
+    try:
+        single = json.loads(text)
+    except ValueError:
+        single = None
+    items: list[tuple[str, Any]] = []
+    if isinstance(single, dict):
+        items = [("body", single)]
+    else:
+        for n, line in lines:
+            try:
+                items.append((f"line {n}", json.loads(line)))
+            except ValueError as exc:
+                raise BadRequest(f"line {n}: not valid JSON ({exc.msg})") from None
+    stories = []
+    for where, item in items:
+        if not isinstance(item, dict):
+            raise BadRequest(f"{where}: a story must be a JSON object")
+        try:
+            stories.append(story_from_mapping(item, source=item.get("source") or "api"))
+        except StoryError as exc:
+            raise BadRequest(f"{where}: {exc}") from None
+    return stories
+
+
+@bp.post("/api/stories")
+def add() -> tuple[Response, int]:
+    _authorize()
+    stories = _stories_from_body()
+    try:
+        summary = add_stories(config().index_dir, stories, timeout=config().write_timeout)
+    except IndexBusyError as exc:
+        return error_response(503, "index_busy", str(exc))
+    ids = [s.id for s in stories]
+    return jsonify(added=summary.added, updated=summary.updated, ids=ids), 201 if summary.added else 200
+
+
+@bp.delete("/api/stories/<path:raw_id>")
+def delete(raw_id: str) -> Response | tuple[Response, int]:
+    _authorize()
+    try:
+        deleted = delete_story(config().index_dir, story_id(raw_id), timeout=config().write_timeout)
+    except IndexBusyError as exc:
+        return error_response(503, "index_busy", str(exc))
+    if not deleted:
+        abort(404, description=f"no story with id {raw_id!r}")
+    return jsonify(deleted=raw_id)
