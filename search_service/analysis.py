@@ -2,8 +2,9 @@
 
 Every token goes through :func:`normalize`: Unicode NFKC, quote and apostrophe
 folding (``won’t`` = ``won't`` = ``wont``), case and accent folding, stop words
-and Porter stemming.  Tokens keep their character offsets in the *original*
-text, so the highlighter can mark the original words without re-deriving them.
+and English stemming (Porter2/Snowball: Whoosh's older Porter code stems
+"running" to "runn" and "news" to "new").  Tokens keep their character offsets
+in the *original* text, so the highlighter marks the words as written.
 
 Indexing calls :func:`tokens` directly (a regex scan and one cached dict lookup
 per token); Whoosh's query parser goes through :class:`NewsAnalyzer`, which
@@ -18,7 +19,7 @@ import unicodedata
 from collections.abc import Iterator
 
 from whoosh.analysis import STOP_WORDS, Analyzer, Token
-from whoosh.lang.porter import stem
+from whoosh.lang.porter2 import stem
 
 #: A word: letters/digits, optionally joined by an apostrophe or a dot
 #: (``don't``, ``U.S``, ``2.7``).  Hyphens split words (``Al-Haq`` -> al, haq).
