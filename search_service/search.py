@@ -8,27 +8,24 @@ while the service runs appear without a restart.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time as dtime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from whoosh import query as wq
-from whoosh import scoring
-from whoosh.collectors import TimeLimitCollector
-from whoosh.searching import Searcher, TimeLimit
+from whoosh.searching import Searcher
 
 from .analysis import fold, normalize, tokens
 from .config import Limits
-from .docsets import matching_docs
 from .highlight import fragments, mark_all
 from .indexer import open_index
-from .query import ParsedQuery, QueryError, make_parser, parse
+from .query import QueryError, make_parser, parse
+from .ranking import Corpus, Evaluation
 from .schema import TEXT_FIELDS
 
 SORTS = ("relevance", "recent", "newest", "oldest")
@@ -39,9 +36,8 @@ RECENCY_HALF_LIFE_DAYS = 30.0
 RECENCY_WEIGHT = 1.0
 #: Below this many hits a spelling suggestion is looked for.
 SUGGEST_BELOW = 3
-#: BM25F parameters (Robertson's defaults; body length normalisation matters for news).
-BM25_K1 = 1.2
-BM25_B = 0.75
+#: Related stories: this many characteristic terms of the story are searched for.
+RELATED_TERMS = 12
 
 
 @dataclass(frozen=True)
@@ -85,7 +81,6 @@ class SearchResult:
     suggestion: str | None
     facets: dict[str, dict[str, int]]
     sort: str = "relevance"
-    timed_out: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,7 +90,6 @@ class SearchResult:
             "per_page": self.per_page,
             "sort": self.sort,
             "took_ms": round(self.took_ms, 2),
-            "timed_out": self.timed_out,
             "hits": [h.to_dict() for h in self.hits],
             "suggestion": self.suggestion,
             "facets": self.facets,
@@ -109,50 +103,12 @@ class CollectionStats:
     last: datetime | None
 
 
-class _Recency(scoring.BM25F):
-    """BM25F with a boost that decays with the story's age (``sort=recent``)."""
-
-    use_final = True
-
-    def __init__(self, days: list[float | None], newest: float, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._days = days
-        self._newest = newest
-
-    def final(self, searcher: Searcher, docnum: int, score: float) -> float:
-        day = self._days[docnum]
-        if day is None:
-            return score
-        return score * (1.0 + RECENCY_WEIGHT * 2.0 ** (-(self._newest - day) / RECENCY_HALF_LIFE_DAYS))
-
-
 @dataclass
 class _View:
-    """One thread's searcher and what is derived from it, rebuilt on reopen."""
+    """One thread's searcher and when it last looked for a newer commit."""
 
     searcher: Searcher
     checked: float
-    _published: list[datetime | None] | None = field(default=None)
-
-    def published(self) -> list[datetime | None]:
-        """``published`` per document number, for facets and recency."""
-        if self._published is None:
-            reader = self.searcher.reader()
-            column = reader.column_reader("published", translate=True) if reader.has_column("published") else None
-            dead = set(reader.all_doc_ids()) ^ set(range(reader.doc_count_all()))
-            self._published = [
-                None if column is None or n in dead else _as_datetime(column[n])
-                for n in range(reader.doc_count_all())
-            ]
-        return self._published
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    return value if isinstance(value, datetime) and value.year > 1 else None
-
-
-def _day(value: datetime | None) -> float | None:
-    return value.timestamp() / 86400.0 if value is not None else None
 
 
 class SearchEngine:
@@ -165,37 +121,43 @@ class SearchEngine:
         self._parser = make_parser(self._ix.schema)
         self._local = threading.local()
         self._surface: dict[str, str | None] = {}
+        self._refresh_at = 0.0
+        self._corpus: tuple[int, Corpus] | None = None
+        self._corpus_lock = threading.Lock()
 
     # ------------------------------------------------------------ searchers
+
+    def refresh(self) -> None:
+        """Make every thread's next call look for a newer commit now, not after the refresh interval.
+
+        Called after a write through this process (the write API), so a
+        write is visible to readers as soon as the call that made it returns.
+        """
+        self._refresh_at = time.monotonic()
 
     def _view(self) -> _View:
         view: _View | None = getattr(self._local, "view", None)
         now = time.monotonic()
         if view is None:
-            view = self._local.view = _View(self._ix.searcher(weighting=self._weighting()), now)
-        elif now - view.checked > REFRESH_SECONDS:
+            view = self._local.view = _View(self._ix.searcher(), now)
+        elif now - view.checked > REFRESH_SECONDS or view.checked <= self._refresh_at:
             view.checked = now
             if not view.searcher.up_to_date():
-                fresh = view.searcher.refresh()
-                if fresh is not view.searcher:
-                    view.searcher = fresh
-                    view._published = None
+                # A new searcher, not Searcher.refresh(): its reader reuse keeps
+                # segments that a merge replaced (whoosh-reloaded 2.7.5), so
+                # merged stories would be counted and found twice.
+                stale = view.searcher
+                view.searcher = self._ix.searcher()
+                stale.close()
         return view
 
-    @staticmethod
-    def _weighting() -> scoring.WeightingModel:
-        return scoring.BM25F(B=BM25_B, K1=BM25_K1)
-
-    @contextmanager
-    def _searcher_for(self, view: _View, sort: str) -> Iterator[Searcher]:
-        if sort != "recent":
-            yield view.searcher
-            return
-        published = view.published()
-        days = [_day(p) for p in published]
-        newest = max((d for d in days if d is not None), default=0.0)
-        recency = _Recency(days, newest, B=BM25_B, K1=BM25_K1)
-        yield Searcher(view.searcher.reader(), weighting=recency, closereader=False)
+    def _corpus_of(self, searcher: Searcher) -> Corpus:
+        """The per-document arrays of ``searcher``'s commit, shared by all threads."""
+        generation = searcher.reader().generation()
+        with self._corpus_lock:
+            if self._corpus is None or self._corpus[0] != generation:
+                self._corpus = (generation, Corpus.load(searcher))
+            return self._corpus[1]
 
     # ------------------------------------------------------------ search
 
@@ -205,21 +167,27 @@ class SearchEngine:
         self._check(request)
         view = self._view()
         parsed = parse(request.q, self._parser, view.searcher, self.limits)
-        date_filter = _date_filter(request.date_from, request.date_to)
-        matched = self._matching(view, parsed.query, request)
-        hits, timed_out = self._ranked(view, parsed, date_filter, request)
-        suggestion = self._suggestion(view.searcher, request.q) if len(matched) < SUGGEST_BELOW else None
+        corpus = self._corpus_of(view.searcher)
+        scores, matched = Evaluation(view.searcher, corpus, self.limits.time_limit).run(parsed.query)
+        if request.date_from or request.date_to:
+            matched &= _date_mask(corpus, request.date_from, request.date_to)
+        total = int(matched.sum())
+        depth = request.page * request.per_page
+        docnums, shown = _ordered(corpus, scores, matched, request.sort, depth)
+        hits = [
+            self._hit(view.searcher.stored_fields(int(n)), s, parsed.highlight_terms)
+            for n, s in zip(docnums[depth - request.per_page :], shown[depth - request.per_page :])
+        ]
         return SearchResult(
             query=request.q,
-            total=len(matched),
+            total=total,
             page=request.page,
             per_page=request.per_page,
             took_ms=(time.perf_counter() - started) * 1000.0,
             hits=hits,
-            suggestion=suggestion,
-            facets=_facets(matched, view.published()),
+            suggestion=self._suggestion(view.searcher, request.q) if total < SUGGEST_BELOW else None,
+            facets=_facets(corpus, matched),
             sort=request.sort,
-            timed_out=timed_out,
         )
 
     def _check(self, request: SearchRequest) -> None:
@@ -236,39 +204,6 @@ class SearchEngine:
             )
         if request.date_from and request.date_to and request.date_from > request.date_to:
             raise QueryError("'from' is after 'to'")
-
-    @staticmethod
-    def _matching(view: _View, q: wq.Query, request: SearchRequest) -> list[int]:
-        docs = matching_docs(view.searcher, q)
-        if request.date_from or request.date_to:
-            start = datetime.combine(request.date_from or date.min, dtime.min)
-            end = datetime.combine(request.date_to or date.max, dtime.max)
-            published = view.published()
-            docs = {n for n in docs if published[n] is not None and start <= published[n] <= end}
-        return sorted(docs)
-
-    def _ranked(
-        self, view: _View, parsed: ParsedQuery, date_filter: wq.Query | None, request: SearchRequest
-    ) -> tuple[list[Hit], bool]:
-        depth = request.page * request.per_page
-        sortedby, reverse = {"newest": ("published", True), "oldest": ("published", False)}.get(
-            request.sort, (None, False)
-        )
-        with self._searcher_for(view, request.sort) as searcher:
-            collector = searcher.collector(limit=depth, sortedby=sortedby, reverse=reverse, filter=date_filter)
-            timed = TimeLimitCollector(collector, timelimit=self.limits.time_limit, use_alarm=False)
-            timed_out = False
-            try:
-                searcher.search_with_collector(parsed.query, timed)
-            except TimeLimit:
-                timed_out = True
-            results = timed.results()
-            scored = request.sort in ("relevance", "recent")
-            hits = [
-                self._hit(results[n].fields(), results.score(n) if scored else None, parsed.highlight_terms)
-                for n in range(depth - request.per_page, min(depth, results.scored_length()))
-            ]
-            return hits, timed_out
 
     @staticmethod
     def _hit(stored: dict[str, Any], score: float | None, terms: dict[str, frozenset[str]]) -> Hit:
@@ -359,28 +294,39 @@ class SearchEngine:
         return _story_dict(fields) if fields else None
 
     def related(self, story_id: str, limit: int = 10) -> list[Hit] | None:
-        """Stories most like this one by headline and body (not itself); None for an unknown id."""
-        searcher = self._view().searcher
+        """Stories most like this one by headline and body (not itself); None for an unknown id.
+
+        The story's most characteristic terms (Whoosh's Bo1 model over its
+        headline, counted twice, and body) are searched for in both fields.
+        """
+        view = self._view()
+        searcher = view.searcher
         docnum = searcher.document_number(id=story_id)
         if docnum is None:
             return None
         stored = searcher.stored_fields(docnum)
         text = f"{stored['headline']}\n{stored['headline']}\n{stored['body']}"
-        key_terms = [term for term, _ in searcher.key_terms_from_text("body", text, numterms=12)]
-        if not key_terms:
-            return []
+        key_terms = [term for term, _ in searcher.key_terms_from_text("body", text, numterms=RELATED_TERMS)]
         q = wq.Or([wq.Term(f, t) for t in key_terms for f in TEXT_FIELDS])
-        hits = []
-        for result in searcher.search(q, limit=limit + 1):
-            if result.docnum != docnum and len(hits) < limit:
-                terms = frozenset(key_terms)
-                hits.append(self._hit(result.fields(), result.score or 0.0, {f: terms for f in TEXT_FIELDS}))
-        return hits
+        corpus = self._corpus_of(view.searcher)
+        scores, matched = Evaluation(searcher, corpus, self.limits.time_limit).run(q)
+        matched[docnum] = False
+        docnums, shown = _ordered(corpus, scores, matched, "relevance", limit)
+        terms = {f: frozenset(key_terms) for f in TEXT_FIELDS}
+        return [self._hit(searcher.stored_fields(int(n)), s, terms) for n, s in zip(docnums, shown)]
+
+    def highlight_terms(self, q: str) -> dict[str, frozenset[str]]:
+        """The terms ``q`` would mark, per text field: a story page opened from results marks them too.
+
+        Raises :class:`QueryError` like :meth:`search` for a query that can't be run.
+        """
+        return parse(q, self._parser, self._view().searcher, self.limits).highlight_terms
 
     def stats(self) -> CollectionStats:
         """Size and date range of the collection, for the home page and health checks."""
         view = self._view()
-        dates = [p for p in view.published() if p is not None]
+        corpus = self._corpus_of(view.searcher)
+        dates = [p for p, alive in zip(corpus.published, corpus.alive) if p is not None and alive]
         return CollectionStats(view.searcher.doc_count(), min(dates, default=None), max(dates, default=None))
 
 
@@ -401,24 +347,52 @@ def _story_dict(fields: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _date_filter(date_from: date | None, date_to: date | None) -> wq.Query | None:
-    if date_from is None and date_to is None:
-        return None
-    start = datetime.combine(date_from, dtime.min) if date_from else None
-    end = datetime.combine(date_to, dtime.max) if date_to else None
-    return wq.DateRange("published", start, end)
+def _as_datetime(value: Any) -> datetime | None:
+    return value if isinstance(value, datetime) and value.year > 1 else None
 
 
-def _facets(docnums: list[int], published: list[datetime | None]) -> dict[str, dict[str, int]]:
-    months: Counter[str] = Counter()
-    for n in docnums:
-        p = published[n]
-        if p is not None:
-            months[f"{p.year:04d}-{p.month:02d}"] += 1
-    years: Counter[str] = Counter()
-    for month, count in months.items():
-        years[month[:4]] += count
-    return {"year": dict(sorted(years.items())), "month": dict(sorted(months.items()))}
+def _date_mask(corpus: Corpus, date_from: date | None, date_to: date | None) -> np.ndarray:
+    """Stories published from ``date_from`` to ``date_to``, both days included."""
+    low = datetime.combine(date_from, dtime.min).timestamp() / 86400.0 if date_from else -math.inf
+    high = datetime.combine(date_to, dtime.max).timestamp() / 86400.0 if date_to else math.inf
+    with np.errstate(invalid="ignore"):
+        return (corpus.days >= low) & (corpus.days <= high)
+
+
+def _ordered(
+    corpus: Corpus, scores: np.ndarray, matched: np.ndarray, sort: str, depth: int
+) -> tuple[list[int], list[float | None]]:
+    """The first ``depth`` matched documents in ``sort`` order, and the scores to show."""
+    candidates = np.flatnonzero(matched)
+    if sort in ("newest", "oldest"):
+        days = np.nan_to_num(corpus.days[candidates], nan=-math.inf if sort == "newest" else math.inf)
+        key = -days if sort == "newest" else days
+        order = candidates[np.lexsort((candidates, key))][:depth]
+        return order.tolist(), [None] * len(order)
+    if sort == "recent":
+        scores = scores * _recency(corpus)
+    key = scores[candidates]
+    if len(candidates) > depth:
+        keep = np.argpartition(-key, depth - 1)[:depth]
+        candidates, key = candidates[keep], key[keep]
+    order = np.lexsort((candidates, -key))
+    return candidates[order].tolist(), key[order].tolist()
+
+
+def _recency(corpus: Corpus) -> np.ndarray:
+    """Boost per story for ``sort=recent``: 1 + weight * 2^(-age / half-life); undated stories 1."""
+    newest = np.nanmax(corpus.days) if np.isfinite(corpus.days).any() else 0.0
+    age = np.nan_to_num(newest - corpus.days, nan=math.inf)
+    return 1.0 + RECENCY_WEIGHT * np.exp2(-age / RECENCY_HALF_LIFE_DAYS)
+
+
+def _facets(corpus: Corpus, matched: np.ndarray) -> dict[str, dict[str, int]]:
+    codes, counts = np.unique(corpus.months[matched & (corpus.months >= 0)], return_counts=True)
+    months = {f"{code // 12:04d}-{code % 12 + 1:02d}": int(n) for code, n in zip(codes.tolist(), counts.tolist())}
+    years: dict[str, int] = {}
+    for month, n in months.items():
+        years[month[:4]] = years.get(month[:4], 0) + n
+    return {"year": years, "month": months}
 
 
 __all__ = [
