@@ -6,6 +6,8 @@ Environment variables (all optional):
 ``SEARCH_SERVICE_STORIES``     stories to index on first start of ``serve`` (default ``index_data``)
 ``SEARCH_SERVICE_TOKEN``       bearer token for the write API; unset means writes are off
 ``SEARCH_SERVICE_RATE_LIMIT``  per-client limit on ``/api``, e.g. ``600/minute``; ``off`` disables it
+``SEARCH_SERVICE_WRITE_TIMEOUT`` seconds a write waits for the index lock before a 503 (default 30)
+``SEARCH_SERVICE_MAX_REQUEST_BYTES``  largest request body accepted (default 8 MiB); larger is a 413
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ DEFAULT_STORIES = Path("index_data")
 class Limits:
     """Bounds on what one request may cost; breaking one is a 400 with a message."""
 
-    max_query_chars: int = 500
-    max_terms: int = 32
+    max_query_chars: int = 4000  # a pasted paragraph-long question must work
+    max_terms: int = 400
     max_expansions: int = 200
     max_per_page: int = 100
     max_depth: int = 10_000
@@ -57,6 +59,10 @@ class Config:
         if env.get("SEARCH_SERVICE_RATE_LIMIT"):
             limit = env["SEARCH_SERVICE_RATE_LIMIT"]
             values["rate_limit"] = None if limit.lower() in ("off", "none", "0") else limit
+        if env.get("SEARCH_SERVICE_MAX_REQUEST_BYTES"):
+            values["max_request_bytes"] = int(env["SEARCH_SERVICE_MAX_REQUEST_BYTES"])
+        if env.get("SEARCH_SERVICE_WRITE_TIMEOUT"):
+            values["write_timeout"] = float(env["SEARCH_SERVICE_WRITE_TIMEOUT"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)
 
