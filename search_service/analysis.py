@@ -6,10 +6,11 @@ and English stemming (Porter2/Snowball: Whoosh's older Porter code stems
 "running" to "runn" and "news" to "new").  Tokens keep their character offsets
 in the *original* text, so the highlighter marks the words as written.
 
-Indexing calls :func:`tokens` directly (a regex scan and one cached dict lookup
-per token); Whoosh's query parser goes through :class:`NewsAnalyzer`, which
-wraps the same function in Whoosh's ``Token`` protocol.  Both paths therefore
-produce the same terms by construction.
+Indexing calls :func:`term_positions` (a regex scan and one cached dict
+lookup per token); the highlighter calls :func:`tokens`; Whoosh's query
+parser goes through :class:`NewsAnalyzer`, which wraps :func:`tokens` in
+Whoosh's ``Token`` protocol.  All three use :func:`normalize`, so they agree
+on every term (a property test checks the index and query paths).
 """
 
 from __future__ import annotations
@@ -86,27 +87,31 @@ def normalize(word: str) -> tuple[str | None, str | None]:
 def tokens(text: str) -> Iterator[tuple[str, int, int, int]]:
     """Yield ``(term, position, startchar, endchar)`` for each indexable token.
 
-    Positions count stop words too, so phrase queries keep their gaps the same
-    way at index and query time.
+    Positions count indexed tokens only: a phrase with a stop word inside
+    ("war of attrition") must match, and Whoosh's phrase query has no
+    notion of position gaps.
     """
-    for pos, match in enumerate(TOKEN_RE.finditer(text)):
+    pos = 0
+    for match in TOKEN_RE.finditer(text):
         term = normalize(match.group())[0]
         if term is not None:
             yield term, pos, match.start(), match.end()
+            pos += 1
 
 
 def term_positions(text: str) -> dict[str, list[int]]:
     """Map each term of ``text`` to its positions: :func:`tokens` without offsets, for indexing."""
     positions: dict[str, list[int]] = {}
     cache = _cache
-    for pos, word in enumerate(TOKEN_RE.findall(text)):
-        found = cache.get(word) or normalize(word)
-        term = found[0]
+    pos = 0
+    for word in TOKEN_RE.findall(text):
+        term = (cache.get(word) or normalize(word))[0]
         if term is not None:
             if term in positions:
                 positions[term].append(pos)
             else:
                 positions[term] = [pos]
+            pos += 1
     return positions
 
 
