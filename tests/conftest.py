@@ -109,7 +109,11 @@ class LiveServer:
         except Exception:
             self.process.kill()
             self.process.wait()
-        return self.logged()
+        if self.process.stdout:
+            self.process.stdout.close()
+        logged = self.logged()
+        self.log.close()
+        return logged
 
 
 @pytest.fixture(scope="session")
