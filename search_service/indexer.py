@@ -29,13 +29,14 @@ import logging
 import multiprocessing
 import os
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from whoosh import index as whoosh_index
-from whoosh.index import FileIndex, LockError
+from whoosh.index import FileIndex, LockError, clean_files
 from whoosh.writing import SegmentWriter
 
 from .schema import CODEC, build_schema, to_document
@@ -176,11 +177,17 @@ def _plan(paths: Sequence[str | os.PathLike], manifest: dict[str, str]) -> _Plan
     current: dict[str, str] = {}
     to_read: list[str] = []
     skips: list[Skip] = []
+    unchanged = 0
     for found in iter_story_files(paths):
         path = os.path.abspath(found)
-        stat = os.stat(path)
+        try:
+            stat = os.stat(path)
+        except OSError as exc:  # a dangling symlink or a symlink loop
+            skips.append(Skip(path, f"cannot read file: {exc.strerror or exc}"))
+            continue
         key = current[path] = _file_key(stat)
         if manifest.get(path) == key:
+            unchanged += 1
             continue
         if path.lower().endswith(".txt") and stat.st_size > MAX_STORY_FILE_BYTES:
             limit_mb = MAX_STORY_FILE_BYTES // 2**20
@@ -190,7 +197,7 @@ def _plan(paths: Sequence[str | os.PathLike], manifest: dict[str, str]) -> _Plan
     gone = [p for p in manifest if p not in current and _is_under(p, roots)]
     new_manifest = {p: k for p, k in manifest.items() if p not in gone}
     new_manifest.update(current)
-    return _Plan(to_read, gone, new_manifest, skips, len(current) - len(to_read) - len(skips))
+    return _Plan(to_read, gone, new_manifest, skips, unchanged)
 
 
 def _is_under(path: str, roots: list[str]) -> bool:
@@ -236,12 +243,26 @@ def _file_items(
             tick(_PROGRESS_EVERY)
 
 
-def _worker(index_dir: str, jobs: list[tuple[int, str]], out: multiprocessing.Queue, parent: int) -> None:
+def _stop_when_orphaned(parent: int) -> None:
+    """Exit the worker as soon as its parent is gone (killed): nobody will read its output.
+
+    A thread, not a check between files: a worker whose parent died while it
+    finished its segment would otherwise block forever flushing its result
+    into the queue at exit.
+    """
+    while os.getppid() == parent:
+        time.sleep(0.1)
+    os._exit(1)
+
+
+def _worker(index_dir: str, jobs: list[tuple[int, str]], out: multiprocessing.Queue, parent: int, lock_fd: int) -> None:
     """Worker process body: build one segment, report it, exit."""
+    # The forked copy of the parent's index lock: closing it (not unlocking)
+    # leaves the lock to the parent alone, so it is freed when the parent dies.
+    os.close(lock_fd)
+    threading.Thread(target=_stop_when_orphaned, args=(parent,), daemon=True).start()
 
     def tick(n: int) -> None:
-        if os.getppid() != parent:  # the parent died: stop, do not write on
-            os._exit(1)
         out.put(("progress", n))
 
     gc.disable()  # millions of short-lived postings, no cycles: collection is pure cost
@@ -255,14 +276,14 @@ def _worker(index_dir: str, jobs: list[tuple[int, str]], out: multiprocessing.Qu
 
 
 def _build_parallel(
-    ix: FileIndex, files: list[str], procs: int, tick: Callable[[int], None]
+    ix: FileIndex, files: list[str], procs: int, tick: Callable[[int], None], lock_fd: int
 ) -> list[_Batch]:
     context = multiprocessing.get_context("fork")
     out = context.Queue()
     jobs = list(enumerate(files))
     workers = [
         context.Process(
-            target=_worker, args=(ix.storage.folder, jobs[i::procs], out, os.getpid()), daemon=True
+            target=_worker, args=(ix.storage.folder, jobs[i::procs], out, os.getpid(), lock_fd), daemon=True
         )
         for i in range(procs)
     ]
@@ -282,7 +303,10 @@ def _build_parallel(
             elif kind == "done":
                 batches.append(payload)
             else:
-                raise IndexWriteError(f"indexing failed: {payload}; nothing was committed")
+                raise IndexWriteError(
+                    f"indexing failed: {payload}. The last committed index is intact; "
+                    "fix the cause (free disk space?) and run again."
+                )
     finally:
         for worker in workers:
             worker.join(timeout=5 if len(batches) == procs else 0)
@@ -291,9 +315,11 @@ def _build_parallel(
     return batches
 
 
-def _build(ix: FileIndex, files: list[str], procs: int, tick: Callable[[int], None]) -> list[_Batch]:
+def _build(
+    ix: FileIndex, files: list[str], procs: int, tick: Callable[[int], None], lock_fd: int
+) -> list[_Batch]:
     if procs > 1 and len(files) >= PARALLEL_MIN_FILES:
-        return _build_parallel(ix, files, procs, tick)
+        return _build_parallel(ix, files, procs, tick, lock_fd)
     batch = _Batch()
     _build_segment(ix, _file_items(enumerate(files), batch, tick), batch)
     tick(len(files) % _PROGRESS_EVERY)
@@ -364,14 +390,31 @@ def _guarded(index_dir: str | os.PathLike, timeout: float, work: Callable[[FileI
     try:
         work(ix, writer)
     except OSError as exc:
-        writer.cancel()
+        _abandon(ix, writer)
         raise IndexWriteError(
             f"could not write the index in {index_dir}: {exc.strerror or exc}. "
             "The last committed index is intact; fix the cause (free disk space?) and run again."
         ) from exc
     except BaseException:
-        writer.cancel()
+        _abandon(ix, writer)
         raise
+
+
+def _abandon(ix: FileIndex, writer: SegmentWriter) -> None:
+    """Undo a failed run: delete its uncommitted segment files, then release the lock.
+
+    Not ``writer.cancel()``: that first flushes the writer's own segment,
+    which on a full disk fails again, leaving the lock held (a server could
+    never write again) and the disk full of orphaned segments (the next run
+    could not commit even after the input that filled it was removed).
+    """
+    if not writer.is_closed:
+        try:
+            writer._close_segment()
+        except OSError:
+            pass
+        clean_files(ix.storage, ix.indexname, ix.latest_generation(), ix._segments())
+        writer._finish()
 
 
 def index_paths(
@@ -387,18 +430,22 @@ def index_paths(
     ``progress(total_files, unchanged)`` may return a callback that receives
     counts of files done.  ``procs`` defaults to :func:`default_procs`.
     Raises :class:`IndexBusyError` when another writer holds the lock and
-    :class:`IndexWriteError` when the index can't be written.
+    :class:`IndexWriteError` when the index can't be written, and
+    :class:`FileNotFoundError` naming a path that does not exist.
     """
     started = time.perf_counter()
     summary = IndexSummary()
     procs = procs or default_procs()
+    # Checked here, before the lock: inside it a missing input would be
+    # reported as a failure to write the index.
+    iter_story_files(paths)
 
     def work(ix: FileIndex, writer: SegmentWriter) -> None:
         plan = _plan(paths, load_manifest(ix))
         summary.skips.extend(plan.skips)
         summary.unchanged_files = plan.unchanged
         tick = progress(len(plan.to_read), plan.unchanged) if progress else (lambda n: None)
-        batches = _build(ix, plan.to_read, procs, tick) if plan.to_read else []
+        batches = _build(ix, plan.to_read, procs, tick, writer.writelock.fd) if plan.to_read else []
         for batch in batches:
             summary.skips.extend(batch.skips)
             summary.warnings.extend(batch.warnings)

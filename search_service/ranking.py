@@ -87,8 +87,16 @@ class Corpus:
 def _published(reader, size: int) -> list[datetime | None]:  # type: ignore[no-untyped-def]
     if not reader.has_column("published"):
         return [None] * size
-    column = reader.column_reader("published", translate=True)
-    return [v if isinstance(v, datetime) and v.year > 1 else None for v in (column[n] for n in range(size))]
+    # Raw values: an undated story holds the field's default (2**64 - 1),
+    # which Whoosh's own translation to a datetime overflows on.
+    column = reader.column_reader("published", translate=False)
+    field = reader.schema["published"]
+    values = (column[n] for n in range(size))
+    return [None if v == field.default else _dated(field.from_column_value(v)) for v in values]
+
+
+def _dated(value: datetime) -> datetime | None:
+    return value if value.year > 1 else None
 
 
 class Evaluation:

@@ -462,11 +462,16 @@ def _walk(folder: str, seen: set[tuple[int, int] | str]) -> Iterator[Path]:
                 continue
             if os.path.splitext(name)[1].lower() not in STORY_SUFFIXES:
                 continue
-            if not entry.is_file():
+            broken = entry.is_symlink() and not os.path.exists(entry.path)
+            if not broken and not entry.is_file():
                 continue
-            if entry.is_symlink():
+            if broken:
+                # A dangling link or a link loop: yielded so the indexer
+                # reports it as skipped with the reason, not silently.
+                key: tuple[int, int] | str = entry.path
+            elif entry.is_symlink():
                 st = entry.stat()
-                key: tuple[int, int] | str = (st.st_dev, st.st_ino)
+                key = (st.st_dev, st.st_ino)
             else:
                 key = (device, entry.inode())
         except OSError:
