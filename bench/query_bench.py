@@ -1,0 +1,287 @@
+"""Query latency on Reuters: the engine beside SQLite FTS5, then HTTP through waitress.
+
+1. Engine: ``SearchEngine.search`` with ``per_page=10`` (highlights are always
+   computed, and so are the total and the month/year facets) for single-term,
+   two-term and phrase queries.  The words are drawn with a fixed seed from
+   the 1,000 most frequent headline words (stop words and words under three
+   letters left out): single terms are such words; two-term queries are two of
+   them from the same headline, in headline order; phrases are two such words
+   adjacent in a headline, quoted.
+2. SQLite FTS5 on the same stories (read back from the index) with the same
+   queries: ``porter unicode61`` tokenizer, ``bm25`` with headline weight 2.0,
+   ``highlight()`` on the headline and ``snippet()`` on the body, LIMIT 10;
+   timed with and without a ``count(*)`` for the total (the engine always
+   returns totals and facets).  Two-term queries are ``a OR b`` in FTS5, as
+   free text is an OR (with a coordination bonus) in the engine.
+3. HTTP: a real ``search-service serve`` (rate limit off), 16 concurrent
+   keep-alive clients for 20 s cycling through the same queries, via ``wrk``
+   when it is installed, else a Python client.
+
+    python bench/query_bench.py [--index DIR] [--client auto|wrk|python] [--no-http]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections import Counter
+from pathlib import Path
+from statistics import mean
+
+from _common import (
+    Server,
+    cpu_seconds,
+    load_note,
+    headline_vocabulary,
+    headline_words,
+    percentile,
+    python_load,
+    reuters_index,
+    stored_stories,
+    table,
+    work_dir,
+)
+
+CLASSES = ("single", "two-term", "phrase")
+VOCABULARY = 1000
+
+WRK_SCRIPT = """
+local paths = {}
+init = function(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  counter = tonumber(args[2]) or 0
+end
+request = function()
+  counter = counter % #paths + 1
+  return wrk.format("GET", paths[counter])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"requests": %d, "seconds": %f, "p50_us": %d, "p99_us": %d, "mean_us": %f, "max_us": %d, '
+    .. '"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99), latency.mean,
+    latency.max, e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+# ---------------------------------------------------------------- queries
+
+
+def sample_queries(stories: list[dict[str, object]], per_class: int, seed: int) -> dict[str, list[str]]:
+    """Deterministic query words per class, drawn from frequent-to-medium headline words."""
+    rng = random.Random(seed)
+    words_per_story = [headline_words(str(s["headline"])) for s in stories]
+    vocabulary = set(headline_vocabulary(stories, VOCABULARY))
+    pairs, phrases = [], Counter()
+    for words in words_per_story:
+        known = [w for w in words if w in vocabulary]
+        if len(set(known)) >= 2:
+            pairs.append(known)
+        for a, b in zip(words, words[1:]):
+            if a in vocabulary and b in vocabulary and a != b:
+                phrases[f"{a} {b}"] += 1
+    two_term = []
+    for known in rng.sample(pairs, per_class):
+        a, b = sorted(rng.sample(range(len(known)), 2))
+        two_term.append(f"{known[a]} {known[b]}" if known[a] != known[b] else f"{known[a]} {known[-1]}")
+    common_phrases = sorted(p for p, n in phrases.items() if n >= 3)
+    return {
+        "single": rng.sample(sorted(vocabulary), per_class),
+        "two-term": two_term,
+        "phrase": [f'"{p}"' for p in rng.sample(common_phrases, per_class)],
+    }
+
+
+def fts5_match(query: str) -> str:
+    """The FTS5 MATCH expression for one bench query (words quoted; OR for two terms)."""
+    if query.startswith('"'):
+        return query
+    return " OR ".join(f'"{w}"' for w in query.split())
+
+
+# ---------------------------------------------------------------- engine and FTS5
+
+
+def time_engine(index_dir: Path, queries: dict[str, list[str]], rounds: int) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Per-class latencies (ms) of SearchEngine.search, after one warm-up pass; mean totals."""
+    from search_service.search import SearchEngine, SearchRequest
+
+    engine = SearchEngine(index_dir)
+    totals = {c: mean(engine.search(SearchRequest(q=q)).total for q in qs) for c, qs in queries.items()}
+    times: dict[str, list[float]] = {c: [] for c in queries}
+    for _ in range(rounds):
+        for c, qs in queries.items():
+            for q in qs:
+                t0 = time.perf_counter()
+                engine.search(SearchRequest(q=q, per_page=10))
+                times[c].append((time.perf_counter() - t0) * 1000.0)
+    return times, totals
+
+
+def build_fts5(stories: list[dict[str, object]], path: Path) -> float:
+    """An FTS5 table of the stories at ``path``; returns seconds taken."""
+    path.unlink(missing_ok=True)
+    started = time.perf_counter()
+    db = sqlite3.connect(path)
+    db.execute("CREATE VIRTUAL TABLE stories USING fts5(id UNINDEXED, headline, body, "
+               "tokenize='porter unicode61 remove_diacritics 2')")
+    db.executemany("INSERT INTO stories VALUES (?, ?, ?)", ((s["id"], s["headline"], s["body"]) for s in stories))
+    db.execute("INSERT INTO stories(stories) VALUES ('optimize')")
+    db.commit()
+    db.close()
+    return time.perf_counter() - started
+
+
+TOP10 = ("SELECT id, highlight(stories, 1, '<mark>', '</mark>'), "
+         "snippet(stories, 2, '<mark>', '</mark>', ' … ', 32) "
+         "FROM stories WHERE stories MATCH ? ORDER BY bm25(stories, 0.0, 2.0, 1.0) LIMIT 10")
+COUNT = "SELECT count(*) FROM stories WHERE stories MATCH ?"
+
+
+def time_fts5(path: Path, queries: dict[str, list[str]], rounds: int) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, float]]:
+    """Per-class latencies (ms) of the FTS5 top 10 with highlights, and of top 10 plus count; mean totals."""
+    db = sqlite3.connect(path)
+    totals = {c: mean(db.execute(COUNT, (fts5_match(q),)).fetchone()[0] for q in qs) for c, qs in queries.items()}
+    top: dict[str, list[float]] = {c: [] for c in queries}
+    counted: dict[str, list[float]] = {c: [] for c in queries}
+    for _ in range(rounds):
+        for c, qs in queries.items():
+            for q in qs:
+                match = fts5_match(q)
+                t0 = time.perf_counter()
+                db.execute(TOP10, (match,)).fetchall()
+                t1 = time.perf_counter()
+                db.execute(COUNT, (match,)).fetchone()
+                t2 = time.perf_counter()
+                top[c].append((t1 - t0) * 1000.0)
+                counted[c].append((t2 - t0) * 1000.0)
+    db.close()
+    return top, counted, totals
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+def http_paths(queries: dict[str, list[str]], seed: int) -> list[str]:
+    paths = [f"/api/search?{urllib.parse.urlencode({'q': q})}" for qs in queries.values() for q in qs]
+    random.Random(seed).shuffle(paths)
+    return paths
+
+
+def run_wrk(server: Server, paths: list[str], clients: int, seconds: float) -> dict[str, float] | None:
+    """Drive the server with wrk (2 threads): requests, seconds, p50/p99 ms, errors; None if wrk failed."""
+    folder = work_dir("wrk")
+    (folder / "paths.txt").write_text("\n".join(paths) + "\n")
+    (folder / "bench.lua").write_text(WRK_SCRIPT)
+    command = ["wrk", "-t2", f"-c{clients}", f"-d{int(seconds)}s", "--timeout", "10s", "-s", str(folder / "bench.lua"),
+               server.url, "--", str(folder / "paths.txt")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    line = next((l for l in done.stdout.splitlines() if l.startswith("WRK_JSON ")), None)
+    if line is None:
+        print(f"wrk gave no figures ({done.returncode}): {done.stdout[-500:]} {done.stderr[-500:]}", file=sys.stderr)
+        return None
+    wrk = json.loads(line.removeprefix("WRK_JSON "))
+    return {
+        "requests": wrk["requests"],
+        "seconds": wrk["seconds"],
+        "p50": wrk["p50_us"] / 1000.0,
+        "p99": wrk["p99_us"] / 1000.0,
+        "errors": sum(wrk[k] for k in ("connect", "read", "write", "status", "timeout")),
+    }
+
+
+def run_python(server: Server, paths: list[str], clients: int, seconds: float, seed: int) -> dict[str, float]:
+    """The same figures as :func:`run_wrk` from the Python client (threads + http.client)."""
+    result = python_load(server.host, server.port, lambda rng: ("search", rng.choice(paths)),
+                         clients=clients, seconds=seconds, seed=seed)
+    for sample in result.error_samples:
+        print(f"  error: {sample}", file=sys.stderr)
+    latencies = result.all_latencies()
+    return {
+        "requests": result.requests,
+        "seconds": result.seconds,
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+        "errors": sum(result.errors.values()),
+    }
+
+
+def http_bench(index_dir: Path, queries: dict[str, list[str]], args: argparse.Namespace) -> None:
+    """Load the real server with the bench queries; print req/s, p50/p99 and errors."""
+    paths = http_paths(queries, args.seed)
+    use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk") is not None)
+    with Server(index_dir, log_name="query-bench") as server:
+        python_load(server.host, server.port, lambda rng: ("search", rng.choice(paths)), clients=4, seconds=3)
+        cpu0 = cpu_seconds(server.pid)
+        figures = run_wrk(server, paths, args.clients, args.seconds) if use_wrk else None
+        client = "wrk (2 threads)"
+        if figures is None:
+            client = "Python threads + http.client"
+            figures = run_python(server, paths, args.clients, args.seconds, args.seed)
+        server_cpu = (cpu_seconds(server.pid) - cpu0) / figures["seconds"]
+    rate = figures["requests"] / figures["seconds"]
+    print()
+    print(f"HTTP: GET /api/search (per_page=10) through waitress (8 threads), {args.clients} keep-alive clients, "
+          f"{figures['seconds']:.0f} s, client: {client}")
+    print(table(["", "req/s", "p50 ms", "p99 ms", "errors", "server CPU"],
+                [["search", rate, figures["p50"], figures["p99"], int(figures["errors"]),
+                  f"{server_cpu * 100:.0f}% of a core"]]))
+    met = figures["p99"] <= 50 and rate >= 300 and figures["errors"] == 0
+    print(f"goal p99 <= 50 ms at >= 300 req/s with 0 errors: {'met' if met else 'NOT met'}")
+    print(f"note: the load client runs on the same {os.cpu_count()} cores as the server and takes CPU from it "
+          "(the server used the 'server CPU' above; the rest of the 2 cores went to the client and the system)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--index", type=Path, default=None, help="existing Reuters index (default: build in bench/.work)")
+    parser.add_argument("--per-class", type=int, default=200, help="queries per class (default 200)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed passes over the queries (default 3)")
+    parser.add_argument("--seed", type=int, default=1987)
+    parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients (default 16)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="HTTP run length (default 20)")
+    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
+                        help="HTTP load client: wrk if installed (auto), or the Python one")
+    parser.add_argument("--no-http", action="store_true", help="skip the HTTP part")
+    args = parser.parse_args()
+
+    print(f"before: {load_note()}")
+    index_dir = reuters_index(args.index)
+    stories = stored_stories(index_dir)
+    queries = sample_queries(stories, args.per_class, args.seed)
+    print(f"{len(stories):,} stories; {args.per_class} queries per class (seed {args.seed}), {args.rounds} timed rounds; "
+          f"e.g. {queries['single'][:3]}, {queries['two-term'][:2]}, {queries['phrase'][:2]}")
+    fts_path = work_dir("fts5") / "reuters.db"
+    print(f"FTS5 (SQLite {sqlite3.sqlite_version}) table built in {build_fts5(stories, fts_path):.1f} s")
+
+    engine, engine_totals = time_engine(index_dir, queries, args.rounds)
+    top, counted, fts_totals = time_fts5(fts_path, queries, args.rounds)
+    rows = []
+    for c in CLASSES:
+        e99, f99, fc99 = percentile(engine[c], 99), percentile(top[c], 99), percentile(counted[c], 99)
+        rows.append([c, percentile(engine[c], 50), e99, percentile(top[c], 50), f99, percentile(counted[c], 50), fc99,
+                     e99 / f99, e99 / fc99, f"{engine_totals[c]:,.0f} / {fts_totals[c]:,.0f}"])
+    print()
+    print("Latency in ms (engine: SearchEngine.search per_page=10 with highlights, total and facets; "
+          "FTS5: top 10 with highlight()+snippet(), then also count(*))")
+    print(table(["class", "engine p50", "engine p99", "fts5 p50", "fts5 p99", "fts5+count p50", "fts5+count p99",
+                 "p99 ratio", "p99 ratio vs +count", "mean total engine / fts5"], rows))
+    worst = max(percentile(engine[c], 99) / percentile(counted[c], 99) for c in CLASSES)
+    print(f"goal engine p99 <= 3x FTS5 (with count): worst ratio {worst:.2f} -> {'met' if worst <= 3 else 'NOT met'}")
+    if not args.no_http:
+        http_bench(index_dir, queries, args)
+    print(f"after: {load_note()}")
+
+
+if __name__ == "__main__":
+    main()
