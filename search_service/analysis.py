@@ -18,13 +18,15 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator
+from functools import lru_cache
 
 from whoosh.analysis import STOP_WORDS, Analyzer, Token
 from whoosh.lang.porter2 import stem
 
 #: A word: letters/digits, optionally joined by an apostrophe or a dot
 #: (``don't``, ``U.S``, ``2.7``).  Hyphens split words (``Al-Haq`` -> al, haq).
-TOKEN_RE = re.compile(r"\w+(?:[.'’‘ʼ`´]\w+)*")
+_JOINERS = ".'’‘ʼ`´"
+TOKEN_RE = re.compile(rf"\w+(?:[{_JOINERS}]\w+)*")
 
 #: Apostrophe-like characters removed inside words, so Asa’ib = Asaib.
 _APOSTROPHES = dict.fromkeys(map(ord, "'’‘ʼ`´"), None)
@@ -97,6 +99,31 @@ def tokens(text: str) -> Iterator[tuple[str, int, int, int]]:
         if term is not None:
             yield term, pos, match.start(), match.end()
             pos += 1
+
+
+def find_terms(text: str, terms: frozenset[str]) -> list[tuple[int, int, str]]:
+    """``(startchar, endchar, term)`` of the tokens of ``text`` whose term is in ``terms``.
+
+    The same tokens :func:`tokens` would give, found faster: stemming and
+    folding never change a word's first letter (an accented or other
+    non-ASCII first letter is always looked at), so only tokens starting
+    with a first letter of some term are analysed.
+    """
+    if not terms:
+        return []
+    found = []
+    for match in _starting_with("".join(sorted({t[0] for t in terms}))).finditer(text):
+        term = normalize(match.group())[0]
+        if term in terms:
+            found.append((match.start(), match.end(), term))
+    return found
+
+
+@lru_cache(maxsize=1024)
+def _starting_with(firsts: str) -> re.Pattern[str]:
+    letters = re.escape("".join(sorted(set(firsts + firsts.upper()))))
+    # Not inside a token: neither after a word character nor after a joiner that follows one.
+    return re.compile(rf"(?<!\w)(?<!\w[{_JOINERS}])(?=[{letters}]|[^\x00-\x7f])" + TOKEN_RE.pattern)
 
 
 def term_positions(text: str) -> dict[str, list[int]]:

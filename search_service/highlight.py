@@ -11,17 +11,10 @@ from collections.abc import Iterable
 from html import escape
 from itertools import takewhile
 
-from .analysis import tokens
+from .analysis import find_terms
 
 FRAGMENT_CHARS = 200
 MAX_FRAGMENTS = 3
-
-
-def _spans(text: str, terms: frozenset[str]) -> list[tuple[int, int, str]]:
-    """(start, end, term) of each token of ``text`` whose term is in ``terms``."""
-    if not terms:
-        return []
-    return [(s, e, term) for term, _, s, e in tokens(text) if term in terms]
 
 
 def _mark(text: str, spans: Iterable[tuple[int, int, str]], start: int = 0, end: int | None = None) -> str:
@@ -40,7 +33,7 @@ def _mark(text: str, spans: Iterable[tuple[int, int, str]], start: int = 0, end:
 
 def mark_all(text: str, terms: frozenset[str]) -> str:
     """The whole of ``text``, escaped, with every matched word marked (headlines, story pages)."""
-    return _mark(text, _spans(text, terms))
+    return _mark(text, find_terms(text, terms))
 
 
 def _window(text: str, s: int, e: int, size: int) -> tuple[int, int]:
@@ -65,7 +58,7 @@ def fragments(
     shown in text order with ellipses where text was cut.  With no match,
     the story's opening is the one fragment.
     """
-    spans = _spans(text, terms)
+    spans = find_terms(text, terms)
     if not spans:
         start, end = _window(text, 0, 0, size)
         return [_mark(text, [], start, end) + (" …" if end < len(text) else "")] if text else []

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from search_service.analysis import NewsAnalyzer, fold, normalize, term_positions, tokens
+from search_service.analysis import NewsAnalyzer, find_terms, fold, normalize, term_positions, tokens
 from search_service.schema import build_schema
 
 
@@ -94,3 +94,29 @@ def test_field_index_encodes_like_whoosh_positions_format() -> None:
 def test_untokenized_query_text_is_folded_not_stemmed() -> None:
     analyzer = NewsAnalyzer()
     assert [t.text for t in analyzer("Économies*", tokenize=False)] == ["economies*"]
+
+
+def spans_by_full_scan(text: str, terms: frozenset[str]) -> list[tuple[int, int, str]]:
+    return [(s, e, t) for t, _, s, e in tokens(text) if t in terms]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from(list("aoeOPIpr1 .'’-_éÉ\nxyzﬁ")), max_size=120),
+    st.lists(st.sampled_from(["oil", "price", "pri", "o", "1", "eco", "fin", "ecole", "x.y", "zy"]), max_size=4),
+)
+def test_find_terms_finds_exactly_what_a_full_scan_finds(text: str, words: list[str]) -> None:
+    terms = frozenset(t for w in words for t in terms_of(w))
+    assert find_terms(text, terms) == spans_by_full_scan(text, terms)
+
+
+def terms_of(text: str) -> list[str]:
+    return [t for t, _, _, _ in tokens(text)]
+
+
+def test_find_terms_on_real_text() -> None:
+    text = "Crude oil prices rallied; OPEC’s U.S. oil-price policy, Économie, end.oil and a 1987 rise."
+    for query in ["oil", "prices", "opec", "economie", "u.s", "1987", "rise"]:
+        terms = frozenset(terms_of(query))
+        assert find_terms(text, terms) == spans_by_full_scan(text, terms)
+        assert find_terms(text, terms), query
