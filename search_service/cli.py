@@ -126,8 +126,10 @@ def _terminal(marked_html: str, color: bool) -> str:
               help="Stories to index on first start if the index is empty. Default: index_data.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for all).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
-@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True, help="Waitress worker threads.")
-def serve(index_dir: Path | None, stories: Path | None, host: str, port: int, threads: int) -> None:
+@click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True,
+              help="Server processes; one per CPU core uses every core (each counts rate limits on its own).")
+@click.option("--threads", type=click.IntRange(1, 64), default=4, show_default=True, help="Threads per worker process.")
+def serve(index_dir: Path | None, stories: Path | None, host: str, port: int, workers: int, threads: int) -> None:
     """Serve the search page and JSON API with waitress.
 
     If there is no index yet and the stories folder exists, it is indexed
@@ -135,7 +137,7 @@ def serve(index_dir: Path | None, stories: Path | None, host: str, port: int, th
     """
     from whoosh import index as whoosh_index
 
-    from .web import create_app, serve_app
+    from .web.server import serve as serve_forever
 
     config = Config.from_env(index_dir=index_dir, stories_dir=stories)
     if not whoosh_index.exists_in(config.index_dir):
@@ -147,5 +149,5 @@ def serve(index_dir: Path | None, stories: Path | None, host: str, port: int, th
         click.echo(f"building the index from {config.stories_dir} ...", err=True)
         summary = _run_index((config.stories_dir,), config.index_dir, None)
         click.echo(f"{config.index_dir}: {summary.line()}", err=True)
-    serve_app(create_app(config), host=host, port=port, threads=threads)
+    serve_forever(config, host=host, port=port, threads=threads, workers=workers)
 

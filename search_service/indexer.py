@@ -29,7 +29,6 @@ import logging
 import multiprocessing
 import os
 import queue
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from whoosh import index as whoosh_index
 from whoosh.index import FileIndex, LockError, clean_files
 from whoosh.writing import SegmentWriter
 
+from .processes import exit_with_parent
 from .schema import CODEC, build_schema, to_document
 from .stories import Skip, Story, iter_story_files, read_file
 
@@ -243,24 +243,12 @@ def _file_items(
             tick(_PROGRESS_EVERY)
 
 
-def _stop_when_orphaned(parent: int) -> None:
-    """Exit the worker as soon as its parent is gone (killed): nobody will read its output.
-
-    A thread, not a check between files: a worker whose parent died while it
-    finished its segment would otherwise block forever flushing its result
-    into the queue at exit.
-    """
-    while os.getppid() == parent:
-        time.sleep(0.1)
-    os._exit(1)
-
-
-def _worker(index_dir: str, jobs: list[tuple[int, str]], out: multiprocessing.Queue, parent: int, lock_fd: int) -> None:
+def _worker(index_dir: str, jobs: list[tuple[int, str]], out: multiprocessing.Queue, lock_fd: int) -> None:
     """Worker process body: build one segment, report it, exit."""
     # The forked copy of the parent's index lock: closing it (not unlocking)
     # leaves the lock to the parent alone, so it is freed when the parent dies.
     os.close(lock_fd)
-    threading.Thread(target=_stop_when_orphaned, args=(parent,), daemon=True).start()
+    exit_with_parent()  # killed parent: nobody will read this worker's output
 
     def tick(n: int) -> None:
         out.put(("progress", n))
@@ -283,7 +271,7 @@ def _build_parallel(
     jobs = list(enumerate(files))
     workers = [
         context.Process(
-            target=_worker, args=(ix.storage.folder, jobs[i::procs], out, os.getpid(), lock_fd), daemon=True
+            target=_worker, args=(ix.storage.folder, jobs[i::procs], out, lock_fd), daemon=True
         )
         for i in range(procs)
     ]

@@ -353,10 +353,22 @@ def _as_datetime(value: Any) -> datetime | None:
 
 def _date_mask(corpus: Corpus, date_from: date | None, date_to: date | None) -> np.ndarray:
     """Stories published from ``date_from`` to ``date_to``, both days included."""
-    low = datetime.combine(date_from, dtime.min).timestamp() / 86400.0 if date_from else -math.inf
-    high = datetime.combine(date_to, dtime.max).timestamp() / 86400.0 if date_to else math.inf
+    low = _day_number(datetime.combine(date_from, dtime.min)) if date_from else -math.inf
+    high = _day_number(datetime.combine(date_to, dtime.max)) if date_to else math.inf
     with np.errstate(invalid="ignore"):
         return (corpus.days >= low) & (corpus.days <= high)
+
+
+def _day_number(moment: datetime) -> float:
+    """``moment`` in days since the epoch, as ``Corpus.days`` counts them.
+
+    A moment the platform can't convert (0001-01-01 or 9999-12-31 given as
+    a date filter) lies before or after every story: minus or plus infinity.
+    """
+    try:
+        return moment.timestamp() / 86400.0
+    except (ValueError, OverflowError, OSError):
+        return math.copysign(math.inf, moment.year - 1970)
 
 
 def _ordered(

@@ -1,4 +1,4 @@
-"""The web layer: ``create_app`` builds the Flask app; ``serve_app`` runs it under waitress.
+"""The web layer: ``create_app`` builds the Flask app; :mod:`.server` runs it under waitress.
 
 The app only translates HTTP to :mod:`search_service.search` and back.
 """
@@ -33,6 +33,11 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
     app.json.sort_keys = False
     app.extensions["search_engine"] = SearchEngine(config.index_dir, config.limits)
+    # Registered before the limiter: the request id exists when it refuses a
+    # request, and _finish_request (after_request hooks run in reverse) sees
+    # the limiter's headers.
+    app.before_request(_start_request)
+    app.after_request(_finish_request)
     limiter = Limiter(
         get_remote_address,
         app=app,
@@ -41,12 +46,13 @@ def create_app(config: Config | None = None) -> Flask:
         default_limits=[],
     )
     if config.rate_limit:
-        limiter.limit(config.rate_limit)(api.bp)
+        # Shared: one budget per client for the whole API, not one per endpoint.
+        limiter.shared_limit(config.rate_limit, scope="api")(api.bp)
+        # Health checks come from one load balancer address, often; a 429 there takes the service out.
+        limiter.request_filter(lambda: request.endpoint == "api.healthz")
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     errors.register(app)
-    app.before_request(_start_request)
-    app.after_request(_finish_request)
     return app
 
 
@@ -57,6 +63,10 @@ def _start_request() -> None:
 
 def _finish_request(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.get("request_id", "-")
+    if response.status_code != 429:
+        # Flask-Limiter puts its window's reset on every response; on anything
+        # but a refusal it reads as "retry this", which clients act on.
+        response.headers.pop("Retry-After", None)
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -71,30 +81,3 @@ def _finish_request(response: Response) -> Response:
         g.get("request_id", "-"),
     )
     return response
-
-
-def serve_app(app: Flask, host: str = "127.0.0.1", port: int = 8080, threads: int = 8) -> None:
-    """Run ``app`` under waitress with production settings and print where it listens.
-
-    Searching is CPU-bound Python, so more threads than a few per core only
-    queue; the channel timeout drops idle or stalled clients; the request
-    body limit matches the app's; waitress's per-request "task queue depth"
-    warnings under load are silenced (the access log already shows load).
-    """
-    from waitress import create_server
-
-    config: Config = app.config["SEARCH_SERVICE"]
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    server = create_server(
-        app,
-        host=host,
-        port=port,
-        threads=threads,
-        channel_timeout=30,
-        connection_limit=200,
-        max_request_body_size=config.max_request_bytes,
-        ident="search_service",
-        clear_untrusted_proxy_headers=True,
-    )
-    print(f"search_service: serving {config.index_dir} on http://{server.effective_host}:{server.effective_port}/", flush=True)
-    server.run()

@@ -1,0 +1,24 @@
+"""Child processes that must not outlive their parent (index workers, server workers)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+
+def exit_with_parent() -> None:
+    """End this (forked) process within 0.1 s of its parent's death, whatever it is doing.
+
+    A thread, not a check in the main loop: a child blocked in I/O (a queue
+    nobody reads, a socket nobody serves) must still go when the parent is
+    killed with ``kill -9`` and can't tell it to.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
