@@ -102,7 +102,7 @@ class Server:
         if "http://" not in line:
             self.process.kill()
             raise RuntimeError(f"server did not start: {line!r}; see {self.log_path}")
-        self.url = line[line.index("http://") :].strip().rstrip("/")
+        self.url = line[line.index("http://") :].split()[0].rstrip("/")
         self.host, _, port = self.url.removeprefix("http://").partition(":")
         self.port = int(port)
 

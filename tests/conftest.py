@@ -93,7 +93,7 @@ class LiveServer:
         if "http://" not in line:
             self.process.kill()
             raise RuntimeError(f"server did not start: {line!r} {self.logged()}")
-        self.url = line[line.index("http://") :].strip().rstrip("/")
+        self.url = line[line.index("http://") :].split()[0].rstrip("/")
 
     def logged(self) -> str:
         """What the server has logged on stderr so far."""

@@ -1,0 +1,81 @@
+"""``serve --workers N``: several waitress processes share one socket and die with their parent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import LiveServer
+
+
+def children_of(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.extend(int(child) for child in text)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
+def wait_until(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+@pytest.fixture()
+def two_workers(sample_index: Path):
+    server = LiveServer(sample_index, {}, "--workers", "2")
+    yield server
+    server.stop()
+
+
+def test_two_workers_answer_on_one_port(two_workers: LiveServer) -> None:
+    assert wait_until(lambda: len(children_of(two_workers.process.pid)) == 2)
+    with requests.Session() as http:
+        statuses = {http.get(f"{two_workers.url}/api/search", params={"q": "drought"}, timeout=10).status_code for _ in range(30)}
+    fresh = [requests.get(f"{two_workers.url}/healthz", timeout=10).json()["stories"] for _ in range(10)]
+    assert statuses == {200}
+    assert set(fresh) == {8}
+
+
+def test_sigterm_stops_every_worker(two_workers: LiveServer) -> None:
+    assert wait_until(lambda: len(children_of(two_workers.process.pid)) == 2)
+    workers = children_of(two_workers.process.pid)
+    two_workers.process.send_signal(signal.SIGTERM)
+    assert two_workers.process.wait(timeout=10) == 0
+    assert wait_until(lambda: not any(alive(pid) for pid in workers))
+
+
+def test_workers_exit_when_the_parent_is_killed(two_workers: LiveServer) -> None:
+    assert wait_until(lambda: len(children_of(two_workers.process.pid)) == 2)
+    workers = children_of(two_workers.process.pid)
+    os.kill(two_workers.process.pid, signal.SIGKILL)
+    two_workers.process.wait(timeout=10)
+    assert wait_until(lambda: not any(alive(pid) for pid in workers)), "orphaned server workers kept running"
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{two_workers.url}/healthz", timeout=5)
+
+
+def test_a_dead_worker_is_replaced(two_workers: LiveServer) -> None:
+    assert wait_until(lambda: len(children_of(two_workers.process.pid)) == 2)
+    victim = children_of(two_workers.process.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    assert wait_until(lambda: len(children_of(two_workers.process.pid)) == 2 and victim not in children_of(two_workers.process.pid))
+    assert requests.get(f"{two_workers.url}/healthz", timeout=10).status_code == 200
+    assert "exited" in two_workers.logged()
