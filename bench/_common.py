@@ -90,12 +90,15 @@ class Server:
     pipe nobody reads would fill up and stall the server.
     """
 
-    def __init__(self, index_dir: Path, threads: int | None = None, log_name: str = "server") -> None:
+    def __init__(
+        self, index_dir: Path, threads: int | None = None, log_name: str = "server", workers: int = 1
+    ) -> None:
         self.log_path = work_dir("logs") / f"{log_name}-{os.getpid()}.log"
         self._log = open(self.log_path, "w", encoding="utf-8")
         args = [sys.executable, "-m", "search_service", "serve", "--index", str(index_dir), "--port", "0"]
         if threads:
             args += ["--threads", str(threads)]
+        args += ["--workers", str(workers)]
         env = {**os.environ, "SEARCH_SERVICE_RATE_LIMIT": "off", "PYTHONPATH": str(REPO)}
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log, text=True, env=env)
         line = self.process.stdout.readline() if self.process.stdout else ""
@@ -110,6 +113,26 @@ class Server:
     def pid(self) -> int:
         return self.process.pid
 
+    def pids(self) -> list[int]:
+        """The server process and its worker processes (``--workers``)."""
+        found = [self.pid]
+        try:
+            for task in Path(f"/proc/{self.pid}/task").iterdir():
+                found.extend(int(child) for child in (task / "children").read_text().split())
+        except OSError:
+            pass
+        return found
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the server and its workers."""
+        total = 0.0
+        for pid in self.pids():
+            try:
+                total += cpu_seconds(pid)
+            except OSError:
+                pass
+        return total
+
     def memory_kib(self) -> dict[str, int]:
         """The server's VmRSS, RssAnon and RssFile (KiB) from /proc; empty once it has exited.
 
@@ -117,15 +140,16 @@ class Server:
         searcher maps the index, so RssFile grows with threads while the page
         cache holds one copy.  RssAnon is the memory the process itself owns.
         """
-        found = {}
-        try:
-            with open(f"/proc/{self.pid}/status", encoding="ascii") as f:
-                for line in f:
-                    key, _, value = line.partition(":")
-                    if key in ("VmRSS", "RssAnon", "RssFile"):
-                        found[key] = int(value.split()[0])
-        except OSError:
-            return {}
+        found: dict[str, int] = {}
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/status", encoding="ascii") as f:
+                    for line in f:
+                        key, _, value = line.partition(":")
+                        if key in ("VmRSS", "RssAnon", "RssFile"):
+                            found[key] = found.get(key, 0) + int(value.split()[0])
+            except OSError:
+                continue
         return found
 
     def stop(self) -> None:

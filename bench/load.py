@@ -30,7 +30,6 @@ from statistics import mean
 
 from _common import (
     Server,
-    cpu_seconds,
     headline_vocabulary,
     load_note,
     percentile,
@@ -140,20 +139,21 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=None, help="total requests instead of a run length")
     parser.add_argument("--max-seconds", type=float, default=3600.0, help="hard stop for a --requests run (default 3600)")
     parser.add_argument("--seed", type=int, default=1987)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="server processes (default: CPUs)")
     args = parser.parse_args()
 
     print(f"before: {load_note()}")
     index_dir = reuters_index(args.index)
     mix = Mix(stored_stories(index_dir))
     seconds = args.seconds if args.requests is None else args.max_seconds
-    with Server(index_dir, log_name="load") as server:
+    with Server(index_dir, log_name="load", workers=args.workers) as server:
         before = server.memory_kib()
         sampler = RssSampler(server)
         sampler.start()
-        cpu0 = cpu_seconds(server.pid)
+        cpu0 = server.cpu_seconds()
         result = python_load(server.host, server.port, mix, clients=args.clients, seconds=seconds,
                              requests=args.requests, seed=args.seed)
-        server_cpu = (cpu_seconds(server.pid) - cpu0) / result.seconds
+        server_cpu = (server.cpu_seconds() - cpu0) / result.seconds
         sampler.stop()
     rows = []
     for label in ("search", "story", "related", "suggest"):

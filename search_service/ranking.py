@@ -34,6 +34,7 @@ from datetime import datetime
 import numpy as np
 from whoosh import query as wq
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN
+from whoosh.matching import FilterMatcher
 from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 
@@ -293,6 +294,10 @@ def read_postings(reader, fieldname: str, text: str | bytes) -> Postings:  # typ
         if (fieldname, text) not in leaf:
             continue
         matcher = leaf.postings(fieldname, text)
+        if isinstance(matcher, FilterMatcher):
+            # A segment with deletions wraps the block matcher; deleted
+            # documents are masked by Evaluation.run (corpus.alive) instead.
+            matcher = matcher.child
         while matcher.is_active():
             if matcher._data is None:
                 matcher._read_data()

@@ -14,7 +14,7 @@ from ..indexer import IndexBusyError, add_stories, delete_story
 from ..search import SearchEngine, SearchRequest
 from ..stories import ID_PATTERN, Story, StoryError, story_from_mapping
 from .errors import BadRequest, error_response
-from .openapi import OPENAPI
+from .openapi import openapi_document
 
 bp = Blueprint("api", __name__)
 
@@ -89,7 +89,7 @@ def search() -> Response:
     return jsonify(engine().search(search_request()).to_dict())
 
 
-@bp.get("/api/stories/<path:raw_id>")
+@bp.get("/api/stories/<raw_id>")
 def story(raw_id: str) -> Response:
     found = engine().story(story_id(raw_id))
     if found is None:
@@ -97,7 +97,7 @@ def story(raw_id: str) -> Response:
     return jsonify(found)
 
 
-@bp.get("/api/stories/<path:raw_id>/related")
+@bp.get("/api/stories/<raw_id>/related")
 def related(raw_id: str) -> Response:
     hits = engine().related(story_id(raw_id))
     if hits is None:
@@ -113,7 +113,7 @@ def suggest() -> Response:
 
 @bp.get("/api/openapi.json")
 def openapi() -> Response:
-    return jsonify(OPENAPI)
+    return jsonify(openapi_document(config().limits, config().max_request_bytes))
 
 
 # ---------------------------------------------------------------- writing
@@ -168,17 +168,19 @@ def add() -> tuple[Response, int]:
         summary = add_stories(config().index_dir, stories, timeout=config().write_timeout)
     except IndexBusyError as exc:
         return error_response(503, "index_busy", str(exc))
+    engine().refresh()
     ids = [s.id for s in stories]
     return jsonify(added=summary.added, updated=summary.updated, ids=ids), 201 if summary.added else 200
 
 
-@bp.delete("/api/stories/<path:raw_id>")
+@bp.delete("/api/stories/<raw_id>")
 def delete(raw_id: str) -> Response | tuple[Response, int]:
     _authorize()
     try:
         deleted = delete_story(config().index_dir, story_id(raw_id), timeout=config().write_timeout)
     except IndexBusyError as exc:
         return error_response(503, "index_busy", str(exc))
+    engine().refresh()
     if not deleted:
         abort(404, description=f"no story with id {raw_id!r}")
     return jsonify(deleted=raw_id)

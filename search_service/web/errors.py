@@ -41,10 +41,12 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
         code = (exc.name or "error").lower().replace(" ", "_")
-        response, status = error_response(exc.code or 500, code, exc.description or exc.name)
+        message = exc.description or exc.name
         if exc.code == 429:
-            retry = getattr(exc, "retry_after", None) or 60
-            response.headers["Retry-After"] = str(retry)
+            # Flask-Limiter describes the limit ("5 per 1 minute") and adds
+            # Retry-After, counted to the end of its window, after this handler.
+            message = f"too many requests: the limit is {message}; wait for the seconds in Retry-After"
+        response, status = error_response(exc.code or 500, code, message)
         if exc.code == 405 and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response, status

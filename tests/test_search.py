@@ -1,0 +1,353 @@
+"""The search core as a library, on real indexes: the sample stories and the Reuters corpus.
+
+Expected results are derived from the stored stories themselves (tokenised
+with the same analyzer the index used), so the tests say *why* a story must or
+must not be found rather than repeating ids the engine once returned.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import time
+from collections.abc import Iterable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from search_service.analysis import fold, normalize, tokens
+from search_service.config import Limits
+from search_service.highlight import FRAGMENT_CHARS, MAX_FRAGMENTS
+from search_service.indexer import add_stories, open_index
+from search_service.query import QueryError
+from search_service.search import SearchEngine, SearchRequest, SearchResult
+from search_service.stories import Story
+
+TAG = re.compile(r"<[^>]*>")
+
+
+def stored(index_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every live story in the index, by id, as stored."""
+    with open_index(index_dir).searcher() as searcher:
+        return {fields["id"]: fields for fields in searcher.all_stored_fields()}
+
+
+def terms(text: str) -> set[str]:
+    return {term for term, *_ in tokens(text)}
+
+
+def term(word: str) -> str:
+    found = normalize(word)[0]
+    assert found is not None, word
+    return found
+
+
+def having(stories: dict[str, dict[str, Any]], word: str, fields: Iterable[str] = ("headline", "body")) -> set[str]:
+    """Ids of the stories with ``word`` (as the analyzer sees it) in one of ``fields``."""
+    wanted = term(word)
+    return {i for i, s in stories.items() if any(wanted in terms(s[f]) for f in fields)}
+
+
+def search(engine: SearchEngine, q: str, **kwargs: Any) -> SearchResult:
+    return engine.search(SearchRequest(q=q, **kwargs))
+
+
+def all_ids(engine: SearchEngine, q: str, **kwargs: Any) -> set[str]:
+    result = search(engine, q, per_page=100, **kwargs)
+    assert result.total <= 100, "use a narrower query for an exact set"
+    return {h.id for h in result.hits}
+
+
+@pytest.fixture(scope="module")
+def sample(sample_index: Path) -> SearchEngine:
+    return SearchEngine(sample_index)
+
+
+@pytest.fixture(scope="module")
+def sample_stories(sample_index: Path) -> dict[str, dict[str, Any]]:
+    return stored(sample_index)
+
+
+@pytest.fixture(scope="module")
+def reuters(reuters_index: Path) -> SearchEngine:
+    return SearchEngine(reuters_index)
+
+
+# ---------------------------------------------------------------- ranking
+
+
+def test_stories_with_every_word_rank_first(reuters: SearchEngine, reuters_index: Path) -> None:
+    result = search(reuters, "coffee export quotas", per_page=30)
+    assert result.total > 30
+    wanted = {term(w) for w in ("coffee", "export", "quotas")}
+    with open_index(reuters_index).searcher() as searcher:
+        complete = [
+            wanted <= terms(f"{s['headline']} {s['body']}")
+            for s in (searcher.document(id=h.id) for h in result.hits)
+        ]
+    # The whole first page has every word; partial matches still come (OR), further down.
+    assert all(complete[:10]) and not all(complete), complete
+    assert sum(complete[:15]) > sum(complete[15:]), complete
+
+
+def test_a_long_question_finds_stories(reuters: SearchEngine) -> None:
+    question = "What did the OPEC oil ministers decide about production quotas at their meeting in Vienna?"
+    result = search(reuters, question)
+    assert result.total > 10 and len(result.hits) == 10
+    top = " ".join(f"{h.headline}" for h in result.hits).lower()
+    assert "opec" in top or "oil" in top
+
+
+# ---------------------------------------------------------------- query syntax
+
+
+def test_boolean_operators_match_the_stored_text(
+    sample: SearchEngine, sample_stories: dict[str, dict[str, Any]]
+) -> None:
+    drought = having(sample_stories, "drought")
+    coffee = having(sample_stories, "coffee")
+    brazil = having(sample_stories, "brazil")
+    assert len(drought) >= 3 and drought & coffee and drought & brazil  # the sample exercises every case
+    assert all_ids(sample, "drought") == drought
+    assert all_ids(sample, "drought AND coffee") == drought & coffee
+    assert all_ids(sample, "drought OR coffee") == drought | coffee
+    assert all_ids(sample, "drought coffee") == drought | coffee
+    assert all_ids(sample, "drought NOT brazil") == drought - brazil
+    assert all_ids(sample, "drought -brazil") == drought - brazil
+    assert all_ids(sample, "drought OR coffee NOT brazil") == (drought | coffee) - brazil
+    assert all_ids(sample, "+drought coffee") == drought
+
+
+def test_phrases_fields_dates_and_wildcards(sample: SearchEngine, sample_stories: dict[str, dict[str, Any]]) -> None:
+    def side_by_side(first: str, second: str) -> set[str]:
+        pattern = re.compile(rf"\b{first}\W+{second}\b", re.I)
+        return {i for i, s in sample_stories.items() if pattern.search(f"{s['headline']} {s['body']}")}
+
+    assert side_by_side("storm", "surge") and all_ids(sample, '"storm surge"') == side_by_side("storm", "surge")
+    both = having(sample_stories, "storm") & having(sample_stories, "wall")
+    assert both - side_by_side("storm", "wall")  # a story with both words, apart
+    assert all_ids(sample, '"storm wall"') == side_by_side("storm", "wall")
+
+    in_headline = having(sample_stories, "drought", ["headline"])
+    assert in_headline < having(sample_stories, "drought")  # some stories only say it in the body
+    assert all_ids(sample, "headline:drought") == in_headline
+    assert all_ids(sample, "body:drought") == having(sample_stories, "drought", ["body"])
+
+    in_2022 = {i for i, s in sample_stories.items() if s["published"].year == 2022}
+    in_range = all_ids(sample, "drought published:[2022-01-01 TO 2022-12-31]")
+    assert in_range == having(sample_stories, "drought") & in_2022
+
+    prefixed = {i for i, s in sample_stories.items() if re.search(r"\bchip", f"{s['headline']} {s['body']}", re.I)}
+    assert prefixed and all_ids(sample, "chip*") == prefixed
+
+
+@pytest.mark.parametrize(
+    ("q", "request_args", "words"),
+    [
+        ("x" * (Limits().max_query_chars + 1), {}, [str(Limits().max_query_chars)]),
+        (" ".join(f"word{n}" for n in range(Limits().max_terms + 1)), {}, [str(Limits().max_terms)]),
+        ("*ought", {}, ["trailing"]),
+        ("d*", {}, ["wildcard"]),
+        ("drought", {"per_page": Limits().max_per_page + 1}, ["per_page"]),
+        ("drought", {"per_page": 0}, ["per_page"]),
+        ("drought", {"page": 0}, ["page"]),
+        ("drought", {"page": Limits().max_depth // 10 + 1, "per_page": 10}, [f"{Limits().max_depth:,}"]),
+        ("drought", {"sort": "best"}, ["sort"]),
+        ("drought", {"date_from": date(2022, 1, 1), "date_to": date(2021, 1, 1)}, ["after"]),
+        ("", {}, ["empty"]),
+        ("the of and", {}, ["common"]),
+    ],
+)
+def test_limits_raise_query_error_with_a_message(
+    sample: SearchEngine, q: str, request_args: dict[str, Any], words: list[str]
+) -> None:
+    with pytest.raises(QueryError) as raised:
+        search(sample, q, **request_args)
+    for word in words:
+        assert word in str(raised.value)
+
+
+def test_wildcard_expansion_is_bounded(sample_index: Path, sample_stories: dict[str, dict[str, Any]]) -> None:
+    words = {t for s in sample_stories.values() for t in terms(f"{s['headline']} {s['body']}") if t.startswith("co")}
+    assert len(words) > 3
+    with pytest.raises(QueryError, match="more than 3 different words"):
+        search(SearchEngine(sample_index, Limits(max_expansions=3)), "co*")
+    assert search(SearchEngine(sample_index, Limits(max_expansions=len(words))), "co*").total > 0
+
+
+# ---------------------------------------------------------------- sorting, dates, facets
+
+
+def test_sorting_by_date(sample: SearchEngine, sample_stories: dict[str, dict[str, Any]]) -> None:
+    q = "drought OR prices OR water"
+    newest = search(sample, q, sort="newest", per_page=100)
+    dates = [h.published for h in newest.hits]
+    assert len(dates) > 2 and dates == sorted(dates, reverse=True)
+    assert all(h.score is None for h in newest.hits)
+    oldest = search(sample, q, sort="oldest", per_page=100)
+    assert [h.published for h in oldest.hits] == sorted(dates)
+    assert {h.id for h in oldest.hits} == {h.id for h in newest.hits}
+    assert all(h.published == sample_stories[h.id]["published"] for h in newest.hits)
+
+
+def test_recent_favours_newer_stories(reuters: SearchEngine) -> None:
+    relevance = search(reuters, "oil prices", per_page=20)
+    recent = search(reuters, "oil prices", sort="recent", per_page=20)
+    assert [h.id for h in recent.hits] != [h.id for h in relevance.hits]
+    assert recent.total == relevance.total
+    assert all(h.score is not None for h in recent.hits)
+    average = lambda hits: sum(h.published.timestamp() for h in hits) / len(hits)  # noqa: E731
+    assert average(recent.hits) > average(relevance.hits)
+
+
+def test_facets_and_date_filters(sample: SearchEngine, sample_stories: dict[str, dict[str, Any]]) -> None:
+    q = "drought OR prices OR water OR plants"
+    result = search(sample, q, per_page=100)
+    assert all(s["published"] is not None for s in sample_stories.values())
+    assert sum(result.facets["year"].values()) == sum(result.facets["month"].values()) == result.total
+    for hit in result.hits:
+        assert result.facets["month"][f"{hit.published:%Y-%m}"] >= 1
+    year = max(result.facets["year"], key=lambda y: result.facets["year"][y])
+    filtered = search(sample, q, per_page=100, date_from=date(int(year), 1, 1), date_to=date(int(year), 12, 31))
+    assert filtered.total == result.facets["year"][year]
+    assert {h.id for h in filtered.hits} == {h.id for h in result.hits if h.published.year == int(year)}
+    one_day = result.hits[0].published.date()
+    same_day = search(sample, q, per_page=100, date_from=one_day, date_to=one_day)
+    assert result.hits[0].id in {h.id for h in same_day.hits}
+    assert all(h.published.date() == one_day for h in same_day.hits)
+    after = search(sample, q, per_page=100, date_from=one_day)
+    assert all(h.published.date() >= one_day for h in after.hits)
+    # The ends of the calendar (found by the fuzzing in test_openapi.py: once a 500).
+    assert search(sample, q, date_from=date.min).total == result.total == search(sample, q, date_to=date.max).total
+    assert search(sample, q, date_to=date.min).total == 0 == search(sample, q, date_from=date.max).total
+
+
+# ---------------------------------------------------------------- highlights
+
+
+def check_highlights(hit_highlights: dict[str, Any], story: dict[str, Any]) -> None:
+    """Escaped text, ``<mark>`` the only markup, fragments cut at words with ellipses where cut."""
+    headline = hit_highlights["headline"]
+    assert set(TAG.findall(headline)) <= {"<mark>", "</mark>"}
+    assert html.unescape(TAG.sub("", headline)) == story["headline"]
+    body = story["body"].replace("\n\n", " ")
+    assert 1 <= len(hit_highlights["body"]) <= MAX_FRAGMENTS
+    for fragment in hit_highlights["body"]:
+        assert set(TAG.findall(fragment)) <= {"<mark>", "</mark>"}
+        text = html.unescape(TAG.sub("", fragment))
+        core = text.removeprefix("… ").removesuffix(" …")
+        assert len(core) <= FRAGMENT_CHARS * 1.5, core
+        at = body.find(core)
+        assert at != -1, core
+        end = at + len(core)
+        assert text.startswith("… ") == (at > 0)
+        assert text.endswith(" …") == (end < len(body))
+        assert at == 0 or not (body[at - 1].isalnum() and core[0].isalnum()), core
+        assert end == len(body) or not (body[end].isalnum() and core[-1].isalnum()), core
+
+
+def test_highlights_mark_escape_and_cut_fragments(reuters: SearchEngine, reuters_index: Path) -> None:
+    result = search(reuters, "oil prices opec", per_page=50)
+    with open_index(reuters_index).searcher() as searcher:
+        for hit in result.hits:
+            check_highlights(hit.highlights, searcher.document(id=hit.id))
+    assert any("<mark>" in h.highlights["headline"] for h in result.hits)
+    assert any(len(h.highlights["body"]) > 1 for h in result.hits)
+    marked = " ".join(" ".join(h.highlights["body"]) for h in result.hits)
+    assert {fold(w) for w in re.findall(r"<mark>(.*?)</mark>", marked)} >= {"oil", "prices", "opec"}
+
+
+def test_reuters_ticker_headlines_are_escaped(reuters: SearchEngine) -> None:
+    result = search(reuters, "shares stake", per_page=100)
+    tickers = [h for h in result.hits if re.search(r"<\w+>", h.headline)]
+    assert tickers, "some Reuters headlines name a company's <TICKER>"
+    for hit in tickers:
+        ticker = re.search(r"<(\w+)>", hit.headline).group(1)
+        assert f"&lt;{ticker}&gt;" in TAG.sub("", hit.highlights["headline"])
+        assert f"<{ticker}>" not in hit.highlights["headline"]
+
+
+def test_sample_markup_is_escaped(sample: SearchEngine, sample_stories: dict[str, dict[str, Any]]) -> None:
+    result = search(sample, "script alert website")
+    hit = result.hits[0]
+    assert "<script>" in sample_stories[hit.id]["body"] and "<hia>" in sample_stories[hit.id]["headline"]
+    assert "&lt;hia&gt;" in hit.highlights["headline"]
+    assert any("&lt;script&gt;" in TAG.sub("", f) for f in hit.highlights["body"])
+    check_highlights(hit.highlights, sample_stories[hit.id])
+
+
+# ---------------------------------------------------------------- suggestions, related, autocomplete
+
+
+def words_of(index_dir: Path) -> set[str]:
+    with open_index(index_dir).searcher() as searcher:
+        texts = (f"{s['headline']} {s['body']}" for s in searcher.all_stored_fields())
+        return {fold(w) for text in texts for w in re.findall(r"\w+", text)}
+
+
+@pytest.fixture(scope="module")
+def reuters_words(reuters_index: Path) -> set[str]:
+    return words_of(reuters_index)
+
+
+@pytest.mark.parametrize("typo", ["petrolium", "inflasion", "economik", "irak"])
+def test_spelling_suggestion_is_a_real_word(reuters: SearchEngine, reuters_words: set[str], typo: str) -> None:
+    result = search(reuters, typo)
+    assert result.total == 0
+    assert result.suggestion and result.suggestion != typo
+    # A word from a story, not a stem ("inflat", "econom" are no words of any story).
+    assert result.suggestion in reuters_words
+    assert search(reuters, result.suggestion).total > 0
+
+
+def test_no_suggestion_when_the_query_finds_plenty(reuters: SearchEngine) -> None:
+    result = search(reuters, "oil prices")
+    assert result.total > 100 and result.suggestion is None
+
+
+def test_related_stories(sample: SearchEngine, reuters: SearchEngine, reuters_index: Path) -> None:
+    assert sample.related("no-such-story") is None
+    with open_index(reuters_index).searcher() as searcher:
+        story_id = search(reuters, "coffee quotas").hits[0].id
+        own = terms(f"{searcher.document(id=story_id)['headline']} {searcher.document(id=story_id)['body']}")
+        related = reuters.related(story_id)
+        assert related and len(related) <= 10
+        assert story_id not in {h.id for h in related}
+        for hit in related:
+            other = searcher.document(id=hit.id)
+            assert own & terms(f"{other['headline']} {other['body']}")
+    scores = [h.score for h in related]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_autocomplete(reuters: SearchEngine, reuters_words: set[str]) -> None:
+    completions = reuters.suggest("petro")
+    assert 1 < len(completions) <= 10
+    assert all(c.startswith("petro") and c in reuters_words for c in completions)
+    assert reuters.suggest("oil pri") and all(c.startswith("oil pri") for c in reuters.suggest("oil pri"))
+    assert reuters.suggest("p") == []
+
+
+# ---------------------------------------------------------------- live index
+
+
+def test_a_story_indexed_while_the_engine_is_open_becomes_searchable(sample_index: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    shutil.copytree(sample_index, index)
+    engine = SearchEngine(index)
+    assert search(engine, "locusts").total == 0
+    story = Story("locust-1", "Locust swarms reach the coast", "Swarms of locusts stripped the fields.",
+                  datetime(2024, 2, 3, 4, 5), "test")
+    add_stories(index, [story])
+    written = time.monotonic()
+    while search(engine, "locusts").total == 0:
+        assert time.monotonic() - written < 10, "not visible after 10 s"
+        time.sleep(0.05)
+    seen_after = time.monotonic() - written
+    assert seen_after < 3.0, f"visible only after {seen_after:.1f} s"
+    hit = search(engine, "locusts").hits[0]
+    assert (hit.id, hit.published) == ("locust-1", story.published)
+    assert engine.story("locust-1")["headline"] == story.headline
