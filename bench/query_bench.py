@@ -122,8 +122,13 @@ def time_engine(
     from search_service import ranking
     from search_service.search import SearchEngine, SearchRequest
 
-    ranking.POSTINGS_CACHE_SIZE = ranking.POSTINGS_CACHE_SIZE if cache else 0
-    engine = SearchEngine(index_dir)
+    default = ranking.POSTINGS_CACHE_SIZE
+    ranking.POSTINGS_CACHE_SIZE = default if cache else 0
+    try:
+        engine = SearchEngine(index_dir)
+        engine.stats()  # the per-commit arrays (and their cache) are made here, with the setting above
+    finally:
+        ranking.POSTINGS_CACHE_SIZE = default
     totals = {c: mean(engine.search(SearchRequest(q=q)).total for q in qs) for c, qs in queries.items()}
     times: dict[str, list[float]] = {c: [] for c in queries}
     for _ in range(rounds):

@@ -25,10 +25,12 @@ What each query node means:
 from __future__ import annotations
 
 import math
+import pickle
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from itertools import chain
 from datetime import datetime
 
 import numpy as np
@@ -50,6 +52,9 @@ POSTINGS_CACHE_SIZE = 1_000_000
 class QueryTimeout(QueryError):
     """The query ran past its time limit."""
 
+
+#: Larger than any position: (document, position) pairs packed into one integer.
+_POSITION_SPAN = 1 << 32
 
 _BYTE_LENGTHS = np.array([byte_to_length(i) for i in range(256)], dtype=np.float64)
 _SECONDS_PER_DAY = 86400.0
@@ -200,9 +205,9 @@ class Evaluation:
     def _phrase(self, q: wq.Phrase) -> tuple[np.ndarray, np.ndarray]:
         """Stories with all the words, kept where their positions are consecutive.
 
-        Positions are decoded from the postings already read for the words,
-        for the candidate stories only: several times faster than stepping
-        Whoosh's phrase matcher through each candidate.
+        The candidates' positions come from the words' cached postings and
+        are compared as arrays: many times faster than stepping Whoosh's
+        phrase matcher through each candidate.
         """
         words = [wq.Term(q.fieldname, w, boost=q.boost) for w in q.words]
         scores, candidates = self._and(words)
@@ -212,21 +217,22 @@ class Evaluation:
             return scores, matched
         if q.slop != 1:  # "words"~N: let Whoosh judge the distances
             return scores, self._fallback(q)[1] & _mask(candidates, self.corpus.size)
-        decode = self.reader.schema[q.fieldname].format.decode_positions
-        values = []
-        for word in q.words:
+        keys: np.ndarray | None = None
+        for offset, word in enumerate(q.words):
+            self._check_time()
             postings = self._read(q.fieldname, word)
+            starts, flat = postings.positions()
             at = np.searchsorted(postings.ids, candidates)
-            values.append([postings.values[i] for i in at.tolist()])
-        for n, docnum in enumerate(candidates.tolist()):
-            if n % 1024 == 1023:
-                self._check_time()
-            starts = set(decode(values[0][n]))
-            for offset in range(1, len(values)):
-                starts &= {p - offset for p in decode(values[offset][n])}
-                if not starts:
-                    break
-            matched[docnum] = bool(starts)
+            first, lengths = starts[at], starts[at + 1] - starts[at]
+            docs = np.repeat(candidates, lengths)
+            where = np.repeat(first - (np.cumsum(lengths) - lengths), lengths) + np.arange(int(lengths.sum()))
+            # (document, position where the phrase would start) as one integer
+            found = np.unique(docs * _POSITION_SPAN + (flat[where] - offset))
+            keys = found if keys is None else np.intersect1d(keys, found, assume_unique=True)
+            if keys.size == 0:
+                break
+        if keys is not None and keys.size:
+            matched[np.unique(keys // _POSITION_SPAN)] = True
         return scores, matched
 
     def _dates(self, q: wq.DateRange) -> tuple[np.ndarray, np.ndarray]:
@@ -256,6 +262,24 @@ class Postings:
     ids: np.ndarray
     tfs: np.ndarray
     values: list[bytes]
+    _positions: tuple[np.ndarray, np.ndarray] | None = None
+
+    def positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(starts, flat)``: the positions of posting ``i`` are ``flat[starts[i]:starts[i + 1]]``.
+
+        Decoded once per term (Whoosh stores them as a count and pickled
+        deltas) and kept with the postings, so phrase checks are array work.
+        """
+        if self._positions is None:
+            deltas = [pickle.loads(v[4:] if v.endswith(b".") else v[4:] + b".") for v in self.values]
+            lengths = np.fromiter((len(d) for d in deltas), dtype=np.int64, count=len(deltas))
+            starts = np.zeros(len(deltas) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=starts[1:])
+            flat = np.fromiter(chain.from_iterable(deltas), dtype=np.int64, count=int(starts[-1]))
+            running = np.cumsum(flat)
+            before = np.concatenate(([0], running))[starts[:-1]]
+            self._positions = (starts, running - np.repeat(before, lengths))
+        return self._positions
 
 
 class PostingsCache:
