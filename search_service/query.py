@@ -92,6 +92,8 @@ def parse(text: str, parser: MultifieldParser, searcher: Searcher, limits: Limit
     _collect(q, reader, limits, terms, seen, negated=False)
     if len(seen) > limits.max_terms:
         raise QueryError(f"the query has {len(seen)} different terms; the limit is {limits.max_terms}")
+    if isinstance(q, wq.Not) or (not seen and _only_exclusions(text)):
+        raise QueryError("'-word' and NOT only leave stories out: add a word to search for, as in 'drought -coffee'")
     if not seen and not _has_range(q):
         raise QueryError("the query has only common words (like 'the' or 'and'); add a more specific word")
     return ParsedQuery(text, _shaped(q), {f: frozenset(t) for f, t in terms.items()})
@@ -141,6 +143,11 @@ def _ranges_as_filters(q: wq.Query) -> wq.Query:
             words = rest[0] if len(rest) == 1 else q.__class__(rest, boost=q.boost, scale=getattr(q, "scale", None))
             return wq.And([words, *ranges])
     return q
+
+
+def _only_exclusions(text: str) -> bool:
+    words = text.split()
+    return any(w.startswith("-") or w == "NOT" for w in words)
 
 
 def _check_errors(q: wq.Query) -> None:
