@@ -33,7 +33,7 @@ import errno
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from pathlib import Path
@@ -194,6 +194,17 @@ def _decode(data: bytes, path: str, warnings: list[str]) -> str:
 # validation shared by JSON Lines and the HTTP write API
 
 
+def _required_text(data: Mapping[str, Any], name: str, clean: Callable[[str], str]) -> str:
+    """The string ``data[name]``, cleaned; a StoryError naming the field if absent or empty."""
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise StoryError(f"{name}: must be a string, got {type(value).__name__}")
+    value = clean(value or "")
+    if not value:
+        raise StoryError(f"{name}: missing or empty")
+    return value
+
+
 def story_from_mapping(data: Mapping[str, Any], source: str) -> Story:
     """Validate a mapping (a JSON object) and build a :class:`Story`.
 
@@ -213,19 +224,8 @@ def story_from_mapping(data: Mapping[str, Any], source: str) -> Story:
         raise StoryError(f"id: must be a string or an integer, got {type(raw_id).__name__}")
     story_id = _check_id(str(raw_id))
 
-    headline = data.get("headline")
-    if headline is not None and not isinstance(headline, str):
-        raise StoryError(f"headline: must be a string, got {type(headline).__name__}")
-    headline = _norm(headline or "")
-    if not headline:
-        raise StoryError("headline: missing or empty")
-
-    body = data.get("body")
-    if body is not None and not isinstance(body, str):
-        raise StoryError(f"body: must be a string, got {type(body).__name__}")
-    body = _body_from_text(body or "")
-    if not body:
-        raise StoryError("body: missing or empty")
+    headline = _required_text(data, "headline", _norm)
+    body = _required_text(data, "body", _body_from_text)
 
     published_raw = data.get("published")
     published: datetime | None = None
