@@ -270,8 +270,14 @@ def python_load(
     seconds: float | None = None,
     requests: int | None = None,
     seed: int = 0,
+    rate: float | None = None,
 ) -> LoadResult:
     """``clients`` threads, each on its own keep-alive ``http.client`` connection, until time or count runs out.
+
+    With ``rate`` (requests/s in all), each client sends on a fixed schedule
+    instead of as fast as it can, and a latency counts from the scheduled
+    time, so a stalled server is charged for the requests it delayed (no
+    coordinated omission).
 
     ``pick(rng)`` returns ``(label, path)`` for the next request; a request
     that fails or is not 200 is an error (the connection is then reopened).
@@ -292,9 +298,15 @@ def python_load(
         latencies: dict[str, list[float]] = {}
         errors: dict[str, int] = {}
         samples: list[str] = []
+        interval = clients / rate if rate else 0.0
+        scheduled = started + n * interval / clients
         while time.perf_counter() < deadline and (requests is None or next(issued) < requests):
             label, path = pick(rng)
-            t0 = time.perf_counter()
+            if rate:
+                time.sleep(max(0.0, scheduled - time.perf_counter()))
+                t0, scheduled = scheduled, scheduled + interval
+            else:
+                t0 = time.perf_counter()
             try:
                 conn.request("GET", path)
                 response = conn.getresponse()

@@ -38,6 +38,10 @@ def _run_worker(config: Config, sock: socket.socket, threads: int) -> None:
     from waitress import create_server
 
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    # Hand the GIL over every 1 ms, not 5: waitress's I/O thread then isn't
+    # kept waiting behind a searching thread (bench: p50 at ~300 req/s
+    # 20 ms -> 11 ms, same throughput).
+    sys.setswitchinterval(0.001)
     server = create_server(
         create_app(config),
         sockets=[sock],
