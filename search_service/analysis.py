@@ -49,8 +49,9 @@ STOP = frozenset(STOP_WORDS) | frozenset(
 MIN_LENGTH = 2
 _CACHE_LIMIT = 500_000
 
-# token text -> (term or None, spelling word or None)
-_cache: dict[str, tuple[str | None, str | None]] = {}
+# token text -> term, or None for a stop word
+_cache: dict[str, str | None] = {}
+_MISSING = object()
 
 
 def fold(text: str) -> str:
@@ -64,26 +65,21 @@ def fold(text: str) -> str:
     return text
 
 
-def _analyse_word(word: str) -> tuple[str | None, str | None]:
+def _analyse_word(word: str) -> str | None:
     folded = fold(word)
     if folded in STOP or (len(folded) < MIN_LENGTH and not folded.isdigit()):
-        return None, None
-    spelling = folded if folded.isalpha() and len(folded) >= 3 else None
-    return stem(folded), spelling
+        return None
+    return stem(folded)
 
 
-def normalize(word: str) -> tuple[str | None, str | None]:
-    """Return ``(term, spelling_word)`` for one token; ``term`` is None for stop words.
-
-    ``spelling_word`` is the folded, unstemmed word used for "did you mean"
-    and autocomplete (real words, not stems); None for numbers and short words.
-    """
-    found = _cache.get(word)
-    if found is None:
+def normalize(word: str) -> str | None:
+    """The index term of one token (folded and stemmed); None for a stop word."""
+    found = _cache.get(word, _MISSING)
+    if found is _MISSING:
         if len(_cache) >= _CACHE_LIMIT:
             _cache.clear()
         found = _cache[word] = _analyse_word(word)
-    return found
+    return found  # type: ignore[return-value]
 
 
 def tokens(text: str) -> Iterator[tuple[str, int, int, int]]:
@@ -95,7 +91,7 @@ def tokens(text: str) -> Iterator[tuple[str, int, int, int]]:
     """
     pos = 0
     for match in TOKEN_RE.finditer(text):
-        term = normalize(match.group())[0]
+        term = normalize(match.group())
         if term is not None:
             yield term, pos, match.start(), match.end()
             pos += 1
@@ -113,7 +109,7 @@ def find_terms(text: str, terms: frozenset[str]) -> list[tuple[int, int, str]]:
         return []
     found = []
     for match in _starting_with("".join(sorted({t[0] for t in terms}))).finditer(text):
-        term = normalize(match.group())[0]
+        term = normalize(match.group())
         if term in terms:
             found.append((match.start(), match.end(), term))
     return found
@@ -132,7 +128,9 @@ def term_positions(text: str) -> dict[str, list[int]]:
     cache = _cache
     pos = 0
     for word in TOKEN_RE.findall(text):
-        term = (cache.get(word) or normalize(word))[0]
+        term = cache.get(word, _MISSING)
+        if term is _MISSING:
+            term = normalize(word)
         if term is not None:
             if term in positions:
                 positions[term].append(pos)

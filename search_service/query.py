@@ -21,6 +21,7 @@ from whoosh.qparser import (
     MultifieldParser,
     OrGroup,
     PlusMinusPlugin,
+    SingleQuotePlugin,
     WildcardPlugin,
 )
 from whoosh.reading import IndexReader
@@ -60,6 +61,9 @@ def make_parser(schema) -> MultifieldParser:  # type: ignore[no-untyped-def]
         fieldboosts={"headline": HEADLINE_BOOST},
         group=OrGroup,
     )
+    # 'single quotes' would make the quoted words one literal term: pasted
+    # prose uses them as quotation marks (and apostrophes), so they are text.
+    parser.remove_plugin_class(SingleQuotePlugin)
     parser.remove_plugin_class(FieldsPlugin)
     parser.add_plugin(FieldsPlugin(expr=r"(?P<text>headline|body|published):"))
     parser.remove_plugin_class(WildcardPlugin)

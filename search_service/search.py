@@ -232,7 +232,7 @@ class SearchEngine:
         out = []
         for piece in text.split():
             word = fold(piece.strip("\"'()*+-?!.,;:"))
-            term = normalize(word)[0] if word.isalpha() else None
+            term = normalize(word) if word.isalpha() else None
             if term is None or any(reader.doc_frequency(f, term) for f in TEXT_FIELDS):
                 out.append(piece)
                 continue
