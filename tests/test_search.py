@@ -40,7 +40,7 @@ def terms(text: str) -> set[str]:
 
 
 def term(word: str) -> str:
-    found = normalize(word)[0]
+    found = normalize(word)
     assert found is not None, word
     return found
 
