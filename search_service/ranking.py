@@ -221,13 +221,10 @@ class Evaluation:
         for offset, word in enumerate(q.words):
             self._check_time()
             postings = self._read(q.fieldname, word)
-            starts, flat = postings.positions()
-            at = np.searchsorted(postings.ids, candidates)
-            first, lengths = starts[at], starts[at + 1] - starts[at]
-            docs = np.repeat(candidates, lengths)
-            where = np.repeat(first - (np.cumsum(lengths) - lengths), lengths) + np.arange(int(lengths.sum()))
+            starts, flat = postings.positions_at(np.searchsorted(postings.ids, candidates))
+            docs = np.repeat(candidates, np.diff(starts))
             # (document, position where the phrase would start) as one integer
-            found = np.unique(docs * _POSITION_SPAN + (flat[where] - offset))
+            found = np.unique(docs * _POSITION_SPAN + (flat - offset))
             keys = found if keys is None else np.intersect1d(keys, found, assume_unique=True)
             if keys.size == 0:
                 break
@@ -263,6 +260,7 @@ class Postings:
     tfs: np.ndarray
     values: list[bytes]
     _positions: tuple[np.ndarray, np.ndarray] | None = None
+    _phrase_uses: int = 0
 
     def positions(self) -> tuple[np.ndarray, np.ndarray]:
         """``(starts, flat)``: the positions of posting ``i`` are ``flat[starts[i]:starts[i + 1]]``.
@@ -271,15 +269,35 @@ class Postings:
         deltas) and kept with the postings, so phrase checks are array work.
         """
         if self._positions is None:
-            deltas = [pickle.loads(v[4:] if v.endswith(b".") else v[4:] + b".") for v in self.values]
-            lengths = np.fromiter((len(d) for d in deltas), dtype=np.int64, count=len(deltas))
-            starts = np.zeros(len(deltas) + 1, dtype=np.int64)
-            np.cumsum(lengths, out=starts[1:])
-            flat = np.fromiter(chain.from_iterable(deltas), dtype=np.int64, count=int(starts[-1]))
-            running = np.cumsum(flat)
-            before = np.concatenate(([0], running))[starts[:-1]]
-            self._positions = (starts, running - np.repeat(before, lengths))
+            self._positions = _decode_positions(self.values)
         return self._positions
+
+    def positions_at(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`positions` of the postings at indexes ``at`` only, in the same layout.
+
+        A first phrase with a common word and a rare one needs few of the
+        common word's positions: those alone are decoded, and not kept.  A
+        word used in phrases again has all its positions decoded and kept.
+        """
+        self._phrase_uses += 1
+        if self._positions is None and self._phrase_uses == 1 and 2 * len(at) < len(self.ids):
+            return _decode_positions([self.values[i] for i in at.tolist()])
+        starts, flat = self.positions()
+        lengths = starts[at + 1] - starts[at]
+        local = np.zeros(len(at) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=local[1:])
+        return local, flat[np.repeat(starts[at] - local[:-1], lengths) + np.arange(int(local[-1]))]
+
+
+def _decode_positions(values: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    deltas = [pickle.loads(v[4:] if v.endswith(b".") else v[4:] + b".") for v in values]
+    lengths = np.fromiter((len(d) for d in deltas), dtype=np.int64, count=len(deltas))
+    starts = np.zeros(len(deltas) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    flat = np.fromiter(chain.from_iterable(deltas), dtype=np.int64, count=int(starts[-1]))
+    running = np.cumsum(flat)
+    before = np.concatenate(([0], running))[starts[:-1]]
+    return starts, running - np.repeat(before, lengths)
 
 
 class PostingsCache:
