@@ -21,7 +21,7 @@ answered queries alone are printed beside them.
 
 ``--sweep`` runs a small grid of ranking settings in-process through
 :class:`search_service.search.SearchEngine`, by setting the module constants
-(``ranking.K1``/``B``, ``query.HEADLINE_BOOST``/``COORDINATION_BONUS``) before
+(``ranking.K1``/``B``, ``query.FIELD_WEIGHTS``/``KEYWORD_WORDS``) before
 each engine is built; the service's code and files are not changed.  It
 asks for per_page=10 (highlighting 100 hits per query made the grid slow).
 
@@ -303,18 +303,26 @@ def sweep(collections: list[Collection]) -> None:
     from search_service import query, ranking
     from search_service.config import Limits
 
-    defaults = (ranking.K1, ranking.B, query.HEADLINE_BOOST, query.COORDINATION_BONUS)
+    def current() -> tuple[float, float, float, int]:
+        return ranking.K1, ranking.B, query.FIELD_WEIGHTS["headline"], query.KEYWORD_WORDS
+
+    def apply(k1: float, b: float, headline: float, keywords: int) -> None:
+        ranking.K1, ranking.B, query.KEYWORD_WORDS = k1, b, keywords
+        query.FIELD_WEIGHTS = {**query.FIELD_WEIGHTS, "headline": headline}
+
+    defaults = current()
     index_dirs = {c.name: work_dir(f"relevance/{c.name}") / "index" for c in collections}
     unlimited = Limits(max_query_chars=100_000, max_terms=1_000)
-    grid = [(k1, b, h, defaults[3], "default") for k1, b, h in itertools.product((0.9, 1.2, 1.5), (0.4, 0.6, 0.75), (1.0, 2.0, 3.0))]
-    grid += [(defaults[0], defaults[1], defaults[2], c, "default") for c in (0.0, 0.5) if c != defaults[3]]
+    grid = [(k1, b, h, defaults[3], "default")
+            for k1, b, h in itertools.product((0.9, 1.2, 1.5), (0.5, 0.75, 0.9), (1.0, 2.0, 3.0, 4.0))]
+    grid += [(*defaults[:3], words, "default") for words in (0, 100)]
     grid.append((*defaults, "no length/term limits"))
     rows = []
     try:
-        for k1, b, boost, coord, limit_name in grid:
-            ranking.K1, ranking.B, query.HEADLINE_BOOST, query.COORDINATION_BONUS = k1, b, boost, coord
+        for k1, b, headline, keywords, limit_name in grid:
+            apply(k1, b, headline, keywords)
             limits = unlimited if limit_name != "default" else Limits()
-            row: list[object] = [f"k1={k1} b={b} headline={boost} coord={coord}", limit_name]
+            row: list[object] = [f"k1={k1} b={b} headline={headline} keyword_words={keywords}", limit_name]
             per = []
             for collection in collections:
                 scores = evaluate(collection, engine_search(index_dirs[collection.name], limits), 10)
@@ -324,14 +332,14 @@ def sweep(collections: list[Collection]) -> None:
             rows.append(row)
             print(f"  {row[0]} ({limit_name}): " + ", ".join(f"{v:.4f}" for v in per), file=sys.stderr)
     finally:
-        ranking.K1, ranking.B, query.HEADLINE_BOOST, query.COORDINATION_BONUS = defaults
+        apply(*defaults)
     headers = ["setting", "limits"]
     for c in collections:
         headers += [f"{c.name} nDCG@10", "refused"]
     headers.append("mean")
     print()
     print(f"Sweep (in-process SearchEngine; defaults k1={defaults[0]} b={defaults[1]} "
-          f"headline={defaults[2]} coord={defaults[3]}):")
+          f"headline={defaults[2]} keyword_words={defaults[3]}):")
     print(table(headers, sorted(rows, key=lambda r: -float(r[-1]))))  # type: ignore[arg-type]
 
 

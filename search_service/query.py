@@ -1,8 +1,11 @@
 """Turning what a person typed into a bounded Whoosh query.
 
-Free text is an OR of the words with a bonus for matching more of them
-(:func:`_coordinated`): stories with every word rank first, yet a long or
-partly matching question still finds something.  The syntax on top:
+Free text is an OR of the words.  Each word (or phrase) is searched in
+every text field and scored as one BM25F term (:class:`Word`, evaluated in
+ranking.py); a word typed twice counts twice.  A short keyword query gets a
+bonus for matching more of its words (:func:`_coordinated`), so stories with
+every word rank first; a long question, which no story matches whole, is
+ranked by BM25F alone and still finds something.  The syntax on top:
 ``AND``/``OR``/``NOT``, ``-word``, ``+word``, ``"phrases"``, ``headline:``,
 ``body:``, ``published:[2021-01-01 TO 2021-06-30]`` and trailing wildcards.
 
@@ -13,6 +16,7 @@ with a message meant for the person who typed it.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from whoosh import query as wq
@@ -30,18 +34,29 @@ from whoosh.searching import Searcher
 from .config import Limits
 from .schema import TEXT_FIELDS
 
-#: Headline matches count this many times a body match.  BM25's per-field
-#: length normalisation already favours short headlines; on Cranfield/CISI
-#: (titles, not headlines) 1.0 ranks best and 2.0 costs ~0.02 nDCG@10.
-HEADLINE_BOOST = 1.5
-#: Free text: a story matching m of n words scores (1 + bonus * (m-1)/(n-1))
-#: times its BM25 sum (see ranking.py).
+#: BM25F field weights: a headline word counts as this many body words (in
+#: term frequency and in length).  Between 2 and 4, Cranfield and CISI
+#: (titles, not headlines) rank alike; 3 is the middle of that range.
+FIELD_WEIGHTS = {"headline": 3.0, "body": 1.0}
+#: Up to this many words, a query is keywords: a story matching m of the n
+#: words scores (1 + bonus * (m-1)/(n-1)) times its BM25F sum.  Longer
+#: queries are questions or pasted text, which no story has every word of.
+KEYWORD_WORDS = 4
 COORDINATION_BONUS = 0.5
 MIN_PREFIX = 2
 
 
 class QueryError(ValueError):
     """The query can't be run as typed; the message says what to change."""
+
+
+class Word(wq.Or):
+    """One word or phrase searched in several fields, ranked as a single BM25F term.
+
+    The children are the same term or phrase in different fields, each
+    boosted by its field's weight; the node's own boost is the query's
+    weight for the word (repeats, ``^`` boosts).
+    """
 
 
 @dataclass(frozen=True)
@@ -58,7 +73,7 @@ def make_parser(schema) -> MultifieldParser:  # type: ignore[no-untyped-def]
     parser = MultifieldParser(
         list(TEXT_FIELDS),
         schema,
-        fieldboosts={"headline": HEADLINE_BOOST},
+        fieldboosts=FIELD_WEIGHTS,
         group=OrGroup,
     )
     # 'single quotes' would make the quoted words one literal term: pasted
@@ -86,7 +101,7 @@ def parse(text: str, parser: MultifieldParser, searcher: Searcher, limits: Limit
     if len(text) > limits.max_query_chars:
         raise QueryError(f"the query is {len(text)} characters long; the limit is {limits.max_query_chars}")
     try:
-        q = parser.parse(text)
+        q = _repeats_weighed(parser.parse(text, normalize=False)).normalize()
     except Exception as exc:  # Whoosh raises assorted errors on odd syntax
         raise QueryError(f"could not understand the query: {exc}") from None
     _check_errors(q)
@@ -101,6 +116,20 @@ def parse(text: str, parser: MultifieldParser, searcher: Searcher, limits: Limit
     if not seen and not _has_range(q):
         raise QueryError("the query has only common words (like 'the' or 'and'); add a more specific word")
     return ParsedQuery(text, _shaped(q), {f: frozenset(t) for f, t in terms.items()})
+
+
+def _repeats_weighed(q: wq.Query) -> wq.Query:
+    """A word (or phrase) given n times among alternatives counts n times.
+
+    This is BM25's query term frequency, as Lucene and bm25s apply it: a
+    pasted paragraph repeats the words it is about.  Whoosh's normalisation
+    would drop the repeats, so they become boosts first.
+    """
+    if not isinstance(q, wq.Or):
+        return q
+    counts = Counter(_repeats_weighed(child).normalize() for child in q.subqueries)
+    children = [child.with_boost(child.boost * n) for child, n in counts.items()]
+    return q.__class__(children, boost=q.boost, scale=getattr(q, "scale", None))
 
 
 def _shaped(q: wq.Query) -> wq.Query:
@@ -120,22 +149,49 @@ def _shaped(q: wq.Query) -> wq.Query:
 
 
 def _coordinated(q: wq.Query) -> wq.Query:
-    """Group a free-text OR by word, with the coordination bonus across words.
+    """Group free text by word into :class:`Word` nodes; coordinate short queries.
 
-    Whoosh flattens ``oil prices`` over two fields into one OR of four terms
-    and drops the group's scale; regrouped, a story matching both words in
-    any field gets the bonus, one matching "oil" in two fields does not.
+    Whoosh flattens ``oil prices`` over two fields into one OR of four terms;
+    regrouped, each word is one BM25F term, and a keyword query's bonus
+    counts words matched, not fields.
     """
-    if not isinstance(q, wq.Or) or q.scale:
-        return q
-    groups: dict[object, list[wq.Query]] = {}
-    for child in q.subqueries:
-        key = child.text if isinstance(child, wq.Term) else id(child)
-        groups.setdefault(key, []).append(child)
-    if len(groups) < 2:
-        return q
-    words = [g[0] if len(g) == 1 else wq.Or(g) for g in groups.values()]
-    return wq.Or(words, boost=q.boost, scale=COORDINATION_BONUS)
+    if isinstance(q, wq.Or) and not isinstance(q, Word) and not q.scale:
+        groups: dict[object, list[wq.Query]] = {}
+        for child in q.subqueries:
+            groups.setdefault(_word_key(child), []).append(_coordinated(child))
+        words = [_as_word(group) for group in groups.values()]
+        if len(words) == 1:
+            return words[0].with_boost(words[0].boost * q.boost)
+        bonus = COORDINATION_BONUS if len(words) <= KEYWORD_WORDS else None
+        return wq.Or(words, boost=q.boost, scale=bonus)
+    return q.apply(_coordinated)
+
+
+def any_field(terms: list[str]) -> wq.Query:
+    """An OR of ``terms``, each searched in every text field as one :class:`Word`."""
+    words = [Word([wq.Term(f, t, boost=w) for f, w in FIELD_WEIGHTS.items()]) for t in terms]
+    return wq.Or(words) if len(words) != 1 else words[0]
+
+
+def _word_key(q: wq.Query) -> object:
+    if isinstance(q, wq.Term):
+        return ("term", q.text)
+    if isinstance(q, wq.Phrase):
+        return ("phrase", tuple(q.words), q.slop)
+    if isinstance(q, (wq.Prefix, wq.Wildcard)):
+        return ("pattern", q.text)
+    return id(q)
+
+
+def _as_word(group: list[wq.Query]) -> wq.Query:
+    """A :class:`Word` for one word's per-field queries, when they are just that."""
+    if len(group) < 2 or not all(isinstance(q, (wq.Term, wq.Phrase)) and q.fieldname in FIELD_WEIGHTS for q in group):
+        return group[0] if len(group) == 1 else wq.Or(group)
+    fields = {q.fieldname for q in group}
+    weights = {round(q.boost / FIELD_WEIGHTS[q.fieldname], 9) for q in group}
+    if len(fields) != len(group) or len(weights) != 1:  # e.g. 'headline:oil oil'
+        return wq.Or(group)
+    return Word([q.with_boost(FIELD_WEIGHTS[q.fieldname]) for q in group], boost=weights.pop())
 
 
 def _ranges_as_filters(q: wq.Query) -> wq.Query:

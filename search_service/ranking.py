@@ -9,11 +9,16 @@ total, the facets and the top hits, for every sort order.
 
 What each query node means:
 
-* ``Term``: BM25 (Lucene's idf, ``K1``, ``B``) times the term's boost; the
-  headline boost set by the query parser makes the sum over fields BM25F-like.
-* ``Or``: the sum of the children; with a ``scale`` (free text), the sum is
-  multiplied by ``1 + scale * (m - 1) / (n - 1)`` for ``m`` of ``n`` children
-  matched, so stories with more of the words rank first.
+* ``Word`` (a free-text word in every field): BM25F as Robertson, Zaragoza
+  and Taylor (2004) simplify it: the fields' term frequencies and lengths,
+  each times its field weight, are added up *before* BM25's saturation and
+  length normalisation (``K1``, ``B``, Lucene's idf over the stories with
+  the word in any field), times the word's query weight.  A phrase as a
+  ``Word``: its words' BM25F, for the stories where they are adjacent.
+* ``Term``: the same with one field, i.e. BM25, times the term's boost.
+* ``Or``: the sum of the children; with a ``scale`` (short free text), the
+  sum is multiplied by ``1 + scale * (m - 1) / (n - 1)`` for ``m`` of ``n``
+  children matched, so stories with more of the words rank first.
 * ``And``/``Require``: all children must match; ``Not``/``AndNot`` exclude;
   ``AndMaybe``: the optional side only adds to the score.
 * Wildcards and word ranges: the union of their (bounded) expansions.
@@ -40,7 +45,7 @@ from whoosh.matching import FilterMatcher
 from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 
-from .query import QueryError
+from .query import QueryError, Word
 from .schema import TEXT_FIELDS
 
 K1 = 1.2
@@ -139,9 +144,11 @@ class Evaluation:
     def _eval(self, q: wq.Query) -> tuple[np.ndarray, np.ndarray]:
         self._check_time()
         if isinstance(q, wq.Term):
-            return self._term(q.fieldname, q.text, q.boost)
+            return self._bm25f([(q.fieldname, 1.0)], q.text, q.boost)
+        if isinstance(q, Word):
+            return self._word(q)
         if isinstance(q, wq.MultiTerm) and q.fieldname in TEXT_FIELDS:
-            return self._union([self._term(q.fieldname, t, q.boost) for t in q._btexts(self.reader)])
+            return self._union([self._bm25f([(q.fieldname, 1.0)], t, q.boost) for t in q._btexts(self.reader)])
         if isinstance(q, wq.Or):
             return self._or([self._eval(c) for c in q.subqueries], q.scale)
         if isinstance(q, wq.AndNot):
@@ -164,19 +171,33 @@ class Evaluation:
             return self._empty()
         return self._fallback(q)
 
-    def _term(self, fieldname: str, text: str | bytes, boost: float) -> tuple[np.ndarray, np.ndarray]:
+    def _bm25f(self, fields: list[tuple[str, float]], text: str | bytes, boost: float) -> tuple[np.ndarray, np.ndarray]:
+        """One term's BM25F over ``fields`` (name, weight): weighted frequencies and lengths, one saturation."""
         scores, matched = self._empty()
-        postings = self._read(fieldname, text)
-        ids, tfs = postings.ids, postings.tfs
+        tf = np.zeros(self.corpus.size)
+        for fieldname, weight in fields:
+            postings = self._read(fieldname, text)
+            tf[postings.ids] += weight * postings.tfs
+            matched[postings.ids] = True
+        ids = np.flatnonzero(matched) if len(fields) > 1 else postings.ids
         if len(ids) == 0:
             return scores, matched
-        df = self.reader.doc_frequency(fieldname, text)
-        n = max(self.reader.doc_count(), df)
-        idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
-        norm = K1 * (1.0 - B + B * self.corpus.lengths[fieldname][ids] / self.corpus.average_length[fieldname])
-        scores[ids] = boost * idf * tfs * (K1 + 1.0) / (tfs + norm)
-        matched[ids] = True
+        n = max(self.reader.doc_count(), len(ids))
+        idf = math.log(1.0 + (n - len(ids) + 0.5) / (len(ids) + 0.5))
+        length = sum(weight * self.corpus.lengths[f][ids] for f, weight in fields)
+        average = sum(weight * self.corpus.average_length[f] for f, weight in fields)
+        tfs = tf[ids]
+        scores[ids] = boost * idf * tfs * (K1 + 1.0) / (tfs + K1 * (1.0 - B + B * length / average))
         return scores, matched
+
+    def _word(self, q: Word) -> tuple[np.ndarray, np.ndarray]:
+        fields = [(c.fieldname, c.boost) for c in q.subqueries]
+        first = q.subqueries[0]
+        if not isinstance(first, wq.Phrase):
+            return self._bm25f(fields, first.text, q.boost)
+        scores = sum(self._bm25f(fields, w, q.boost)[0] for w in first.words)
+        matched = np.logical_or.reduce([self._phrase(c)[1] for c in q.subqueries])
+        return np.where(matched, scores, 0.0), matched
 
     def _union(self, parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
         if not parts:

@@ -32,8 +32,10 @@ class NewsText(fields.TEXT):
     """A TEXT field (positions, for phrases) that indexes through the fast path."""
 
     def __init__(self, stored: bool = True) -> None:
-        # A hyphenated word (Al-Haq) is two tokens; match them as a phrase.
-        super().__init__(analyzer=NewsAnalyzer(), phrase=True, stored=stored, multitoken_query="phrase")
+        # A hyphenated word (Al-Haq) is two tokens, searched as two words
+        # (Lucene's default too): as a phrase, "heat-transfer" would miss
+        # "heat transfer" and "transfer of heat".
+        super().__init__(analyzer=NewsAnalyzer(), phrase=True, stored=stored, multitoken_query="default")
 
     def index(self, value: str, **kwargs: Any) -> Iterator[tuple[bytes, int, float, bytes]]:
         # Inlines formats.Positions.encode (a count, then pickled position deltas).

@@ -24,7 +24,7 @@ from .analysis import fold, normalize, tokens
 from .config import Limits
 from .highlight import fragments, mark_all
 from .indexer import open_index
-from .query import QueryError, make_parser, parse
+from .query import QueryError, any_field, make_parser, parse
 from .ranking import Corpus, Evaluation
 from .schema import TEXT_FIELDS
 
@@ -307,7 +307,7 @@ class SearchEngine:
         stored = searcher.stored_fields(docnum)
         text = f"{stored['headline']}\n{stored['headline']}\n{stored['body']}"
         key_terms = [term for term, _ in searcher.key_terms_from_text("body", text, numterms=RELATED_TERMS)]
-        q = wq.Or([wq.Term(f, t) for t in key_terms for f in TEXT_FIELDS])
+        q = any_field(key_terms)
         corpus = self._corpus_of(view.searcher)
         scores, matched = Evaluation(searcher, corpus, self.limits.time_limit).run(q)
         matched[docnum] = False

@@ -22,7 +22,7 @@ from search_service.analysis import fold, normalize, tokens
 from search_service.config import Limits
 from search_service.highlight import FRAGMENT_CHARS, MAX_FRAGMENTS
 from search_service.indexer import add_stories, open_index
-from search_service.query import QueryError
+from search_service.query import COORDINATION_BONUS, QueryError, make_parser, parse
 from search_service.search import SearchEngine, SearchRequest, SearchResult
 from search_service.stories import Story
 
@@ -80,17 +80,55 @@ def reuters(reuters_index: Path) -> SearchEngine:
 
 
 def test_stories_with_every_word_rank_first(reuters: SearchEngine, reuters_index: Path) -> None:
-    result = search(reuters, "coffee export quotas", per_page=30)
-    assert result.total > 30
+    every = search(reuters, "coffee AND export AND quotas", per_page=1).total
+    result = search(reuters, "coffee export quotas", per_page=100)
+    assert 10 < every < 90 and result.total > every  # OR: partial matches are found too
     wanted = {term(w) for w in ("coffee", "export", "quotas")}
     with open_index(reuters_index).searcher() as searcher:
         complete = [
             wanted <= terms(f"{s['headline']} {s['body']}")
             for s in (searcher.document(id=h.id) for h in result.hits)
         ]
-    # The whole first page has every word; partial matches still come (OR), further down.
-    assert all(complete[:10]) and not all(complete), complete
-    assert sum(complete[:15]) > sum(complete[15:]), complete
+    # The stories with every word fill the first places; partial matches come after them.
+    assert all(complete[: every * 3 // 4]), complete
+    assert sum(complete[:every]) >= 0.85 * every and not all(complete), complete
+
+
+def test_a_headline_word_weighs_more_than_a_body_word(tmp_path: Path) -> None:
+    filler = "The council met on Tuesday and the minutes were read aloud to all the members."
+    index = tmp_path / "index"
+    add_stories(index, [
+        Story("in-body", "Council meets on Tuesday", f"{filler} Zinc was mentioned.", None, "test"),
+        Story("in-headline", "Zinc was mentioned", f"{filler} Council meets on Tuesday.", None, "test"),
+    ])
+    hits = search(SearchEngine(index), "zinc").hits
+    assert [h.id for h in hits] == ["in-headline", "in-body"]
+    assert hits[0].score > 1.5 * hits[1].score  # the same words, only where "zinc" stands differs
+
+
+def test_a_repeated_word_counts_as_often_as_it_is_given(reuters: SearchEngine) -> None:
+    once, twice = search(reuters, "coffee", per_page=20), search(reuters, "coffee coffee", per_page=20)
+    assert [h.id for h in once.hits] == [h.id for h in twice.hits]
+    assert all(b.score == pytest.approx(2 * a.score) for a, b in zip(once.hits, twice.hits))
+    # Beside another word, the repeated one weighs more: its stories move up.
+    plain = [h.id for h in search(reuters, "coffee quotas", per_page=20).hits]
+    stressed = [h.id for h in search(reuters, "coffee coffee coffee quotas", per_page=20).hits]
+    assert plain != stressed
+
+
+def test_only_short_queries_get_the_bonus_for_matching_more_words(sample_index: Path) -> None:
+    ix = open_index(sample_index)
+    with ix.searcher() as searcher:
+        def scale(text: str) -> object:
+            return parse(text, make_parser(ix.schema), searcher, Limits()).query.scale
+
+        assert scale("storm surge wall") == COORDINATION_BONUS
+        assert scale("why did the storm surge break through the sea wall last winter") is None
+
+
+def test_a_hyphenated_word_is_searched_as_its_words(sample: SearchEngine) -> None:
+    assert all_ids(sample, "storm-surge") == all_ids(sample, "storm surge")
+    assert all_ids(sample, "storm-surge")
 
 
 def test_a_long_question_finds_stories(reuters: SearchEngine) -> None:
