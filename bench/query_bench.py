@@ -49,6 +49,8 @@ from _common import (
     work_dir,
 )
 
+from search_service.config import DEFAULT_THREADS  # after _common, which puts the checkout on sys.path
+
 CLASSES = ("single", "two-term", "phrase")
 VOCABULARY = 1000
 
@@ -282,7 +284,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="server processes (default: CPUs)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients (default 16)")
     parser.add_argument("--seconds", type=float, default=20.0, help="HTTP run length (default 20)")
-    parser.add_argument("--threads", type=int, default=4, help="threads per server process (default 4, as serve)")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                        help=f"threads per server process (default {DEFAULT_THREADS}, as serve)")
     parser.add_argument("--rate", type=float, default=300.0, help="requests/s of the paced HTTP run (default 300)")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
                         help="HTTP load client: wrk if installed (auto), or the Python one")

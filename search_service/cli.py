@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .config import Config
+from .config import DEFAULT_THREADS, Config
 from .indexer import IndexBusyError, IndexSummary, IndexWriteError, index_paths
 from .query import QueryError
 
@@ -128,7 +128,8 @@ def _terminal(marked_html: str, color: bool) -> str:
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True,
               help="Server processes; one per CPU core uses every core (each counts rate limits on its own).")
-@click.option("--threads", type=click.IntRange(1, 64), default=4, show_default=True, help="Threads per worker process.")
+@click.option("--threads", type=click.IntRange(1, 64), default=DEFAULT_THREADS, show_default=True,
+              help="Threads per worker process (searching is CPU-bound: more threads only contend).")
 def serve(index_dir: Path | None, stories: Path | None, host: str, port: int, workers: int, threads: int) -> None:
     """Serve the search page and JSON API with waitress.
 

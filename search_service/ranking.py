@@ -124,9 +124,14 @@ class Evaluation:
         self.reader = searcher.reader()
         self.corpus = corpus
         self.deadline = time.monotonic() + time_limit
+        self._postings: dict[tuple[str, str | bytes], Postings] = {}
 
     def _read(self, fieldname: str, text: str | bytes) -> Postings:
-        return self.corpus.cache.get(self.reader, fieldname, text)
+        """A term's postings, read once per query even when the shared cache has no room for them."""
+        key = (fieldname, text)
+        if key not in self._postings:
+            self._postings[key] = self.corpus.cache.get(self.reader, fieldname, text)
+        return self._postings[key]
 
     def _check_time(self) -> None:
         if time.monotonic() > self.deadline:
@@ -196,8 +201,11 @@ class Evaluation:
         if not isinstance(first, wq.Phrase):
             return self._bm25f(fields, first.text, q.boost)
         scores = sum(self._bm25f(fields, w, q.boost)[0] for w in first.words)
-        matched = np.logical_or.reduce([self._phrase(c)[1] for c in q.subqueries])
+        matched = np.logical_or.reduce([self._adjacent(c, self._has_all(c.fieldname, c.words)) for c in q.subqueries])
         return np.where(matched, scores, 0.0), matched
+
+    def _has_all(self, fieldname: str, words: list[str]) -> np.ndarray:
+        return np.logical_and.reduce([_mask(self._read(fieldname, w).ids, self.corpus.size) for w in words])
 
     def _union(self, parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
         if not parts:
@@ -224,20 +232,23 @@ class Evaluation:
         return scores, matched
 
     def _phrase(self, q: wq.Phrase) -> tuple[np.ndarray, np.ndarray]:
-        """Stories with all the words, kept where their positions are consecutive.
+        """Stories with all the words in the field (scored as those words), kept where they are adjacent."""
+        scores, candidates = self._and([wq.Term(q.fieldname, w, boost=q.boost) for w in q.words])
+        return scores, self._adjacent(q, candidates)
+
+    def _adjacent(self, q: wq.Phrase, candidates: np.ndarray) -> np.ndarray:
+        """Of the ``candidates`` (a mask of stories with all of q's words), those where they are consecutive.
 
         The candidates' positions come from the words' cached postings and
         are compared as arrays: many times faster than stepping Whoosh's
         phrase matcher through each candidate.
         """
-        words = [wq.Term(q.fieldname, w, boost=q.boost) for w in q.words]
-        scores, candidates = self._and(words)
         candidates = np.flatnonzero(candidates & self.corpus.alive)
         matched = np.zeros(self.corpus.size, dtype=bool)
         if len(candidates) == 0:
-            return scores, matched
+            return matched
         if q.slop != 1:  # "words"~N: let Whoosh judge the distances
-            return scores, self._fallback(q)[1] & _mask(candidates, self.corpus.size)
+            return self._fallback(q)[1] & _mask(candidates, self.corpus.size)
         keys: np.ndarray | None = None
         for offset, word in enumerate(q.words):
             self._check_time()
@@ -251,7 +262,7 @@ class Evaluation:
                 break
         if keys is not None and keys.size:
             matched[np.unique(keys // _POSITION_SPAN)] = True
-        return scores, matched
+        return matched
 
     def _dates(self, q: wq.DateRange) -> tuple[np.ndarray, np.ndarray]:
         days = self.corpus.days

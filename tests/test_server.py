@@ -1,10 +1,12 @@
-"""``serve --workers N``: several waitress processes share one socket and die with their parent."""
+"""``serve --workers N``: several waitress processes share one port, share the connections, and die with their parent."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,43 @@ def test_two_workers_answer_on_one_port(two_workers: LiveServer) -> None:
     fresh = [requests.get(f"{two_workers.url}/healthz", timeout=10).json()["stories"] for _ in range(10)]
     assert statuses == {200}
     assert set(fresh) == {8}
+
+
+def connections_by_process(port: int, pids: list[int]) -> Counter[int]:
+    """How many established connections to ``port`` each of ``pids`` holds (from /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":  # ESTABLISHED
+                inodes.add(fields[9])
+    held: Counter[int] = Counter()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            target = os.readlink(fd)
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                held[pid] += 1
+    return held
+
+
+def test_keep_alive_connections_are_spread_over_the_workers(two_workers: LiveServer) -> None:
+    """With one shared socket, the first worker to wake took a whole burst of connections."""
+    assert wait_until(lambda: len(children_of(two_workers.process.pid)) == 2)
+    host, port = two_workers.url.removeprefix("http://").split(":")
+    clients = [http.client.HTTPConnection(host, int(port), timeout=10) for _ in range(24)]
+    try:
+        for client in clients:  # opened at once, as a load client does, and kept busy
+            client.connect()
+        for _ in range(5):
+            for client in clients:
+                client.request("GET", "/api/search?q=drought+OR+coffee&per_page=100")
+            for client in clients:
+                assert client.getresponse().read()
+        held = connections_by_process(int(port), children_of(two_workers.process.pid))
+    finally:
+        for client in clients:
+            client.close()
+    assert sum(held.values()) == 24 and len(held) == 2 and min(held.values()) >= 3, held
 
 
 def test_sigterm_stops_every_worker(two_workers: LiveServer) -> None:

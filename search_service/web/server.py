@@ -1,10 +1,14 @@
-"""Running the app under waitress: one process, or several sharing one listening socket.
+"""Running the app under waitress: one process, or several on one port.
 
 Searching is CPU-bound Python, and one Python process uses one core at a
-time, so ``workers`` processes (forked after the socket is bound, each with
-its own app and searchers) are how the service uses every core; the kernel
-hands each new connection to one of them.  The parent only supervises: it
-restarts a worker that dies and stops them all on SIGTERM or Ctrl-C.
+time, so ``workers`` processes (each with its own app and searchers) are how
+the service uses every core.  Each worker listens on its own ``SO_REUSEPORT``
+socket, so the kernel spreads new connections evenly over them: with one
+shared socket, whichever worker woke first accepted a whole burst of
+keep-alive connections (16 of 16 in most bench runs) and the other idled.
+The parent reserves the port, prints the URL once every worker listens, and
+supervises: it restarts a worker that dies and stops them all on SIGTERM or
+Ctrl-C.
 """
 
 from __future__ import annotations
@@ -16,14 +20,13 @@ import socket
 import sys
 import time
 
-from ..config import Config
+from ..config import DEFAULT_THREADS, Config
 from ..processes import exit_with_parent
 from . import create_app
 
 log = logging.getLogger("search_service.web")
 
-#: Threads per worker process: enough to overlap I/O and slow clients; more only queue.
-DEFAULT_THREADS = 4
+BACKLOG = 1024
 
 
 def _run_worker(config: Config, sock: socket.socket, threads: int) -> None:
@@ -55,7 +58,8 @@ def _run_worker(config: Config, sock: socket.socket, threads: int) -> None:
     server.run()
 
 
-def _fork(config: Config, sock: socket.socket, threads: int) -> int:
+def _fork(config: Config, address: tuple[str, int], threads: int, ready: int | None = None) -> int:
+    """Start a worker listening on ``address``; it writes a byte to ``ready`` once it listens."""
     pid = os.fork()
     if pid == 0:  # the worker
         code = 0
@@ -63,6 +67,11 @@ def _fork(config: Config, sock: socket.socket, threads: int) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             exit_with_parent()
+            sock = _bind(*address)
+            sock.listen(BACKLOG)
+            if ready is not None:
+                os.write(ready, b"1")
+                os.close(ready)
             _run_worker(config, sock, threads)
         except BaseException:
             log.exception("server worker failed")
@@ -72,23 +81,51 @@ def _fork(config: Config, sock: socket.socket, threads: int) -> int:
     return pid
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` that other sockets of this user may share (``SO_REUSEPORT``)."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
 def serve(config: Config, host: str = "127.0.0.1", port: int = 8080, threads: int = DEFAULT_THREADS, workers: int = 1) -> None:
-    """Serve ``config``'s index on ``host:port`` (0 picks a free port) and print the URL."""
-    sock = socket.create_server((host, port), backlog=1024)
+    """Serve ``config``'s index on ``host:port`` (0 picks a free port) and print the URL once it answers."""
+    if workers == 1:
+        sock = socket.create_server((host, port), backlog=BACKLOG)
+        _announce(config, sock, workers)
+        _run_worker(config, sock, threads)
+        return
+    reserved = _bind(host, port)  # bound, never listening: it holds the port and gets no connections
+    address = reserved.getsockname()[:2]
+    read_end, write_end = os.pipe()
+    children = {_fork(config, address, threads, write_end) for _ in range(workers)}
+    os.close(write_end)
+    started = 0
+    while started < workers:  # a byte per listening worker; end of file once all have written or died
+        got = os.read(read_end, workers)
+        if not got:
+            break
+        started += len(got)
+    os.close(read_end)
+    if started < workers:
+        sys.exit("search_service: a server worker failed to start; see the messages above")
+    _announce(config, reserved, workers)
+    _supervise(config, address, threads, children)
+
+
+def _announce(config: Config, sock: socket.socket, workers: int) -> None:
     bound_host, bound_port = sock.getsockname()[:2]
     plural = "s" if workers > 1 else ""
     print(
         f"search_service: serving {config.index_dir} on http://{bound_host}:{bound_port}/ ({workers} worker{plural})",
         flush=True,
     )
-    if workers == 1:
-        _run_worker(config, sock, threads)
-        return
-    _supervise(config, sock, threads, workers)
 
 
-def _supervise(config: Config, sock: socket.socket, threads: int, workers: int) -> None:
-    children = {_fork(config, sock, threads) for _ in range(workers)}
+def _supervise(config: Config, address: tuple[str, int], threads: int, children: set[int]) -> None:
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -111,5 +148,5 @@ def _supervise(config: Config, sock: socket.socket, threads: int, workers: int) 
         if not stopping:
             log.warning("server worker %d exited (status %d); starting another", pid, status)
             time.sleep(1.0)  # a worker that dies at once must not spin
-            children.add(_fork(config, sock, threads))
+            children.add(_fork(config, address, threads))
     sys.exit(0)
