@@ -79,6 +79,10 @@ _DATELINE = re.compile(
     r"(?:\s*-\s*(\d{1,2}):(\d{2})(?::(\d{2}))?)?"
 )
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v\u00a0]*\n")
+#: C0 and C1 control characters (NUL, ESC, ...) other than line breaks and tabs:
+#: never text, though scraped pages carry them; in a story they would reach
+#: JSON as \u0000 and break terminals and copy-paste.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _URL_OK = re.compile(r"https?://[^\s\x00-\x1f\x7f]+", re.IGNORECASE)
 
 
@@ -134,8 +138,12 @@ class StoryError(ValueError):
 
 
 def _norm(text: str) -> str:
-    """Collapse runs of whitespace (incl. no-break spaces) to one space."""
-    return " ".join(text.split())
+    """Collapse runs of whitespace (incl. no-break spaces) and control characters to one space."""
+    return " ".join(_without_controls(text).split())
+
+
+def _without_controls(text: str) -> str:
+    return _CONTROL.sub(" ", text) if _CONTROL.search(text) else text
 
 
 def _check_id(value: str, what: str = "id") -> str:
@@ -328,6 +336,7 @@ def parse_story_text(text: str, source: str) -> Story:
         text = text[1:]
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _without_controls(text)
     if not text.strip():
         raise StoryError("story: empty file")
     lines = text.split("\n")

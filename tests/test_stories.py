@@ -160,6 +160,18 @@ def test_non_breaking_spaces_normalised(tmp_path: Path, seed_text: str) -> None:
     assert "\u00a0" not in story.body and "\u00a0" not in story.headline
 
 
+def test_control_characters_become_spaces(tmp_path: Path, seed_text: str) -> None:
+    text = seed_text.replace(SEED_HEADLINE, SEED_HEADLINE.replace(" ", "\x00", 1)).replace(
+        "In an interview aired", "In an\x1b[31m interview\x07aired"
+    )
+    story = only_story(read_file(write(tmp_path, text)))
+    assert story.headline == SEED_HEADLINE
+    assert story.body.startswith("In an [31m interview aired Tuesday evening")
+    assert not any(ord(c) < 0x20 and c != "\n" for c in story.headline + story.body)
+    posted = story_from_mapping({"id": "x1", "headline": "Zinc\x00prices", "body": "Up\x1b\x00 again\n\nlater\x7f"}, "api")
+    assert (posted.headline, posted.body) == ("Zinc prices", "Up again\n\nlater")
+
+
 def test_curly_quotes_kept(tmp_path: Path, seed_text: str) -> None:
     text = seed_text.replace(SEED_HEADLINE, "\u2018Israeli\u2019 \u201cOccupation\u201d Don\u2019t")
     story = only_story(read_file(write(tmp_path, text)))
