@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import Counter
 import time
 from dataclasses import dataclass
+from itertools import islice
 from datetime import date, datetime, time as dtime
 from pathlib import Path
 from typing import Any
@@ -20,13 +22,14 @@ import numpy as np
 from whoosh import query as wq
 from whoosh.searching import Searcher
 
-from .analysis import fold, normalize, tokens
+from .analysis import find_terms, fold, normalize, tokens
 from .config import Limits
 from .highlight import fragments, mark_all
 from .indexer import open_index
 from .query import QueryError, any_field, make_parser, parse
 from .ranking import Corpus, Evaluation
 from .schema import TEXT_FIELDS
+from .spelling import closest
 
 SORTS = ("relevance", "recent", "newest", "oldest")
 REFRESH_SECONDS = 0.5
@@ -36,6 +39,8 @@ RECENCY_HALF_LIFE_DAYS = 30.0
 RECENCY_WEIGHT = 1.0
 #: Below this many hits a spelling suggestion is looked for.
 SUGGEST_BELOW = 3
+#: A suggested word's spelling is the commonest in this many stories with it.
+SURFACE_STORIES = 20
 #: Related stories: this many characteristic terms of the story are searched for.
 RELATED_TERMS = 12
 
@@ -223,9 +228,10 @@ class SearchEngine:
     def _suggestion(self, searcher: Searcher, text: str) -> str | None:
         """A spelling fix for ``text`` that finds more stories, or None.
 
-        Words whose term is missing from the index are replaced by the most
-        common indexed word within two edits; candidates are stems, turned
-        back into real words from a story that contains them.
+        Words whose term is missing from the index are replaced by the
+        nearest indexed word within two edits (:func:`.spelling.closest`);
+        candidates are stems, turned back into real words from a story that
+        contains them.
         """
         reader = searcher.reader()
         changed = False
@@ -236,30 +242,28 @@ class SearchEngine:
             if term is None or any(reader.doc_frequency(f, term) for f in TEXT_FIELDS):
                 out.append(piece)
                 continue
-            best = max(
-                ((reader.doc_frequency("body", c), c) for c in reader.terms_within("body", term, 2, prefix=1)),
-                default=None,
-            )
-            surface = self._surface_word(searcher, "body", best[1]) if best else None
+            candidates = ((c, reader.doc_frequency("body", c)) for c in reader.terms_within("body", term, 2, prefix=1))
+            best = closest(term, candidates)
+            surface = self._surface_word(searcher, "body", best) if best else None
             out.append(surface or piece)
             changed = changed or surface is not None
         return " ".join(out) if changed else None
 
     def _surface_word(self, searcher: Searcher, fieldname: str, term: str) -> str | None:
-        """The first real word in the index whose term is ``term`` (cached)."""
+        """The commonest real word whose term is ``term`` in the first stories that have it (cached).
+
+        Several stories, not one: the first may only have "Mexico's" or
+        "tariffs" where most say "mexico" and "tariff".
+        """
         key = f"{fieldname}:{term}"
         if key not in self._surface:
-            self._surface[key] = None
-            postings = searcher.reader().postings(fieldname, term)
-            for docnum in postings.all_ids():
-                if searcher.reader().is_deleted(docnum):
-                    continue
+            reader = searcher.reader()
+            seen: Counter[str] = Counter()
+            live = (n for n in reader.postings(fieldname, term).all_ids() if not reader.is_deleted(n))
+            for docnum in islice(live, SURFACE_STORIES):
                 text = searcher.stored_fields(docnum).get(fieldname, "")
-                for found, _, s, e in tokens(text):
-                    if found == term:
-                        self._surface[key] = fold(text[s:e])
-                        break
-                break
+                seen.update(fold(text[s:e]) for s, e, _ in find_terms(text, frozenset((term,))))
+            self._surface[key] = min(seen, key=lambda w: (-seen[w], len(w), w)) if seen else None
         return self._surface[key]
 
     def suggest(self, prefix: str, limit: int = 10) -> list[str]:

@@ -24,6 +24,7 @@ from search_service.highlight import FRAGMENT_CHARS, MAX_FRAGMENTS
 from search_service.indexer import add_stories, open_index
 from search_service.query import COORDINATION_BONUS, QueryError, make_parser, parse
 from search_service.search import SearchEngine, SearchRequest, SearchResult
+from search_service.spelling import closest, distance
 from search_service.stories import Story
 
 TAG = re.compile(r"<[^>]*>")
@@ -341,6 +342,30 @@ def test_spelling_suggestion_is_a_real_word(reuters: SearchEngine, reuters_words
     # A word from a story, not a stem ("inflat", "econom" are no words of any story).
     assert result.suggestion in reuters_words
     assert search(reuters, result.suggestion).total > 0
+
+
+@pytest.mark.parametrize(("typo", "meant"), [
+    ("irak", "iraq"),  # not the commoner "iran": k and q sound alike, n is another letter
+    ("petrolium", "petroleum"),
+    ("cofee", "coffee"),  # not the commoner "come"
+    ("sugr", "sugar"),  # not the commoner "sign"
+    ("opek", "opec"),  # not the commoner "open"
+    ("stok", "stock"),
+    ("mexicco", "mexico"),  # the usual spelling, not the first story's "Mexico's"
+])
+def test_spelling_suggestion_is_the_word_meant(reuters: SearchEngine, typo: str, meant: str) -> None:
+    assert search(reuters, typo).suggestion == meant
+
+
+def test_spelling_prefers_fewer_and_sound_keeping_edits() -> None:
+    assert distance("irak", "iraq") < distance("irak", "iran") == 1
+    assert distance("teh", "the") == 1  # neighbours swapped
+    assert distance("kitten", "sitting") == 2.5  # k/s: 1, e/i: a slip, g: 1
+    assert distance("cofe", "coffe") == distance("sugr", "sugar") == 0.5
+    assert closest("irak", [("iran", 226), ("iraq", 134), ("iron", 63)]) == "iraq"
+    assert closest("oli", [("oil", 10), ("olive", 500)]) == "oil"  # one edit beats a commoner word two away
+    assert closest("sel", [("sell", 10), ("seal", 20)]) == "seal"  # equally near (slips both): the commoner
+    assert closest("zzz", []) is None
 
 
 def test_no_suggestion_when_the_query_finds_plenty(reuters: SearchEngine) -> None:
