@@ -3,8 +3,8 @@
 The candidates come from the index (every word within two edits); this
 module picks the nearest, as a typo suggests, and the commonest among
 equally near ones (as Norvig's corrector does).  A slip that keeps the
-sound (``irak`` -> ``iraq``, ``cofee`` -> ``coffee``, ``sugr`` ->
-``sugar``) counts half an edit, so the commoner ``iran``, one unrelated
+sound (``irak`` -> ``iraq``, ``cofee`` -> ``coffee``, ``stok`` ->
+``stock``) counts half an edit, so the commoner ``iran``, one unrelated
 letter away, does not win over ``iraq``, nor ``come`` over ``coffee``.
 """
 
@@ -24,9 +24,8 @@ def distance(a: str, b: str) -> float:
     """Edits from ``a`` to ``b``: insertions, deletions, swaps of neighbours and substitutions.
 
     Each costs 1, except the slips that keep a word's sound, which cost
-    :data:`SLIP`: a letter for another of its sound group (k/q, e/i), and
-    a vowel, or a letter beside one of its sound, left out or put in (sugr,
-    cofee, tomorrrow, stok).
+    :data:`SLIP`: a letter for another of its sound group (k/q, e/i), and a
+    letter left out or put in beside one of its sound (cofee, tomorrrow, stok).
     """
     previous2: list[float] = []
     previous = [0.0]
@@ -43,10 +42,11 @@ def distance(a: str, b: str) -> float:
 
 
 def _gap(word: str, at: int) -> float:
-    """The cost of leaving out (or putting in) ``word[at]``: a slip beside a letter of its sound (ll, ck)."""
+    """The cost of leaving out (or putting in) ``word[at]``: a slip beside itself (ff, ee) or a consonant of its sound (ck)."""
     letter = word[at]
     beside = word[max(0, at - 1) : at] + word[at + 1 : at + 2]
-    return SLIP if letter in _VOWELS or any(_substitution(letter, b) < 1.0 for b in beside) else 1.0
+    slip = any(b == letter or (letter not in _VOWELS and _substitution(letter, b) < 1.0) for b in beside)
+    return SLIP if slip else 1.0
 
 
 def _substitution(x: str, y: str) -> float:
