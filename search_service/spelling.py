@@ -34,7 +34,9 @@ def distance(a: str, b: str) -> float:
     for i, x in enumerate(a, 1):
         row = [previous[0] + _gap(a, i - 1)] + [0.0] * len(b)
         for j, y in enumerate(b, 1):
-            row[j] = min(previous[j] + _gap(a, i - 1), row[j - 1] + _gap(b, j - 1), previous[j - 1] + _substitution(x, y))
+            row[j] = min(
+                previous[j] + _gap(a, i - 1), row[j - 1] + _gap(b, j - 1), previous[j - 1] + _substitution(x, y)
+            )
             if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
                 row[j] = min(row[j], previous2[j - 2] + 1)
         previous2, previous = previous, row
@@ -42,7 +44,10 @@ def distance(a: str, b: str) -> float:
 
 
 def _gap(word: str, at: int) -> float:
-    """The cost of leaving out (or putting in) ``word[at]``: a slip beside itself (ff, ee) or a consonant of its sound (ck)."""
+    """The cost of leaving out (or putting in) ``word[at]``.
+
+    A slip beside the same letter (ff, ee) or a consonant of its sound (ck).
+    """
     letter = word[at]
     beside = word[max(0, at - 1) : at] + word[at + 1 : at + 2]
     slip = any(b == letter or (letter not in _VOWELS and _substitution(letter, b) < 1.0) for b in beside)
