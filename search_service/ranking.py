@@ -36,7 +36,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from itertools import chain
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 from whoosh import query as wq
@@ -62,20 +62,29 @@ class QueryTimeout(QueryError):
 _POSITION_SPAN = 1 << 32
 
 _BYTE_LENGTHS = np.array([byte_to_length(i) for i in range(256)], dtype=np.float64)
-_SECONDS_PER_DAY = 86400.0
+_EPOCH = datetime(1970, 1, 1)
+_TICKS_PER_DAY = 86_400_000_000  # microseconds
+_EPOCH_TICKS = (_EPOCH - datetime.min).days * _TICKS_PER_DAY
+#: Whoosh reads some undated values as 0001-01-01: dates before year 2 are none.
+_YEAR_2_TICKS = (datetime(2, 1, 1) - datetime.min).days * _TICKS_PER_DAY
 
 
 @dataclass
 class Corpus:
-    """Per-document arrays of one searcher's snapshot of the index."""
+    """Per-document arrays of one searcher's snapshot of the index.
+
+    Built with array reads of Whoosh's columns, not a Python loop over the
+    documents: every commit needs a new one, and the first query after a
+    write waits for it.
+    """
 
     size: int
     alive: np.ndarray
     lengths: dict[str, np.ndarray]
     average_length: dict[str, float]
-    days: np.ndarray  # days since the epoch of ``published``; NaN when undated
+    ticks: np.ndarray  # ``published`` in Whoosh's ticks (microseconds since 0001-01-01); -1 when undated
+    days: np.ndarray  # ``published`` as :func:`day_number`; NaN when undated
     months: np.ndarray  # year * 12 + month - 1 of ``published``; -1 when undated
-    published: list[datetime | None]
     cache: PostingsCache = field(default_factory=lambda: PostingsCache(POSTINGS_CACHE_SIZE))
 
     @classmethod
@@ -83,37 +92,43 @@ class Corpus:
         reader = searcher.reader()
         size = reader.doc_count_all()
         alive = np.zeros(size, dtype=bool)
-        alive[list(reader.all_doc_ids())] = True
         lengths = {f: np.zeros(size) for f in TEXT_FIELDS}
+        ticks = np.full(size, -1, dtype=np.int64)
         for leaf, offset in reader.leaf_readers():
+            alive[offset : offset + leaf.doc_count_all()] = True
+            if leaf.has_deletions():
+                alive[offset + np.fromiter(leaf.deleted_docs_set, dtype=np.int64)] = False
             for fieldname in TEXT_FIELDS:
                 column = leaf._perdoc._cached_reader(f"_{fieldname}_len", LENGTHS_COLUMN)
                 if column is not None:
                     codes = np.frombuffer(bytes(column), dtype=np.uint8)
                     lengths[fieldname][offset : offset + len(codes)] = _BYTE_LENGTHS[codes]
+            dated = _published_ticks(leaf)
+            ticks[offset : offset + len(dated)] = dated
         live = max(1, int(alive.sum()))
         average = {f: max(1.0, reader.field_length(f) / live) for f in TEXT_FIELDS}
-        published = _published(reader, size)
-        days = np.array(
-            [p.timestamp() / _SECONDS_PER_DAY if p is not None else math.nan for p in published], dtype=np.float64
-        )
-        months = np.array([p.year * 12 + p.month - 1 if p is not None else -1 for p in published], dtype=np.int64)
-        return cls(size, alive, lengths, average, days, months, published)
+        undated = ticks < 0
+        days = np.where(undated, math.nan, (ticks - _EPOCH_TICKS) / _TICKS_PER_DAY)
+        calendar = np.floor(np.nan_to_num(days)).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+        months = np.where(undated, -1, calendar + 1970 * 12)
+        return cls(size, alive, lengths, average, ticks, days, months)
 
 
-def _published(reader, size: int) -> list[datetime | None]:  # type: ignore[no-untyped-def]
-    if not reader.has_column("published"):
-        return [None] * size
-    # Raw values: an undated story holds the field's default (2**64 - 1),
-    # which Whoosh's own translation to a datetime overflows on.
-    column = reader.column_reader("published", translate=False)
-    field = reader.schema["published"]
-    values = (column[n] for n in range(size))
-    return [None if v == field.default else _dated(field.from_column_value(v)) for v in values]
+def _published_ticks(leaf) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """A segment's ``published`` column as ticks, read as one array; -1 when undated."""
+    if not leaf.has_column("published"):
+        return np.zeros(0, dtype=np.int64)
+    column = leaf.column_reader("published", translate=False)
+    # DATETIME's column: Whoosh's ticks as big-endian unsigned 64-bit numbers.
+    raw = np.frombuffer(column._dbfile.get(column._basepos, column._count * column._fixedlen), dtype=">u8")
+    ticks = raw.astype(np.uint64).view(np.int64)
+    undated = (raw == np.uint64(leaf.schema["published"].default)) | (ticks < _YEAR_2_TICKS)
+    return np.where(undated, -1, ticks)
 
 
-def _dated(value: datetime) -> datetime | None:
-    return value if value.year > 1 else None
+def day_number(moment: datetime) -> float:
+    """A naive (UTC) ``moment`` in days since 1970-01-01, as :attr:`Corpus.days` counts them."""
+    return (moment - _EPOCH) / timedelta(days=1)
 
 
 class Evaluation:
@@ -266,8 +281,8 @@ class Evaluation:
 
     def _dates(self, q: wq.DateRange) -> tuple[np.ndarray, np.ndarray]:
         days = self.corpus.days
-        low = q.startdate.timestamp() / _SECONDS_PER_DAY if q.startdate else -math.inf
-        high = q.enddate.timestamp() / _SECONDS_PER_DAY if q.enddate else math.inf
+        low = day_number(q.startdate) if q.startdate else -math.inf
+        high = day_number(q.enddate) if q.enddate else math.inf
         with np.errstate(invalid="ignore"):
             matched = (days >= low) & (days <= high)
         return np.zeros(self.corpus.size), matched

@@ -21,13 +21,14 @@ from typing import Any
 import numpy as np
 from whoosh import query as wq
 from whoosh.searching import Searcher
+from whoosh.util.times import long_to_datetime
 
 from .analysis import find_terms, fold, normalize, tokens
 from .config import Limits
 from .highlight import fragments, mark_all
 from .indexer import open_index
 from .query import QueryError, any_field, make_parser, parse
-from .ranking import Corpus, Evaluation
+from .ranking import Corpus, Evaluation, day_number
 from .schema import TEXT_FIELDS
 from .spelling import closest
 
@@ -330,8 +331,9 @@ class SearchEngine:
         """Size and date range of the collection, for the home page and health checks."""
         view = self._view()
         corpus = self._corpus_of(view.searcher)
-        dates = [p for p, alive in zip(corpus.published, corpus.alive) if p is not None and alive]
-        return CollectionStats(view.searcher.doc_count(), min(dates, default=None), max(dates, default=None))
+        dated = corpus.ticks[corpus.alive & (corpus.ticks >= 0)]
+        first, last = (long_to_datetime(int(t)) for t in (dated.min(), dated.max())) if dated.size else (None, None)
+        return CollectionStats(view.searcher.doc_count(), first, last)
 
 
 MIN_SUGGEST_PREFIX = 2
@@ -357,22 +359,10 @@ def _as_datetime(value: Any) -> datetime | None:
 
 def _date_mask(corpus: Corpus, date_from: date | None, date_to: date | None) -> np.ndarray:
     """Stories published from ``date_from`` to ``date_to``, both days included."""
-    low = _day_number(datetime.combine(date_from, dtime.min)) if date_from else -math.inf
-    high = _day_number(datetime.combine(date_to, dtime.max)) if date_to else math.inf
+    low = day_number(datetime.combine(date_from, dtime.min)) if date_from else -math.inf
+    high = day_number(datetime.combine(date_to, dtime.max)) if date_to else math.inf
     with np.errstate(invalid="ignore"):
         return (corpus.days >= low) & (corpus.days <= high)
-
-
-def _day_number(moment: datetime) -> float:
-    """``moment`` in days since the epoch, as ``Corpus.days`` counts them.
-
-    A moment the platform can't convert (0001-01-01 or 9999-12-31 given as
-    a date filter) lies before or after every story: minus or plus infinity.
-    """
-    try:
-        return moment.timestamp() / 86400.0
-    except (ValueError, OverflowError, OSError):
-        return math.copysign(math.inf, moment.year - 1970)
 
 
 def _ordered(

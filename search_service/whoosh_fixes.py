@@ -7,6 +7,7 @@ this package opens or writes has them (the tests run with them in place).
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 from whoosh.codec import whoosh3
@@ -24,9 +25,17 @@ def _cached_column_reader(self, fieldname, column):  # type: ignore[no-untyped-d
     if fieldname not in self._readers:
         reader = self.column_reader(fieldname, column) if self.has_column(fieldname) else None
         if reader is not None and column is whoosh3.LENGTHS_COLUMN:
-            reader = reader.load()
+            reader = _loaded_bytes(reader)
         self._readers[fieldname] = reader
     return self._readers[fieldname]
+
+
+def _loaded_bytes(reader: Any) -> array:
+    """A one-byte numeric column in memory, read in one piece (Whoosh's ``load()`` reads value by value:
+    20 ms per searcher for the Reuters lengths, paid by the first query after every commit)."""
+    data = array("B", reader._dbfile.get(reader._basepos, reader._count))
+    data.extend([reader._default] * max(0, reader._doccount - reader._count))
+    return data
 
 
 

@@ -8,6 +8,7 @@ must not be found rather than repeating ids the engine once returned.
 from __future__ import annotations
 
 import html
+import math
 import re
 import shutil
 import time
@@ -21,7 +22,8 @@ import pytest
 from search_service.analysis import fold, normalize, tokens
 from search_service.config import Limits
 from search_service.highlight import FRAGMENT_CHARS, MAX_FRAGMENTS
-from search_service.indexer import add_stories, open_index
+from search_service.indexer import add_stories, delete_story, open_index
+from search_service.ranking import Corpus, day_number
 from search_service.query import COORDINATION_BONUS, QueryError, make_parser, parse
 from search_service.search import SearchEngine, SearchRequest, SearchResult
 from search_service.spelling import closest, distance
@@ -417,3 +419,31 @@ def test_a_story_indexed_while_the_engine_is_open_becomes_searchable(sample_inde
     hit = search(engine, "locusts").hits[0]
     assert (hit.id, hit.published) == ("locust-1", story.published)
     assert engine.story("locust-1")["headline"] == story.headline
+
+
+def test_the_per_story_arrays_match_the_stored_stories(sample_index: Path, tmp_path: Path) -> None:
+    """Corpus reads Whoosh's columns as arrays; each story's values must be what it stored."""
+    index = tmp_path / "index"
+    shutil.copytree(sample_index, index)
+    add_stories(index, [
+        Story("undated-1", "No date", "Zinc prices rose.", None, "test"),
+        Story("leap-1", "Late on a leap day", "Zinc prices fell.", datetime(2024, 2, 29, 23, 59, 59), "test"),
+    ])
+    gone = next(iter(stored(index)))
+    assert delete_story(index, gone)
+    with open_index(index).searcher() as searcher:
+        reader = searcher.reader()
+        corpus = Corpus.load(searcher)
+        assert corpus.size == reader.doc_count_all() and corpus.alive.sum() == reader.doc_count() == 9
+        for n in range(corpus.size):
+            assert corpus.alive[n] == (not reader.is_deleted(n))
+            if not corpus.alive[n]:
+                continue
+            published = searcher.stored_fields(n).get("published")
+            if published is None:
+                assert math.isnan(corpus.days[n]) and corpus.months[n] == -1
+            else:
+                assert corpus.days[n] == pytest.approx(day_number(published), abs=1e-9)
+                assert corpus.months[n] == published.year * 12 + published.month - 1
+        assert corpus.months[searcher.document_number(id="leap-1")] == 2024 * 12 + 1
+    assert SearchEngine(index).stats().last == datetime(2024, 2, 29, 23, 59, 59)
