@@ -132,7 +132,7 @@ def time_engine(
     ranking.POSTINGS_CACHE_SIZE = default if cache else 0
     try:
         engine = SearchEngine(index_dir)
-        engine.stats()  # the per-commit arrays (and their cache) are made here, with the setting above
+        engine.stats()  # the arrays (and the postings cache) are made here, with the setting above
     finally:
         ranking.POSTINGS_CACHE_SIZE = default
     totals = {c: mean(engine.search(SearchRequest(q=q)).total for q in qs) for c, qs in queries.items()}
@@ -149,8 +149,9 @@ def time_engine(
 def after_commit(index_dir: Path, queries: dict[str, list[str]]) -> list[list[object]]:
     """What a write costs readers: a warm engine, one story added, then the first query and the first pass.
 
-    The engine's per-commit arrays and postings cache start again at every
-    commit (a copy of the index is written to, so the bench index is untouched).
+    The engine's per-document arrays start again at every commit, and the
+    new segment's postings are read (a copy of the index is written to, so
+    the bench index is untouched).
     """
     from search_service.indexer import add_stories
     from search_service.search import SearchEngine, SearchRequest

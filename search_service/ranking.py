@@ -50,7 +50,7 @@ from .schema import TEXT_FIELDS
 
 K1 = 1.2
 B = 0.75
-#: Decoded postings kept per commit, counted in postings (about 60 bytes each):
+#: Decoded postings kept per engine, counted in postings (about 60 bytes each):
 #: popular words are read once, not on every query.
 POSTINGS_CACHE_SIZE = 1_000_000
 
@@ -88,7 +88,8 @@ class Corpus:
     cache: PostingsCache = field(default_factory=lambda: PostingsCache(POSTINGS_CACHE_SIZE))
 
     @classmethod
-    def load(cls, searcher: Searcher) -> Corpus:
+    def load(cls, searcher: Searcher, cache: PostingsCache | None = None) -> Corpus:
+        """The arrays of ``searcher``'s commit; ``cache``, the last commit's, keeps the segments both share."""
         reader = searcher.reader()
         size = reader.doc_count_all()
         alive = np.zeros(size, dtype=bool)
@@ -111,7 +112,9 @@ class Corpus:
         days = np.where(undated, math.nan, (ticks - _EPOCH_TICKS) / _TICKS_PER_DAY)
         calendar = np.floor(np.nan_to_num(days)).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
         months = np.where(undated, -1, calendar + 1970 * 12)
-        return cls(size, alive, lengths, average, ticks, days, months)
+        if cache is None:
+            return cls(size, alive, lengths, average, ticks, days, months)
+        return cls(size, alive, lengths, average, ticks, days, months, cache)
 
 
 def _published_ticks(leaf) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -141,11 +144,16 @@ class Evaluation:
         self.deadline = time.monotonic() + time_limit
         self._postings: dict[tuple[str, str | bytes], Postings] = {}
 
-    def _read(self, fieldname: str, text: str | bytes) -> Postings:
+    def _read(self, fieldname: str, text: str | bytes) -> Postings | JoinedPostings:
         """A term's postings, read once per query even when the shared cache has no room for them."""
         key = (fieldname, text)
         if key not in self._postings:
-            self._postings[key] = self.corpus.cache.get(self.reader, fieldname, text)
+            parts = [
+                (self.corpus.cache.get(leaf, fieldname, text), offset)
+                for leaf, offset in self.reader.leaf_readers()
+                if (fieldname, text) in leaf
+            ]
+            self._postings[key] = parts[0][0] if len(parts) == 1 and parts[0][1] == 0 else JoinedPostings(parts)
         return self._postings[key]
 
     def _check_time(self) -> None:
@@ -301,7 +309,7 @@ def _mask(docnums: np.ndarray, size: int) -> np.ndarray:
 
 @dataclass
 class Postings:
-    """One term's postings: global document numbers (ascending), frequencies, encoded positions."""
+    """One segment's postings of a term: its document numbers (ascending), frequencies, encoded positions."""
 
     ids: np.ndarray
     tfs: np.ndarray
@@ -336,6 +344,32 @@ class Postings:
         return local, flat[np.repeat(starts[at] - local[:-1], lengths) + np.arange(int(local[-1]))]
 
 
+class JoinedPostings:
+    """A term's postings over several segments: each segment's :class:`Postings`, shifted by its offset.
+
+    The parts stay in the shared cache (positions decoded once per segment);
+    only the document numbers and frequencies are joined, per query.
+    """
+
+    def __init__(self, parts: list[tuple[Postings, int]]) -> None:
+        self.parts = [p for p, _ in parts]
+        self.ids = np.concatenate([p.ids + offset for p, offset in parts]) if parts else np.zeros(0, dtype=np.int64)
+        self.tfs = np.concatenate([p.tfs for p in self.parts]) if parts else np.zeros(0)
+        self._bounds = np.cumsum([0] + [len(p.ids) for p in self.parts])
+
+    def positions_at(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`Postings.positions_at` over the joined postings (``at`` ascending)."""
+        starts, flats, done = [np.zeros(1, dtype=np.int64)], [], 0
+        for part, low, high in zip(self.parts, self._bounds[:-1], self._bounds[1:]):
+            mine = at[(at >= low) & (at < high)] - low
+            if len(mine):
+                part_starts, flat = part.positions_at(mine)
+                starts.append(part_starts[1:] + done)
+                flats.append(flat)
+                done += len(flat)
+        return np.concatenate(starts), np.concatenate(flats) if flats else np.zeros(0, dtype=np.int64)
+
+
 def _decode_positions(values: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     deltas = [pickle.loads(v[4:] if v.endswith(b".") else v[4:] + b".") for v in values]
     lengths = np.fromiter((len(d) for d in deltas), dtype=np.int64, count=len(deltas))
@@ -348,22 +382,28 @@ def _decode_positions(values: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class PostingsCache:
-    """A thread-safe LRU of decoded postings for one commit, bounded by the number of postings."""
+    """A thread-safe LRU of decoded postings per segment, bounded by the number of postings.
+
+    Keyed by segment, not by commit: segments never change, so after a
+    write only the new segment's postings are read; merged-away segments
+    age out.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[tuple[str, str], Postings] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str, str], Postings] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
 
-    def get(self, reader, fieldname: str, text: str | bytes) -> Postings:  # type: ignore[no-untyped-def]
-        key = (fieldname, text if isinstance(text, str) else text.decode("utf-8"))
+    def get(self, leaf, fieldname: str, text: str | bytes) -> Postings:  # type: ignore[no-untyped-def]
+        """``leaf``'s postings of the term, its own document numbers (from 0)."""
+        key = (leaf.segment().segment_id(), fieldname, text if isinstance(text, str) else text.decode("utf-8"))
         with self._lock:
             found = self._items.get(key)
             if found is not None:
                 self._items.move_to_end(key)
                 return found
-        found = read_postings(reader, fieldname, text)
+        found = read_postings(leaf, fieldname, text)
         with self._lock:
             if key not in self._items and len(found.ids) <= self.capacity:
                 self._items[key] = found
@@ -374,31 +414,28 @@ class PostingsCache:
         return found
 
 
-def read_postings(reader, fieldname: str, text: str | bytes) -> Postings:  # type: ignore[no-untyped-def]
-    """Read a term's postings a whole block at a time (Whoosh's block matcher internals)."""
+def read_postings(leaf, fieldname: str, text: str | bytes) -> Postings:  # type: ignore[no-untyped-def]
+    """Read one segment's postings of a term a whole block at a time (Whoosh's block matcher internals)."""
     id_parts: list[np.ndarray] = []
     tf_parts: list[np.ndarray] = []
     values: list[bytes] = []
-    for leaf, offset in reader.leaf_readers():
-        if (fieldname, text) not in leaf:
-            continue
-        matcher = leaf.postings(fieldname, text)
-        if isinstance(matcher, FilterMatcher):
-            # A segment with deletions wraps the block matcher; deleted
-            # documents are masked by Evaluation.run (corpus.alive) instead.
-            matcher = matcher.child
-        while matcher.is_active():
-            if matcher._data is None:
-                matcher._read_data()
-            deltas, weights, block_values = matcher._data
-            ids = np.cumsum(np.asarray(deltas, dtype=np.int64)) + offset
-            id_parts.append(ids)
-            if weights is None or isinstance(weights, float):
-                tf_parts.append(np.full(len(ids), 1.0 if weights is None else weights))
-            else:
-                tf_parts.append(np.asarray(weights, dtype=np.float64))
-            values.extend(block_values or [b""] * len(ids))
-            matcher._next_block()
+    matcher = leaf.postings(fieldname, text)
+    if isinstance(matcher, FilterMatcher):
+        # A segment with deletions wraps the block matcher; deleted
+        # documents are masked by Evaluation.run (corpus.alive) instead.
+        matcher = matcher.child
+    while matcher.is_active():
+        if matcher._data is None:
+            matcher._read_data()
+        deltas, weights, block_values = matcher._data
+        ids = np.cumsum(np.asarray(deltas, dtype=np.int64))
+        id_parts.append(ids)
+        if weights is None or isinstance(weights, float):
+            tf_parts.append(np.full(len(ids), 1.0 if weights is None else weights))
+        else:
+            tf_parts.append(np.asarray(weights, dtype=np.float64))
+        values.extend(block_values or [b""] * len(ids))
+        matcher._next_block()
     if not id_parts:
         return Postings(np.zeros(0, dtype=np.int64), np.zeros(0), [])
     return Postings(np.concatenate(id_parts), np.concatenate(tf_parts), values)

@@ -162,7 +162,8 @@ class SearchEngine:
         generation = searcher.reader().generation()
         with self._corpus_lock:
             if self._corpus is None or self._corpus[0] != generation:
-                self._corpus = (generation, Corpus.load(searcher))
+                kept = self._corpus[1].cache if self._corpus else None
+                self._corpus = (generation, Corpus.load(searcher, kept))
             return self._corpus[1]
 
     # ------------------------------------------------------------ search

@@ -23,6 +23,7 @@ from search_service.analysis import fold, normalize, tokens
 from search_service.config import Limits
 from search_service.highlight import FRAGMENT_CHARS, MAX_FRAGMENTS
 from search_service.indexer import add_stories, delete_story, open_index
+from search_service import ranking
 from search_service.ranking import Corpus, day_number
 from search_service.query import COORDINATION_BONUS, QueryError, make_parser, parse
 from search_service.search import SearchEngine, SearchRequest, SearchResult
@@ -447,3 +448,30 @@ def test_the_per_story_arrays_match_the_stored_stories(sample_index: Path, tmp_p
                 assert corpus.months[n] == published.year * 12 + published.month - 1
         assert corpus.months[searcher.document_number(id="leap-1")] == 2024 * 12 + 1
     assert SearchEngine(index).stats().last == datetime(2024, 2, 29, 23, 59, 59)
+
+
+def test_a_write_reads_only_the_new_segments_postings(
+    sample_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The postings cache is per segment: a commit does not make readers decode the old segments again."""
+    index = tmp_path / "index"
+    shutil.copytree(sample_index, index)
+    engine = SearchEngine(index)
+    read: list[str] = []
+    real = ranking.read_postings
+
+    def spy(leaf, fieldname, text):  # type: ignore[no-untyped-def]
+        read.append(leaf.segment().segment_id())
+        return real(leaf, fieldname, text)
+
+    monkeypatch.setattr(ranking, "read_postings", spy)
+    first = search(engine, "drought storm")
+    old_segments = set(read)
+    assert old_segments and first.total > 0
+    read.clear()
+    assert search(engine, "drought storm").total == first.total and not read  # cached
+    add_stories(index, [Story("dry-1", "Drought and storm", "A drought, then a storm.", None, "test")])
+    engine.refresh()
+    after = search(engine, "drought storm")
+    assert after.total == first.total + 1 and after.hits[0].id == "dry-1"
+    assert read and not set(read) & old_segments, "an unchanged segment's postings were read again"
