@@ -34,9 +34,11 @@ import pickle
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from itertools import chain
 from datetime import datetime, timedelta
+from itertools import chain
+from typing import TypeVar
 
 import numpy as np
 from whoosh import query as wq
@@ -50,9 +52,11 @@ from .schema import TEXT_FIELDS
 
 K1 = 1.2
 B = 0.75
-#: Decoded postings kept per engine, counted in postings (about 60 bytes each):
-#: popular words are read once, not on every query.
+#: Decoded postings kept (per segment, and joined per commit), counted in
+#: postings (about 60 bytes each): popular words are read once, not on
+#: every query, and a write only makes the new segment's be read.
 POSTINGS_CACHE_SIZE = 1_000_000
+P = TypeVar("P", bound="Postings | JoinedPostings")
 
 class QueryTimeout(QueryError):
     """The query ran past its time limit."""
@@ -85,7 +89,10 @@ class Corpus:
     ticks: np.ndarray  # ``published`` in Whoosh's ticks (microseconds since 0001-01-01); -1 when undated
     days: np.ndarray  # ``published`` as :func:`day_number`; NaN when undated
     months: np.ndarray  # year * 12 + month - 1 of ``published``; -1 when undated
+    #: Postings per segment, handed on from commit to commit (segments never change).
     cache: PostingsCache = field(default_factory=lambda: PostingsCache(POSTINGS_CACHE_SIZE))
+    #: This commit's postings joined over its segments.
+    joined: PostingsCache = field(default_factory=lambda: PostingsCache(POSTINGS_CACHE_SIZE))
 
     @classmethod
     def load(cls, searcher: Searcher, cache: PostingsCache | None = None) -> Corpus:
@@ -146,15 +153,19 @@ class Evaluation:
 
     def _read(self, fieldname: str, text: str | bytes) -> Postings | JoinedPostings:
         """A term's postings, read once per query even when the shared cache has no room for them."""
-        key = (fieldname, text)
+        key = (fieldname, text if isinstance(text, str) else text.decode("utf-8"))
         if key not in self._postings:
-            parts = [
-                (self.corpus.cache.get(leaf, fieldname, text), offset)
-                for leaf, offset in self.reader.leaf_readers()
-                if (fieldname, text) in leaf
-            ]
-            self._postings[key] = parts[0][0] if len(parts) == 1 and parts[0][1] == 0 else JoinedPostings(parts)
+            self._postings[key] = self.corpus.joined.get(key, lambda: self._join(fieldname, text))
         return self._postings[key]
+
+    def _join(self, fieldname: str, text: str | bytes) -> Postings | JoinedPostings:
+        """The term's postings in every segment, each from the shared cache (or read and kept there)."""
+        parts = []
+        for leaf, offset in self.reader.leaf_readers():
+            if (fieldname, text) in leaf:
+                key = (leaf.segment().segment_id(), fieldname, text)
+                parts.append((self.corpus.cache.get(key, lambda: read_postings(leaf, fieldname, text)), offset))
+        return parts[0][0] if len(parts) == 1 and parts[0][1] == 0 else JoinedPostings(parts)
 
     def _check_time(self) -> None:
         if time.monotonic() > self.deadline:
@@ -382,36 +393,30 @@ def _decode_positions(values: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class PostingsCache:
-    """A thread-safe LRU of decoded postings per segment, bounded by the number of postings.
-
-    Keyed by segment, not by commit: segments never change, so after a
-    write only the new segment's postings are read; merged-away segments
-    age out.
-    """
+    """A thread-safe LRU of decoded postings, bounded by the number of postings it holds."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[tuple[str, str, str], Postings] = OrderedDict()
+        self._items: OrderedDict[Hashable, Postings | JoinedPostings] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
 
-    def get(self, leaf, fieldname: str, text: str | bytes) -> Postings:  # type: ignore[no-untyped-def]
-        """``leaf``'s postings of the term, its own document numbers (from 0)."""
-        key = (leaf.segment().segment_id(), fieldname, text if isinstance(text, str) else text.decode("utf-8"))
+    def get(self, key: Hashable, load: Callable[[], P]) -> P:
+        """The postings kept under ``key``, or ``load()``'s, kept if they fit."""
         with self._lock:
             found = self._items.get(key)
             if found is not None:
                 self._items.move_to_end(key)
-                return found
-        found = read_postings(leaf, fieldname, text)
+                return found  # type: ignore[return-value]
+        loaded = load()
         with self._lock:
-            if key not in self._items and len(found.ids) <= self.capacity:
-                self._items[key] = found
-                self._size += len(found.ids)
+            if key not in self._items and len(loaded.ids) <= self.capacity:
+                self._items[key] = loaded
+                self._size += len(loaded.ids)
                 while self._size > self.capacity:
                     _, evicted = self._items.popitem(last=False)
                     self._size -= len(evicted.ids)
-        return found
+        return loaded
 
 
 def read_postings(leaf, fieldname: str, text: str | bytes) -> Postings:  # type: ignore[no-untyped-def]
