@@ -52,9 +52,9 @@ from .schema import TEXT_FIELDS
 
 K1 = 1.2
 B = 0.75
-#: Decoded postings kept (per segment, and joined per commit), counted in
-#: postings (about 60 bytes each): popular words are read once, not on
-#: every query, and a write only makes the new segment's be read.
+#: Decoded postings kept per segment, counted in postings (about 60 bytes
+#: each): popular words are read once, not on every query, and a write only
+#: makes the new segment's be read.
 POSTINGS_CACHE_SIZE = 1_000_000
 P = TypeVar("P", bound="Postings | JoinedPostings")
 
@@ -91,8 +91,6 @@ class Corpus:
     months: np.ndarray  # year * 12 + month - 1 of ``published``; -1 when undated
     #: Postings per segment, handed on from commit to commit (segments never change).
     cache: PostingsCache = field(default_factory=lambda: PostingsCache(POSTINGS_CACHE_SIZE))
-    #: This commit's postings joined over its segments.
-    joined: PostingsCache = field(default_factory=lambda: PostingsCache(POSTINGS_CACHE_SIZE))
 
     @classmethod
     def load(cls, searcher: Searcher, cache: PostingsCache | None = None) -> Corpus:
@@ -149,17 +147,22 @@ class Evaluation:
         self.reader = searcher.reader()
         self.corpus = corpus
         self.deadline = time.monotonic() + time_limit
-        self._postings: dict[tuple[str, str | bytes], Postings] = {}
+        self._postings: dict[tuple[str, str], Postings | JoinedPostings] = {}
 
     def _read(self, fieldname: str, text: str | bytes) -> Postings | JoinedPostings:
         """A term's postings, read once per query even when the shared cache has no room for them."""
         key = (fieldname, text if isinstance(text, str) else text.decode("utf-8"))
         if key not in self._postings:
-            self._postings[key] = self.corpus.joined.get(key, lambda: self._join(fieldname, text))
+            self._postings[key] = self._join(*key)
         return self._postings[key]
 
-    def _join(self, fieldname: str, text: str | bytes) -> Postings | JoinedPostings:
-        """The term's postings in every segment, each from the shared cache (or read and kept there)."""
+    def _join(self, fieldname: str, text: str) -> Postings | JoinedPostings:
+        """The term's postings in every segment, each from the shared cache (or read and kept there).
+
+        Joined per query, not kept: a second cache of joined postings held
+        on to segments' postings the first had let go (the mixed-load
+        bench's memory grew by some 150 MiB more).
+        """
         parts = []
         for leaf, offset in self.reader.leaf_readers():
             if (fieldname, text) in leaf:
