@@ -238,17 +238,22 @@ def test_furniture_words_inside_a_paragraph_do_not_end_the_body(tmp_path: Path, 
     assert story.body.endswith("full withdrawal from Iraq.")
 
 
-def test_missing_time_line(tmp_path: Path, seed_text: str) -> None:
-    text = seed_text.replace("Wednesday 2 June 2021 - 09:08\n", "")
-    story = only_story(read_file(write(tmp_path, text)))
+@pytest.mark.parametrize(
+    ("replace", "by", "published"),
+    [
+        ("Wednesday 2 June 2021 - 09:08\n", "", datetime(2021, 6, 2, 0, 0)),  # no time line: the date line's day
+        ("Wednesday 2 June 2021 - 09:08", "Wednesday 2 June 2021", datetime(2021, 6, 2, 0, 0)),  # weekday line, no time
+        # Decision: the weekday line carries the full date too, so use it when the date line is missing or bad.
+        (" date 2021-06-02 0\n", "", datetime(2021, 6, 2, 9, 8)),
+        (" date 2021-06-02 0", " date 2021-13-45 0", datetime(2021, 6, 2, 9, 8)),
+    ],
+    ids=["missing-time-line", "weekday-line-without-time", "missing-date-line", "bad-date-line"],
+)
+def test_date_and_time_lines(tmp_path: Path, seed_text: str, replace: str, by: str, published: datetime) -> None:
+    assert replace in seed_text
+    story = only_story(read_file(write(tmp_path, seed_text.replace(replace, by))))
     assert_seed_like(story)
-    assert story.published == datetime(2021, 6, 2, 0, 0)
-
-
-def test_weekday_line_without_time(tmp_path: Path, seed_text: str) -> None:
-    text = seed_text.replace("Wednesday 2 June 2021 - 09:08", "Wednesday 2 June 2021")
-    story = only_story(read_file(write(tmp_path, text)))
-    assert story.published == datetime(2021, 6, 2, 0, 0)
+    assert story.published == published
 
 
 def test_missing_date_and_time_lines(tmp_path: Path, seed_text: str) -> None:
@@ -259,20 +264,6 @@ def test_missing_date_and_time_lines(tmp_path: Path, seed_text: str) -> None:
     story = only_story(read_file(write(tmp_path, text)))
     assert_seed_like(story)
     assert story.published is None
-
-
-def test_missing_date_line_uses_weekday_line(tmp_path: Path, seed_text: str) -> None:
-    # Decision: the weekday line carries the full date too, so use it.
-    text = seed_text.replace(" date 2021-06-02 0\n", "")
-    story = only_story(read_file(write(tmp_path, text)))
-    assert_seed_like(story)
-    assert story.published == datetime(2021, 6, 2, 9, 8)
-
-
-def test_bad_date_line_falls_back_to_weekday_line(tmp_path: Path, seed_text: str) -> None:
-    text = seed_text.replace(" date 2021-06-02 0", " date 2021-13-45 0")
-    story = only_story(read_file(write(tmp_path, text)))
-    assert story.published == datetime(2021, 6, 2, 9, 8)
 
 
 def test_only_story_code_and_headline(tmp_path: Path) -> None:
