@@ -242,7 +242,8 @@ def test_furniture_words_inside_a_paragraph_do_not_end_the_body(tmp_path: Path, 
     ("replace", "by", "published"),
     [
         ("Wednesday 2 June 2021 - 09:08\n", "", datetime(2021, 6, 2, 0, 0)),  # no time line: the date line's day
-        ("Wednesday 2 June 2021 - 09:08", "Wednesday 2 June 2021", datetime(2021, 6, 2, 0, 0)),  # weekday line, no time
+        # the weekday line without its time
+        ("Wednesday 2 June 2021 - 09:08", "Wednesday 2 June 2021", datetime(2021, 6, 2, 0, 0)),
         # Decision: the weekday line carries the full date too, so use it when the date line is missing or bad.
         (" date 2021-06-02 0\n", "", datetime(2021, 6, 2, 9, 8)),
         (" date 2021-06-02 0", " date 2021-13-45 0", datetime(2021, 6, 2, 9, 8)),
