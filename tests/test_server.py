@@ -5,6 +5,8 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,8 +20,10 @@ from conftest import LiveServer
 def children_of(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found.extend(int(child) for child in text)
+        try:
+            found.extend(int(child) for child in (task / "children").read_text().split())
+        except FileNotFoundError:  # a thread that has just ended
+            continue
     return found
 
 
@@ -99,6 +103,27 @@ def test_sigterm_stops_every_worker(two_workers: LiveServer) -> None:
     two_workers.process.send_signal(signal.SIGTERM)
     assert two_workers.process.wait(timeout=10) == 0
     assert wait_until(lambda: not any(alive(pid) for pid in workers))
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.001, 0.01, 0.1])
+def test_sigterm_while_workers_start_stops_cleanly(sample_index: Path, delay: float) -> None:
+    """The stop handler is in place before the first worker is forked: no moment of startup dies of SIGTERM."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "search_service", "serve", "--index", str(sample_index), "--port", "0", "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (workers := children_of(process.pid)) and time.monotonic() < deadline:
+            pass  # no sleep: catch the workers while they start
+        time.sleep(delay)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert wait_until(lambda: not any(alive(pid) for pid in workers))
+    finally:
+        process.kill()
+        process.wait()
 
 
 def test_workers_exit_when_the_parent_is_killed(two_workers: LiveServer) -> None:

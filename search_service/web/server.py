@@ -58,27 +58,28 @@ def _run_worker(config: Config, sock: socket.socket, threads: int) -> None:
     server.run()
 
 
-def _fork(config: Config, address: tuple[str, int], threads: int, ready: int | None = None) -> int:
-    """Start a worker listening on ``address``; it writes a byte to ``ready`` once it listens."""
-    pid = os.fork()
-    if pid == 0:  # the worker
-        code = 0
-        try:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            exit_with_parent()
-            sock = _bind(*address)
-            sock.listen(BACKLOG)
-            if ready is not None:
-                os.write(ready, b"1")
-                os.close(ready)
-            _run_worker(config, sock, threads)
-        except BaseException:
-            log.exception("server worker failed")
-            code = 1
-        finally:
-            os._exit(code)
-    return pid
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def _worker(config: Config, address: tuple[str, int], threads: int, ready: int | None, mask: set[int]) -> None:
+    """The body of a forked worker: listen on ``address``, write a byte to ``ready``, serve; never returns."""
+    code = 0
+    try:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        exit_with_parent()
+        sock = _bind(*address)
+        sock.listen(BACKLOG)
+        if ready is not None:
+            os.write(ready, b"1")
+            os.close(ready)
+        _run_worker(config, sock, threads)
+    except BaseException:
+        log.exception("server worker failed")
+        code = 1
+    finally:
+        os._exit(code)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -99,21 +100,12 @@ def serve(config: Config, host: str = "127.0.0.1", port: int = 8080, threads: in
         _run_worker(config, sock, threads)
         return
     reserved = _bind(host, port)  # bound, never listening: it holds the port and gets no connections
-    address = reserved.getsockname()[:2]
-    read_end, write_end = os.pipe()
-    children = {_fork(config, address, threads, write_end) for _ in range(workers)}
-    os.close(write_end)
-    started = 0
-    while started < workers:  # a byte per listening worker; end of file once all have written or died
-        got = os.read(read_end, workers)
-        if not got:
-            break
-        started += len(got)
-    os.close(read_end)
-    if started < workers:
+    pool = _Workers(config, reserved.getsockname()[:2], threads)
+    if not pool.start_all(workers) and not pool.stopping:
         sys.exit("search_service: a server worker failed to start; see the messages above")
-    _announce(config, reserved, workers)
-    _supervise(config, address, threads, children)
+    if not pool.stopping:
+        _announce(config, reserved, workers)
+    pool.supervise()
 
 
 def _announce(config: Config, sock: socket.socket, workers: int) -> None:
@@ -125,28 +117,67 @@ def _announce(config: Config, sock: socket.socket, workers: int) -> None:
     )
 
 
-def _supervise(config: Config, address: tuple[str, int], threads: int, children: set[int]) -> None:
-    stopping = False
+class _Workers:
+    """The worker processes: started, replaced when they die, stopped on SIGTERM or Ctrl-C.
 
-    def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for pid in list(children):
+    The stop handler is installed before the first fork, so a signal at any
+    moment after ``serve`` starts (even while workers are still starting)
+    stops every worker and exits cleanly.
+    """
+
+    def __init__(self, config: Config, address: tuple[str, int], threads: int) -> None:
+        self.config, self.address, self.threads = config, address, threads
+        self.pids: set[int] = set()
+        self.stopping = False
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._stop)
+
+    def start(self, ready: int | None = None) -> None:
+        """Fork a worker, unless stopping.  Stop signals wait until its pid is recorded, so the handler never misses it."""
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            if self.stopping:
+                return
+            pid = os.fork()
+            if pid == 0:
+                _worker(self.config, self.address, self.threads, ready, mask)
+            self.pids.add(pid)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    def start_all(self, count: int) -> bool:
+        """Start ``count`` workers and wait until each listens; False if one died first."""
+        read_end, write_end = os.pipe()
+        for _ in range(count):
+            self.start(write_end)
+        os.close(write_end)
+        started = 0
+        while started < count:  # a byte per listening worker; end of file once all have written or died
+            got = os.read(read_end, count)
+            if not got:
+                break
+            started += len(got)
+        os.close(read_end)
+        return started == count
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.stopping = True
+        for pid in list(self.pids):
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    while children:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            break
-        children.discard(pid)
-        if not stopping:
-            log.warning("server worker %d exited (status %d); starting another", pid, status)
-            time.sleep(1.0)  # a worker that dies at once must not spin
-            children.add(_fork(config, address, threads))
-    sys.exit(0)
+    def supervise(self) -> None:
+        """Replace each worker that dies until a stop signal; then exit 0 once all have gone."""
+        while self.pids:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            self.pids.discard(pid)
+            if not self.stopping:
+                log.warning("server worker %d exited (status %d); starting another", pid, status)
+                time.sleep(1.0)  # a worker that dies at once must not spin
+                self.start()
+        sys.exit(0)
