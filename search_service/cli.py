@@ -127,7 +127,7 @@ def _terminal(marked_html: str, color: bool) -> str:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for all).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True,
-              help="Server processes; one per CPU core uses every core (each counts rate limits on its own).")
+              help="Server processes on one port; one per CPU core uses every core.")
 @click.option("--threads", type=click.IntRange(1, 64), default=DEFAULT_THREADS, show_default=True,
               help="Threads per worker process (searching is CPU-bound: more threads only contend).")
 def serve(index_dir: Path | None, stories: Path | None, host: str, port: int, workers: int, threads: int) -> None:

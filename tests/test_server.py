@@ -143,3 +143,17 @@ def test_a_dead_worker_is_replaced(two_workers: LiveServer) -> None:
     assert wait_until(lambda: len(children_of(two_workers.process.pid)) == 2 and victim not in children_of(two_workers.process.pid))
     assert requests.get(f"{two_workers.url}/healthz", timeout=10).status_code == 200
     assert "exited" in two_workers.logged()
+
+
+def test_workers_share_one_rate_limit(sample_index: Path) -> None:
+    """Each request on a new connection, so the kernel spreads them over both workers; the budget is still 10."""
+    server = LiveServer(sample_index, {"SEARCH_SERVICE_RATE_LIMIT": "10/minute"}, "--workers", "2")
+    try:
+        assert wait_until(lambda: len(children_of(server.process.pid)) == 2)
+        statuses = Counter()
+        for _ in range(30):
+            with requests.Session() as http:
+                statuses[http.get(f"{server.url}/api/search", params={"q": "drought"}, timeout=10).status_code] += 1
+    finally:
+        server.stop()
+    assert statuses == {200: 10, 429: 20}

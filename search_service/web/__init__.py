@@ -16,6 +16,7 @@ from flask_limiter.util import get_remote_address
 from ..config import Config
 from ..search import SearchEngine
 from . import api, errors, pages
+from .ratelimit import SharedCounters
 
 log = logging.getLogger("search_service.web")
 
@@ -25,8 +26,12 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-def create_app(config: Config | None = None) -> Flask:
-    """The Flask app for ``config`` (default: from the environment); the index must exist."""
+def create_app(config: Config | None = None, rate_counters: SharedCounters | None = None) -> Flask:
+    """The Flask app for ``config`` (default: from the environment); the index must exist.
+
+    ``rate_counters``, made before the server forks its workers, is how
+    they share one rate-limit budget per client; by default the app has its own.
+    """
     config = config or Config.from_env()
     app = Flask(__name__)
     app.config["SEARCH_SERVICE"] = config
@@ -41,7 +46,8 @@ def create_app(config: Config | None = None) -> Flask:
     limiter = Limiter(
         get_remote_address,
         app=app,
-        storage_uri="memory://",
+        storage_uri="shared://",
+        storage_options={"counters": rate_counters or SharedCounters()},
         headers_enabled=True,
         default_limits=[],
     )

@@ -8,7 +8,7 @@ shared socket, whichever worker woke first accepted a whole burst of
 keep-alive connections (16 of 16 in most bench runs) and the other idled.
 The parent reserves the port, prints the URL once every worker listens, and
 supervises: it restarts a worker that dies and stops them all on SIGTERM or
-Ctrl-C.
+Ctrl-C.  The workers share one set of rate-limit counters (:mod:`.ratelimit`).
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ import time
 from ..config import DEFAULT_THREADS, Config
 from ..processes import exit_with_parent
 from . import create_app
+from .ratelimit import SharedCounters
 
 log = logging.getLogger("search_service.web")
 
 BACKLOG = 1024
 
 
-def _run_worker(config: Config, sock: socket.socket, threads: int) -> None:
+def _run_worker(config: Config, sock: socket.socket, threads: int, rate_counters: SharedCounters | None = None) -> None:
     """Serve ``sock`` forever in this process.
 
     The channel timeout drops idle or stalled clients; waitress's per-request
@@ -46,7 +47,7 @@ def _run_worker(config: Config, sock: socket.socket, threads: int) -> None:
     # 20 ms -> 11 ms, same throughput).
     sys.setswitchinterval(0.001)
     server = create_server(
-        create_app(config),
+        create_app(config, rate_counters),
         sockets=[sock],
         threads=threads,
         channel_timeout=30,
@@ -61,7 +62,7 @@ def _run_worker(config: Config, sock: socket.socket, threads: int) -> None:
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
-def _worker(config: Config, address: tuple[str, int], threads: int, ready: int | None, mask: set[int]) -> None:
+def _worker(pool: _Workers, ready: int | None, mask: set[int]) -> None:
     """The body of a forked worker: listen on ``address``, write a byte to ``ready``, serve; never returns."""
     code = 0
     try:
@@ -69,12 +70,12 @@ def _worker(config: Config, address: tuple[str, int], threads: int, ready: int |
             signal.signal(signum, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         exit_with_parent()
-        sock = _bind(*address)
+        sock = _bind(*pool.address)
         sock.listen(BACKLOG)
         if ready is not None:
             os.write(ready, b"1")
             os.close(ready)
-        _run_worker(config, sock, threads)
+        _run_worker(pool.config, sock, pool.threads, pool.rate_counters)
     except BaseException:
         log.exception("server worker failed")
         code = 1
@@ -127,6 +128,7 @@ class _Workers:
 
     def __init__(self, config: Config, address: tuple[str, int], threads: int) -> None:
         self.config, self.address, self.threads = config, address, threads
+        self.rate_counters = SharedCounters()  # made before the forks, so every worker counts in it
         self.pids: set[int] = set()
         self.stopping = False
         for signum in STOP_SIGNALS:
@@ -140,7 +142,7 @@ class _Workers:
                 return
             pid = os.fork()
             if pid == 0:
-                _worker(self.config, self.address, self.threads, ready, mask)
+                _worker(self, ready, mask)
             self.pids.add(pid)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
