@@ -243,12 +243,12 @@ def _file_items(
             tick(_PROGRESS_EVERY)
 
 
-def _worker(index_dir: str, jobs: list[tuple[int, str]], out: multiprocessing.Queue, lock_fd: int) -> None:
+def _worker(index_dir: str, jobs: list[tuple[int, str]], out: multiprocessing.Queue, lock_fd: int, parent: int) -> None:
     """Worker process body: build one segment, report it, exit."""
     # The forked copy of the parent's index lock: closing it (not unlocking)
     # leaves the lock to the parent alone, so it is freed when the parent dies.
     os.close(lock_fd)
-    exit_with_parent()  # killed parent: nobody will read this worker's output
+    exit_with_parent(parent)  # killed parent: nobody will read this worker's output
 
     def tick(n: int) -> None:
         out.put(("progress", n))
@@ -271,7 +271,7 @@ def _build_parallel(
     jobs = list(enumerate(files))
     workers = [
         context.Process(
-            target=_worker, args=(ix.storage.folder, jobs[i::procs], out, lock_fd), daemon=True
+            target=_worker, args=(ix.storage.folder, jobs[i::procs], out, lock_fd, os.getpid()), daemon=True
         )
         for i in range(procs)
     ]

@@ -7,14 +7,16 @@ import threading
 import time
 
 
-def exit_with_parent() -> None:
-    """End this (forked) process within 0.1 s of its parent's death, whatever it is doing.
+def exit_with_parent(parent: int) -> None:
+    """End this (forked) process within 0.1 s of the death of ``parent``, whatever it is doing.
 
     A thread, not a check in the main loop: a child blocked in I/O (a queue
     nobody reads, a socket nobody serves) must still go when the parent is
-    killed with ``kill -9`` and can't tell it to.
+    killed with ``kill -9`` and can't tell it to.  ``parent`` is the pid the
+    parent had before forking, not ``os.getppid()`` read here: a parent that
+    died before this call would have left the child adopted, and watching
+    its adopter forever.
     """
-    parent = os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:

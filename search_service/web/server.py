@@ -62,14 +62,14 @@ def _run_worker(config: Config, sock: socket.socket, threads: int, rate_counters
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
-def _worker(pool: _Workers, ready: int | None, mask: set[int]) -> None:
-    """The body of a forked worker: listen on ``address``, write a byte to ``ready``, serve; never returns."""
+def _worker(pool: _Workers, parent: int, ready: int | None, mask: set[int]) -> None:
+    """The body of a worker forked by ``parent``: listen, write a byte to ``ready``, serve; never returns."""
     code = 0
     try:
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        exit_with_parent()
+        exit_with_parent(parent)
         sock = _bind(*pool.address)
         sock.listen(BACKLOG)
         if ready is not None:
@@ -140,9 +140,10 @@ class _Workers:
         try:
             if self.stopping:
                 return
+            parent = os.getpid()
             pid = os.fork()
             if pid == 0:
-                _worker(self, ready, mask)
+                _worker(self, parent, ready, mask)
             self.pids.add(pid)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
