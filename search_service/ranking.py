@@ -22,20 +22,22 @@ What each query node means:
 * ``And``/``Require``: all children must match; ``Not``/``AndNot`` exclude;
   ``AndMaybe``: the optional side only adds to the score.
 * Wildcards and word ranges: the union of their (bounded) expansions.
-* Phrases: the words must all occur; then their positions (decoded by
-  :mod:`.positions`) are compared on those candidates only.
+* Phrases: the words must all occur, then Whoosh's phrase matcher checks
+  positions on those candidates only.
 * Date ranges: a mask over the ``published`` array.
 """
 
 from __future__ import annotations
 
 import math
+import pickle
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import chain
 from typing import TypeVar
 
 import numpy as np
@@ -45,7 +47,6 @@ from whoosh.matching import FilterMatcher
 from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 
-from . import positions
 from .query import QueryError, Word
 from .schema import TEXT_FIELDS
 
@@ -337,7 +338,7 @@ class Postings:
         deltas) and kept with the postings, so phrase checks are array work.
         """
         if self._positions is None:
-            self._positions = positions.decode(self.values)
+            self._positions = _decode_positions(self.values)
         return self._positions
 
     def positions_at(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -349,7 +350,7 @@ class Postings:
         """
         self._phrase_uses += 1
         if self._positions is None and self._phrase_uses == 1 and 2 * len(at) < len(self.ids):
-            return positions.decode([self.values[i] for i in at.tolist()])
+            return _decode_positions([self.values[i] for i in at.tolist()])
         starts, flat = self.positions()
         lengths = starts[at + 1] - starts[at]
         local = np.zeros(len(at) + 1, dtype=np.int64)
@@ -381,6 +382,17 @@ class JoinedPostings:
                 flats.append(flat)
                 done += len(flat)
         return np.concatenate(starts), np.concatenate(flats) if flats else np.zeros(0, dtype=np.int64)
+
+
+def _decode_positions(values: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    deltas = [pickle.loads(v[4:] if v.endswith(b".") else v[4:] + b".") for v in values]
+    lengths = np.fromiter((len(d) for d in deltas), dtype=np.int64, count=len(deltas))
+    starts = np.zeros(len(deltas) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    flat = np.fromiter(chain.from_iterable(deltas), dtype=np.int64, count=int(starts[-1]))
+    running = np.cumsum(flat)
+    before = np.concatenate(([0], running))[starts[:-1]]
+    return starts, running - np.repeat(before, lengths)
 
 
 class PostingsCache:
