@@ -22,8 +22,8 @@ What each query node means:
 * ``And``/``Require``: all children must match; ``Not``/``AndNot`` exclude;
   ``AndMaybe``: the optional side only adds to the score.
 * Wildcards and word ranges: the union of their (bounded) expansions.
-* Phrases: the words must all occur, then Whoosh's phrase matcher checks
-  positions on those candidates only.
+* Phrases: the words must all occur; then their stored positions are
+  compared, on those candidates only.
 * Date ranges: a mask over the ``published`` array.
 """
 
