@@ -16,6 +16,8 @@ from collections.abc import Iterable
 _VOWELS = "aeiouy"
 _SOUNDS = (_VOWELS, "ckq", "sz")
 _SOUND_OF = {letter: n for n, group in enumerate(_SOUNDS) for letter in group}
+#: Letter pairs often written but not sounded (drought, night, though).
+_SILENT = ("gh",)
 #: The cost of an edit that keeps the sound (see :func:`distance`).
 SLIP = 0.5
 
@@ -24,8 +26,9 @@ def distance(a: str, b: str) -> float:
     """Edits from ``a`` to ``b``: insertions, deletions, swaps of neighbours and substitutions.
 
     Each costs 1, except the slips that keep a word's sound, which cost
-    :data:`SLIP`: a letter for another of its sound group (k/q, e/i), and a
-    letter left out or put in beside one of its sound (cofee, tomorrrow, stok).
+    :data:`SLIP`: a letter for another of its sound group (k/q, e/i), a
+    letter left out or put in beside one of its sound (cofee, tomorrrow, stok),
+    and a silent pair such as "gh" left out or put in (drout), half each letter.
     """
     previous2: list[float] = []
     previous = [0.0]
@@ -46,8 +49,11 @@ def distance(a: str, b: str) -> float:
 def _gap(word: str, at: int) -> float:
     """The cost of leaving out (or putting in) ``word[at]``.
 
-    A slip beside the same letter (ff, ee) or a consonant of its sound (ck).
+    A slip beside the same letter (ff, ee) or a consonant of its sound (ck);
+    half a slip in a silent pair (gh).
     """
+    if word[at : at + 2] in _SILENT or (at > 0 and word[at - 1 : at + 1] in _SILENT):
+        return SLIP / 2
     letter = word[at]
     beside = word[max(0, at - 1) : at] + word[at + 1 : at + 2]
     slip = any(b == letter or (letter not in _VOWELS and _substitution(letter, b) < 1.0) for b in beside)

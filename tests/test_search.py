@@ -355,6 +355,7 @@ def test_spelling_suggestion_is_a_real_word(reuters: SearchEngine, reuters_words
     ("opek", "opec"),  # not the commoner "open"
     ("stok", "stock"),
     ("mexicco", "mexico"),  # the usual spelling, not the first story's "Mexico's"
+    ("drout", "drought"),  # not "droit": a silent "gh" left out is a slip
 ])
 def test_spelling_suggestion_is_the_word_meant(reuters: SearchEngine, typo: str, meant: str) -> None:
     assert search(reuters, typo).suggestion == meant
@@ -366,6 +367,7 @@ def test_spelling_prefers_fewer_and_sound_keeping_edits() -> None:
     assert distance("kitten", "sitting") == 2.5  # k/s: 1, e/i: a slip, g: 1
     assert distance("cofe", "coffe") == distance("stok", "stock") == 0.5
     assert distance("sugr", "sugar") == 1 < distance("sugr", "sign") == 1.5  # u/i: a slip, r/n: not
+    assert distance("drout", "drought") == distance("hight", "hit") == 0.5  # a silent "gh": half a slip a letter
     assert closest("irak", [("iran", 226), ("iraq", 134), ("iron", 63)]) == "iraq"
     assert closest("oli", [("oil", 10), ("olive", 500)]) == "oil"  # one edit beats a commoner word two away
     assert closest("cat", [("bat", 10), ("hat", 20)]) == "hat"  # equally near: the commoner
