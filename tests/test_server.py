@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 import requests
 
 from conftest import LiveServer
+from search_service.search import REFRESH_SECONDS
 
 
 def children_of(pid: int) -> list[int]:
@@ -157,3 +159,29 @@ def test_workers_share_one_rate_limit(sample_index: Path) -> None:
     finally:
         server.stop()
     assert statuses == {200: 10, 429: 20}
+
+
+def test_a_story_written_through_one_worker_is_found_by_all(sample_index: Path, tmp_path: Path) -> None:
+    """Each worker has its own searchers; the others pick up the writer's commit within the refresh interval."""
+    index = tmp_path / "index"
+    shutil.copytree(sample_index, index)
+    server = LiveServer(index, {"SEARCH_SERVICE_TOKEN": "t"}, "--workers", "2")
+    try:
+        assert wait_until(lambda: len(children_of(server.process.pid)) == 2)
+
+        def totals() -> set[int]:
+            found = set()
+            for _ in range(24):  # a new connection each: both workers, all their threads, answer
+                with requests.Session() as http:
+                    found.add(http.get(f"{server.url}/api/search", params={"q": "quokkas"}, timeout=10).json()["total"])
+            return found
+
+        assert totals() == {0}  # every searcher is open before the write
+        story = {"id": "gh-1", "headline": "Quokka census", "body": "Rangers counted quokkas on the island."}
+        written = requests.post(f"{server.url}/api/stories", json=story, headers={"Authorization": "Bearer t"}, timeout=30)
+        assert written.status_code == 201, written.text
+        time.sleep(REFRESH_SECONDS + 0.5)
+        after = totals()
+    finally:
+        server.stop()
+    assert after == {1}
