@@ -92,7 +92,12 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, strict: bool, procs: 
 @click.option("-n", "--limit", type=click.IntRange(1, 100), default=10, show_default=True, help="Hits to show.")
 @click.option("--sort", type=click.Choice(["relevance", "recent", "newest", "oldest"]), default="relevance", show_default=True)
 def search(query: str, index_dir: Path | None, limit: int, sort: str) -> None:
-    """Search the index and print the top hits (matches in bold on a terminal)."""
+    """Search the index and print the top hits.
+
+    QUERY takes the same syntax as the web search box: words, "phrases",
+    AND/OR/NOT, -word, headline:word, published:[2021-01-01 TO 2021-06-30].
+    Matches are shown in bold on a terminal.
+    """
     from .search import SearchEngine, SearchRequest
 
     config = Config.from_env(index_dir=index_dir)
