@@ -8,6 +8,8 @@ Environment variables (all optional):
 ``SEARCH_SERVICE_RATE_LIMIT``  per-client limit on ``/api``, e.g. ``600/minute``; ``off`` disables it
 ``SEARCH_SERVICE_WRITE_TIMEOUT`` seconds a write waits for the index lock before a 503 (default 30)
 ``SEARCH_SERVICE_MAX_REQUEST_BYTES``  largest request body accepted (default 8 MiB); larger is a 413
+``SEARCH_SERVICE_TRUSTED_PROXY`` address of the reverse proxy in front, whose ``X-Forwarded-*``
+                               headers name the client (rate limits, logs); unset: they are ignored
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Config:
     rate_limit: str | None = "600/minute"
     max_request_bytes: int = 8 * 1024 * 1024
     write_timeout: float = 30.0
+    trusted_proxy: str | None = None
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -66,6 +69,8 @@ class Config:
             values["rate_limit"] = None if limit.lower() in ("off", "none", "0") else limit
         if env.get("SEARCH_SERVICE_MAX_REQUEST_BYTES"):
             values["max_request_bytes"] = int(env["SEARCH_SERVICE_MAX_REQUEST_BYTES"])
+        if env.get("SEARCH_SERVICE_TRUSTED_PROXY"):
+            values["trusted_proxy"] = env["SEARCH_SERVICE_TRUSTED_PROXY"]
         if env.get("SEARCH_SERVICE_WRITE_TIMEOUT"):
             values["write_timeout"] = float(env["SEARCH_SERVICE_WRITE_TIMEOUT"])
         values.update({k: v for k, v in overrides.items() if v is not None})

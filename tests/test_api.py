@@ -297,6 +297,28 @@ def test_rate_limit_is_429_with_retry_after(sample_index: Path) -> None:
     assert "Traceback" not in log
 
 
+@pytest.mark.parametrize("trusted", [True, False])
+def test_rate_limit_per_client_behind_a_trusted_proxy(sample_index: Path, trusted: bool) -> None:
+    """Behind a proxy, X-Forwarded-For names the client; from anyone not trusted it is ignored (no dodging the limit)."""
+    env = {"SEARCH_SERVICE_RATE_LIMIT": "2/minute"}
+    if trusted:
+        env["SEARCH_SERVICE_TRUSTED_PROXY"] = "127.0.0.1"
+
+    def as_client(address: str) -> int:
+        return requests.get(f"{server.url}/api/search", params={"q": "oil"}, headers={"X-Forwarded-For": address},
+                            timeout=30).status_code
+
+    server = LiveServer(sample_index, env)
+    try:
+        first = [as_client("203.0.113.1") for _ in range(3)]
+        second = as_client("203.0.113.2")
+    finally:
+        log = server.stop()
+    assert first == [200, 200, 429]
+    assert second == (200 if trusted else 429)
+    assert ("203.0.113.2 GET /api/search" in log) == trusted
+
+
 def test_reuters_escapes_tickers_in_highlights(reuters_server: LiveServer) -> None:
     result = get(reuters_server, "/api/search", q="oil prices", per_page=100).json()
     assert result["total"] > 100 and len(result["hits"]) == 100

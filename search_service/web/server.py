@@ -38,6 +38,10 @@ def _run_worker(config: Config, sock: socket.socket, threads: int, rate_counters
     load).  Waitress answers an oversized body itself, in plain text, so its
     limit is four times the app's: a body a little too large gets the API's
     JSON 413, and only a grossly oversized one is cut off by waitress.
+    Behind a reverse proxy every request comes from the proxy's address, so
+    all clients would share one rate limit: ``config.trusted_proxy`` makes
+    waitress take the client from that proxy's ``X-Forwarded-*`` headers
+    (anyone else's are dropped, so a client can't pick its own address).
     """
     from waitress import create_server
 
@@ -55,8 +59,16 @@ def _run_worker(config: Config, sock: socket.socket, threads: int, rate_counters
         max_request_body_size=4 * config.max_request_bytes,
         ident="search_service",
         clear_untrusted_proxy_headers=True,
+        **_proxy_settings(config.trusted_proxy),
     )
     server.run()
+
+
+def _proxy_settings(proxy: str | None) -> dict[str, object]:
+    if not proxy:
+        return {}
+    headers = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port"}
+    return {"trusted_proxy": proxy, "trusted_proxy_count": 1, "trusted_proxy_headers": headers}
 
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
