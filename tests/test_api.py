@@ -280,13 +280,18 @@ def test_rate_limit_is_429_with_retry_after(sample_index: Path) -> None:
             get(server, "/api/search", q=""),
             get(server, "/api/stories/no-such-story"),
             get(server, "/api/suggest", q="dr"),
-            get(server, "/api/search", q="coffee"),
+            get(server, "/search", q="coffee"),  # the page counts in the same budget
         ]
         refused = get(server, "/api/search", q="drought")
         also_refused = get(server, "/api/stories/no-such-story")
+        page_refused = get(server, "/search", q="drought")
+        still_served = [get(server, "/healthz"), get(server, "/static/app.js")]
     finally:
         log = server.stop()
     assert [r.status_code for r in allowed] == [200, 400, 404, 200, 200]
+    assert page_refused.status_code == 429 and page_refused.headers["Content-Type"].startswith("text/html")
+    assert "too many requests" in page_refused.text and "Retry-After" in page_refused.headers
+    assert [r.status_code for r in still_served] == [200, 200]
     for response in allowed:
         assert response.headers["X-RateLimit-Limit"] == "5"
         assert "Retry-After" not in response.headers

@@ -52,8 +52,11 @@ def create_app(config: Config | None = None, rate_counters: SharedCounters | Non
         default_limits=[],
     )
     if config.rate_limit:
-        # Shared: one budget per client for the whole API, not one per endpoint.
-        limiter.shared_limit(config.rate_limit, scope="api")(api.bp)
+        # Shared: one budget per client for the API and the pages together, not
+        # one per endpoint (the search page runs the same searches as the API).
+        limit = limiter.shared_limit(config.rate_limit, scope="search")
+        limit(api.bp)
+        limit(pages.bp)
         # Health checks come from one load balancer address, often; a 429 there takes the service out.
         limiter.request_filter(lambda: request.endpoint == "api.healthz")
     app.register_blueprint(api.bp)
