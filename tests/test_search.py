@@ -477,3 +477,23 @@ def test_a_write_reads_only_the_new_segments_postings(
     after = search(engine, "drought storm")
     assert after.total == first.total + 1 and after.hits[0].id == "dry-1"
     assert read and not set(read) & old_segments, "an unchanged segment's postings were read again"
+
+
+def test_the_postings_cache_counts_decoded_positions(reuters_index: Path) -> None:
+    """Positions decoded after the postings were kept count against the bound when next asked for."""
+    with open_index(reuters_index).searcher() as searcher:
+        leaf, _ = next(iter(searcher.reader().leaf_readers()))
+        words = ["oil", "prices", "said", "bank"]
+        loaded = {w: ranking.read_postings(leaf, "body", normalize(w)) for w in words}
+    capacity = sum(len(p.ids) for p in loaded.values()) + 1
+    cache = ranking.PostingsCache(capacity)
+    for w in words:
+        assert cache.get(w, lambda w=w: loaded[w]) is loaded[w]
+    assert cache.size == capacity - 1  # all four kept, positions not decoded yet
+    starts, flat = loaded["said"].positions()
+    assert loaded["said"].weight == len(loaded["said"].ids) + (len(starts) + len(flat)) // 4
+    assert cache.get("said", lambda: pytest.fail("evicted")) is loaded["said"]
+    assert cache.size <= capacity
+    reloaded: list[str] = []
+    cache.get("oil", lambda: reloaded.append("oil") or loaded["oil"])
+    assert reloaded == ["oil"]  # the oldest made room
