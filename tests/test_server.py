@@ -185,3 +185,17 @@ def test_a_story_written_through_one_worker_is_found_by_all(sample_index: Path, 
     finally:
         server.stop()
     assert after == {1}
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_is_refused_with_a_message(two_workers: LiveServer, sample_index: Path, workers: str) -> None:
+    """Not shared: with SO_REUSEPORT a second server of the same user would take half the connections."""
+    port = two_workers.url.rsplit(":", 1)[1]
+    second = subprocess.run(
+        [sys.executable, "-m", "search_service", "serve", "--index", str(sample_index), "--port", port, "--workers", workers],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert second.returncode != 0
+    assert f"127.0.0.1:{port} is already in use" in second.stderr and "Traceback" not in second.stderr
+    assert second.stdout == ""
+    assert requests.get(f"{two_workers.url}/healthz", timeout=10).status_code == 200

@@ -13,6 +13,7 @@ Ctrl-C.  The workers share one set of rate-limit counters (:mod:`.ratelimit`).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -108,10 +109,14 @@ def _bind(host: str, port: int) -> socket.socket:
 def serve(config: Config, host: str = "127.0.0.1", port: int = 8080, threads: int = DEFAULT_THREADS, workers: int = 1) -> None:
     """Serve ``config``'s index on ``host:port`` (0 picks a free port) and print the URL once it answers."""
     if workers == 1:
-        sock = socket.create_server((host, port), backlog=BACKLOG)
+        sock = _listen_alone(host, port)
         _announce(config, sock, workers)
         _run_worker(config, sock, threads)
         return
+    if port:
+        # SO_REUSEPORT would let the workers share the port with another
+        # server of this user's, each getting some of the connections.
+        _listen_alone(host, port).close()
     reserved = _bind(host, port)  # bound, never listening: it holds the port and gets no connections
     pool = _Workers(config, reserved.getsockname()[:2], threads)
     if not pool.start_all(workers) and not pool.stopping:
@@ -119,6 +124,16 @@ def serve(config: Config, host: str = "127.0.0.1", port: int = 8080, threads: in
     if not pool.stopping:
         _announce(config, reserved, workers)
     pool.supervise()
+
+
+def _listen_alone(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port`` that shares it with nobody; a clear exit if the port is taken."""
+    try:
+        return socket.create_server((host, port), backlog=BACKLOG)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        sys.exit(f"search_service: {host}:{port} is already in use; stop what is serving there, or choose another --port")
 
 
 def _announce(config: Config, sock: socket.socket, workers: int) -> None:
