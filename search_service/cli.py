@@ -143,7 +143,7 @@ def serve(index_dir: Path | None, stories: Path | None, host: str, port: int, wo
     """
     from whoosh import index as whoosh_index
 
-    from .web.server import serve as serve_forever
+    from .web.server import ServeError, serve as serve_forever
 
     config = Config.from_env(index_dir=index_dir, stories_dir=stories)
     if not whoosh_index.exists_in(config.index_dir):
@@ -155,5 +155,8 @@ def serve(index_dir: Path | None, stories: Path | None, host: str, port: int, wo
         click.echo(f"building the index from {config.stories_dir} ...", err=True)
         summary = _run_index((config.stories_dir,), config.index_dir, None)
         click.echo(f"{config.index_dir}: {summary.line()}", err=True)
-    serve_forever(config, host=host, port=port, threads=threads, workers=workers)
+    try:
+        serve_forever(config, host=host, port=port, threads=threads, workers=workers)
+    except ServeError as exc:
+        raise click.ClickException(str(exc)) from None
 

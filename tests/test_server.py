@@ -196,6 +196,22 @@ def test_a_port_in_use_is_refused_with_a_message(two_workers: LiveServer, sample
         capture_output=True, text=True, timeout=60,
     )
     assert second.returncode != 0
-    assert f"127.0.0.1:{port} is already in use" in second.stderr and "Traceback" not in second.stderr
+    assert f"Error: can't listen on 127.0.0.1:{port}: it is already in use" in second.stderr
+    assert "Traceback" not in second.stderr
     assert second.stdout == ""
     assert requests.get(f"{two_workers.url}/healthz", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize(("host", "workers", "says"), [
+    ("999.1.1.1", "1", "not an address or a known host name"),
+    ("nosuchhost.invalid", "2", "not an address or a known host name"),
+    ("203.0.113.5", "1", "this machine has no such address"),
+])
+def test_an_address_it_cannot_listen_on_is_a_message(sample_index: Path, host: str, workers: str, says: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "search_service", "serve", "--index", str(sample_index), "--host", host, "--port", "0", "--workers", workers],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    assert f"Error: can't listen on {host}:0: " in result.stderr and says in result.stderr
+    assert "Traceback" not in result.stderr

@@ -107,33 +107,48 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def serve(config: Config, host: str = "127.0.0.1", port: int = 8080, threads: int = DEFAULT_THREADS, workers: int = 1) -> None:
-    """Serve ``config``'s index on ``host:port`` (0 picks a free port) and print the URL once it answers."""
+    """Serve ``config``'s index on ``host:port`` (0 picks a free port) and print the URL once it answers.
+
+    Raises :class:`ServeError` when it can't start.
+    """
     if workers == 1:
         sock = _listen_alone(host, port)
         _announce(config, sock, workers)
         _run_worker(config, sock, threads)
         return
-    if port:
-        # SO_REUSEPORT would let the workers share the port with another
-        # server of this user's, each getting some of the connections.
-        _listen_alone(host, port).close()
+    # First alone: with SO_REUSEPORT the workers would share the port with
+    # another server of this user's, each getting some of the connections.
+    _listen_alone(host, port).close()
     reserved = _bind(host, port)  # bound, never listening: it holds the port and gets no connections
     pool = _Workers(config, reserved.getsockname()[:2], threads)
     if not pool.start_all(workers) and not pool.stopping:
-        sys.exit("search_service: a server worker failed to start; see the messages above")
+        raise ServeError("a server worker failed to start; see the messages above")
     if not pool.stopping:
         _announce(config, reserved, workers)
     pool.supervise()
 
 
+class ServeError(Exception):
+    """The server can't start; the message says why and what to do."""
+
+
 def _listen_alone(host: str, port: int) -> socket.socket:
-    """A socket listening on ``host:port`` that shares it with nobody; a clear exit if the port is taken."""
+    """A socket listening on ``host:port`` that shares it with nobody."""
     try:
         return socket.create_server((host, port), backlog=BACKLOG)
     except OSError as exc:
-        if exc.errno != errno.EADDRINUSE:
-            raise
-        sys.exit(f"search_service: {host}:{port} is already in use; stop what is serving there, or choose another --port")
+        raise ServeError(f"can't listen on {host}:{port}: {_why(exc)}") from None
+
+
+def _why(exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror) or (exc.errno or 0) < 0:  # the resolver's codes are negative
+        return "that is not an address or a known host name; use 127.0.0.1, or 0.0.0.0 for every address"
+    hints = {
+        errno.EADDRINUSE: "it is already in use; stop what is serving there, or choose another --port",
+        errno.EACCES: "permission denied (ports below 1024 need root); choose another --port",
+        errno.EADDRNOTAVAIL: "this machine has no such address; use 127.0.0.1, or 0.0.0.0 for every address",
+    }
+    return hints.get(exc.errno or 0, exc.strerror or str(exc))
 
 
 def _announce(config: Config, sock: socket.socket, workers: int) -> None:
