@@ -7,7 +7,8 @@ matching more of the words (:func:`_coordinated`), so for keywords those
 with every word rank first; for a long question, which no story matches
 whole, the bonus is small and it still finds something.  The syntax on top:
 ``AND``/``OR``/``NOT``, ``-word``, ``+word``, ``"phrases"``, ``headline:``,
-``body:``, ``published:[2021-01-01 TO 2021-06-30]`` and trailing wildcards.
+``body:``, ``published:[2021-01-01 TO 2021-06-30]``, trailing wildcards and
+a bare ``*`` for every story.
 
 Every query is checked against :class:`~search_service.config.Limits`
 before it runs; anything too costly or malformed raises :class:`QueryError`
@@ -104,7 +105,7 @@ def parse(text: str, parser: MultifieldParser, searcher: Searcher, limits: Limit
     if len(text) > limits.max_query_chars:
         raise QueryError(f"the query is {len(text)} characters long; the limit is {limits.max_query_chars}")
     try:
-        q = _repeats_weighed(parser.parse(text, normalize=False)).normalize()
+        q = _repeats_weighed(_stars(parser.parse(text, normalize=False))).normalize()
     except Exception as exc:  # Whoosh raises assorted errors on odd syntax
         raise QueryError(f"could not understand the query: {exc}") from None
     _check_errors(q)
@@ -115,8 +116,11 @@ def parse(text: str, parser: MultifieldParser, searcher: Searcher, limits: Limit
     if len(seen) > limits.max_terms:
         raise QueryError(f"the query has {len(seen)} different terms; the limit is {limits.max_terms}")
     if isinstance(q, wq.Not) or (not seen and _only_exclusions(text)):
-        raise QueryError("'-word' and NOT only leave stories out: add a word to search for, as in 'drought -coffee'")
-    if not seen and not _has_range(q):
+        raise QueryError(
+            "'-word' and NOT only leave stories out: add a word to search for, as in 'drought -coffee', "
+            "or * for every story, as in '* -coffee'"
+        )
+    if not seen and not _contains(q, (wq.NumericRange, EveryStory)):
         raise QueryError("the query has only common words (like 'the' or 'and'); add a more specific word")
     return ParsedQuery(text, _shaped(q), {f: frozenset(t) for f, t in terms.items()})
 
@@ -133,6 +137,42 @@ def _repeats_weighed(q: wq.Query) -> wq.Query:
     counts = Counter(_repeats_weighed(child).normalize() for child in q.subqueries)
     children = [child.with_boost(child.boost * n) for child, n in counts.items()]
     return q.__class__(children, boost=q.boost, scale=getattr(q, "scale", None))
+
+
+class EveryStory(wq.Every):
+    """Every story: what a bare ``*`` means.
+
+    Fielded only because Whoosh's normalisation turns any AND or OR holding
+    an unfielded ``Every`` into ``Every`` (``oil AND *`` would be every story).
+    """
+
+    def __init__(self, boost: float = 1.0) -> None:
+        super().__init__("headline", boost=boost)
+
+
+def _stars(q: wq.Query) -> wq.Query:
+    """A bare ``*`` is every story (:class:`EveryStory`).
+
+    Alone, or with only exclusions (``*``, ``* -coffee``), it lists the
+    archive, to sort by date, filter and count by month.  Beside words it
+    would only add every other story to the total, so it is dropped there
+    (Whoosh's normalisation would instead turn ``oil * gas`` into every story).
+    """
+    if _is_star(q):
+        return EveryStory()
+    if isinstance(q, wq.Or):
+        children = [_stars(c) for c in q.subqueries]
+        if any(not isinstance(c, (EveryStory, wq.Not)) for c in children):
+            children = [c for c in children if not isinstance(c, EveryStory)]
+        return q.__class__(children, boost=q.boost, scale=getattr(q, "scale", None))
+    return q.apply(_stars)
+
+
+def _is_star(q: wq.Query) -> bool:
+    """``*`` as parsed: a ``*`` wildcard in one field, or an OR of them over the fields."""
+    if isinstance(q, wq.Wildcard):
+        return q.text == "*"
+    return isinstance(q, wq.Or) and bool(q.subqueries) and all(_is_star(c) for c in q.subqueries)
 
 
 def _shaped(q: wq.Query) -> wq.Query:
@@ -221,8 +261,8 @@ def _check_errors(q: wq.Query) -> None:
         _check_errors(child)
 
 
-def _has_range(q: wq.Query) -> bool:
-    return isinstance(q, wq.NumericRange) or any(_has_range(c) for c in q.children())
+def _contains(q: wq.Query, kinds: tuple[type, ...]) -> bool:
+    return isinstance(q, kinds) or any(_contains(c, kinds) for c in q.children())
 
 
 def _collect(

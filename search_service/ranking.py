@@ -25,6 +25,7 @@ What each query node means:
 * Phrases: the words must all occur; then their stored positions are
   compared, on those candidates only.
 * Date ranges: a mask over the ``published`` array.
+* ``EveryStory`` (a bare ``*``): every story, scoring nothing.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from whoosh.matching import FilterMatcher
 from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 
-from .query import QueryError, Word
+from .query import EveryStory, QueryError, Word
 from .schema import TEXT_FIELDS
 
 K1 = 1.2
@@ -205,10 +206,14 @@ class Evaluation:
             return self._and(q.subqueries)
         if isinstance(q, wq.Phrase):
             return self._phrase(q)
-        if isinstance(q, wq.DateRange) and q.fieldname == "published":
-            return self._dates(q)
+        if isinstance(q, wq.NumericRange) and q.fieldname == "published":
+            return self._published(q)
         if q is wq.NullQuery:
             return self._empty()
+        if isinstance(q, EveryStory):
+            scores, matched = self._empty()
+            matched[:] = True
+            return scores, matched
         return self._fallback(q)
 
     def _bm25f(self, fields: list[tuple[str, float]], text: str | bytes, boost: float) -> tuple[np.ndarray, np.ndarray]:
@@ -299,12 +304,14 @@ class Evaluation:
             matched[np.unique(keys // _POSITION_SPAN)] = True
         return matched
 
-    def _dates(self, q: wq.DateRange) -> tuple[np.ndarray, np.ndarray]:
-        days = self.corpus.days
-        low = day_number(q.startdate) if q.startdate else -math.inf
-        high = day_number(q.enddate) if q.enddate else math.inf
-        with np.errstate(invalid="ignore"):
-            matched = (days >= low) & (days <= high)
+    def _published(self, q: wq.NumericRange) -> tuple[np.ndarray, np.ndarray]:
+        """A date range (Whoosh parses ``published:[..]`` into ticks, as :attr:`Corpus.ticks` holds them)."""
+        ticks = self.corpus.ticks
+        matched = ticks >= 0  # undated stories are in no range
+        if q.start is not None:
+            matched &= (ticks > q.start) if q.startexcl else (ticks >= q.start)
+        if q.end is not None:
+            matched &= (ticks < q.end) if q.endexcl else (ticks <= q.end)
         return np.zeros(self.corpus.size), matched
 
     def _fallback(self, q: wq.Query) -> tuple[np.ndarray, np.ndarray]:

@@ -267,6 +267,17 @@ def test_sort_links_switch_the_order(sample_server) -> None:
         assert len(days) > 2 and days == sorted(days, reverse=reverse), sort
 
 
+def test_a_bare_star_browses_every_story_newest_first(sample_server) -> None:
+    response = get(sample_server, "/search", q="*", sort="newest", per_page="100")
+    assert response.status_code == 200
+    page = Page(response.text)
+    days = [a["datetime"] for t, a in page.tags if t == "time"]
+    stories = {link for link in page.links("/stories/")}
+    assert len(stories) == api(sample_server, "/healthz")["stories"]
+    assert days == sorted(days, reverse=True) and len(days) > 2
+    assert "<mark>" not in response.text  # nothing to mark
+
+
 def test_year_and_month_facets_filter_by_their_bounds(sample_server) -> None:
     facets = api(sample_server, "/api/search", q="said")["facets"]
     page = Page(get(sample_server, "/search", q="said").text)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, LiveServer
+from conftest import REPO, SAMPLES, LiveServer
 
 TOKEN = "secret"
 
@@ -58,6 +58,9 @@ def test_every_curl_example_runs(token_server: LiveServer) -> None:
     assert first["total"] >= 2 and "<mark>" in first["hits"][0]["highlights"]["headline"] + "".join(
         first["hits"][0]["highlights"]["body"]
     )
+    newest = next(body for c, (_, body) in zip(examples, results) if "q=*&" in c)
+    assert newest["total"] == len(list(SAMPLES.glob("*.txt"))) and len(newest["hits"]) == 3
+    assert [h["published"] for h in newest["hits"]] == sorted((h["published"] for h in newest["hits"]), reverse=True)
     typo = next(body for c, (_, body) in zip(examples, results) if "q=drout" in c)
     assert typo["suggestion"] == "drought"
     added = next(body for c, (_, body) in zip(examples, results) if "-X POST" in c)

@@ -497,3 +497,27 @@ def test_the_postings_cache_counts_decoded_positions(reuters_index: Path) -> Non
     reloaded: list[str] = []
     cache.get("oil", lambda: reloaded.append("oil") or loaded["oil"])
     assert reloaded == ["oil"]  # the oldest made room
+
+
+def test_a_bare_star_is_every_story(reuters: SearchEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``*`` lists the archive (sorted, filtered, faceted); beside words it changes nothing; no slow path."""
+    monkeypatch.setattr(ranking.Evaluation, "_fallback", lambda self, q: pytest.fail(f"Whoosh's matcher for {q!r}"))
+    stories = reuters.stats().stories
+    everything = search(reuters, "*", sort="newest", per_page=20)
+    assert everything.total == stories
+    dates = [h.published for h in everything.hits]
+    assert None not in dates and dates == sorted(dates, reverse=True)
+    assert sum(everything.facets["year"].values()) <= stories
+    oil = search(reuters, "oil")
+    assert 0 < oil.total < stories
+    assert search(reuters, "* -oil").total == search(reuters, "* NOT oil").total == stories - oil.total
+    for same in ("oil *", "* AND oil", "oil AND *", "oil OR *"):
+        result = search(reuters, same)
+        assert (result.total, [h.id for h in result.hits]) == (oil.total, [h.id for h in oil.hits]), same
+    two = search(reuters, "oil gas")
+    assert [h.id for h in search(reuters, "oil * gas").hits] == [h.id for h in two.hits]
+    march = "published:[1987-03-01 TO 1987-03-31]"
+    in_march = search(reuters, "*", date_from=date(1987, 3, 1), date_to=date(1987, 3, 31)).total
+    assert search(reuters, f"* {march}").total == in_march > 0
+    with pytest.raises(QueryError, match=r"\* -coffee"):
+        search(reuters, "-coffee")
