@@ -180,14 +180,17 @@ def _shaped(q: wq.Query) -> wq.Query:
 
     Under an OR group Whoosh parses ``coffee NOT brazil`` as ``coffee OR (NOT
     brazil)``, which matches every story without "brazil"; here a NOT beside
-    other words excludes from all of them, as ``-brazil`` does.
+    other words excludes from all of them, as ``-brazil`` does, at any depth
+    (``gas -opec crude OR NOT *`` has such an OR inside the ``-opec``).
     """
     if isinstance(q, wq.Or):
         nots = [c.query for c in q.subqueries if isinstance(c, wq.Not)]
         rest = [c for c in q.subqueries if not isinstance(c, wq.Not)]
         if nots and rest:
             words = rest[0] if len(rest) == 1 else q.__class__(rest, boost=q.boost)
-            return wq.AndNot(_shaped(words), nots[0] if len(nots) == 1 else wq.Or(nots))
+            return wq.AndNot(_shaped(words), _shaped(nots[0] if len(nots) == 1 else wq.Or(nots)))
+    elif not isinstance(q, Word):
+        q = q.apply(_shaped)
     return _coordinated(_ranges_as_filters(q))
 
 

@@ -19,7 +19,8 @@ What each query node means:
 * ``Or``: the sum of the children; with a ``scale`` (short free text), the
   sum is multiplied by ``1 + scale * (m - 1) / (n - 1)`` for ``m`` of ``n``
   children matched, so stories with more of the words rank first.
-* ``And``/``Require``: all children must match; ``Not``/``AndNot`` exclude;
+* ``And``/``Require``: all children must match; ``Not``/``AndNot`` exclude
+  (a ``Not`` alone: every story without its query);
   ``AndMaybe``: the optional side only adds to the score.
 * Wildcards and word ranges: the union of their (bounded) expansions.
 * Phrases: the words must all occur; then their stored positions are
@@ -210,6 +211,9 @@ class Evaluation:
             return self._published(q)
         if q is wq.NullQuery:
             return self._empty()
+        if isinstance(q, wq.Not):  # what query.py left as an alternative: every story without it
+            scores, matched = self._empty()
+            return scores, ~self._eval(q.query)[1]
         if isinstance(q, EveryStory):
             scores, matched = self._empty()
             matched[:] = True
