@@ -5,7 +5,7 @@ Environment variables (all optional):
 ``SEARCH_SERVICE_INDEX``       index folder (default ``index_data/index``)
 ``SEARCH_SERVICE_STORIES``     stories to index on first start of ``serve`` (default ``index_data``)
 ``SEARCH_SERVICE_TOKEN``       bearer token for the write API; unset means writes are off
-``SEARCH_SERVICE_RATE_LIMIT``  per-client limit on ``/api`` and the pages together, e.g. ``600/minute``; ``off`` disables it
+``SEARCH_SERVICE_RATE_LIMIT``  per-client limit (for IPv6, per /64) on ``/api`` and the pages together, e.g. ``600/minute``; ``off`` disables it
 ``SEARCH_SERVICE_WRITE_TIMEOUT`` seconds a write waits for the index lock before a 503 (default 30)
 ``SEARCH_SERVICE_MAX_REQUEST_BYTES``  largest request body accepted (default 8 MiB); larger is a 413
 ``SEARCH_SERVICE_TRUSTED_PROXY`` address of the reverse proxy in front, whose ``X-Forwarded-*``

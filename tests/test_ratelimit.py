@@ -7,7 +7,10 @@ import signal
 import threading
 import time
 
-from search_service.web.ratelimit import PROBE, SharedCounters
+import pytest
+from flask import Flask
+
+from search_service.web.ratelimit import PROBE, SharedCounters, client_key
 
 
 def test_counts_windows_and_clearing() -> None:
@@ -74,3 +77,17 @@ def test_a_full_table_gives_up_the_window_ending_soonest() -> None:
     assert counts[0] == 0  # its window ended soonest
     assert counts[1:] == list(range(2, PROBE + 1))
     assert counters.window("newcomer")[0] == 1
+
+
+@pytest.mark.parametrize(("address", "key"), [
+    ("203.0.113.7", "203.0.113.7"),
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:bbbb:cccc:dddd:eeee", "2001:db8:1:2::/64"),  # the same subscriber, another address
+    ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+    ("::ffff:203.0.113.7", "203.0.113.7"),  # IPv4 on a dual-stack socket
+    ("not-an-address", "not-an-address"),
+])
+def test_a_client_is_its_address_or_its_ipv6_64(address: str, key: str) -> None:
+    app = Flask(__name__)
+    with app.test_request_context(environ_base={"REMOTE_ADDR": address}):
+        assert client_key() == key

@@ -11,12 +11,11 @@ import uuid
 
 from flask import Flask, Response, g, request
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 
 from ..config import Config
 from ..search import SearchEngine
 from . import api, errors, pages
-from .ratelimit import SharedCounters
+from .ratelimit import SharedCounters, client_key
 
 log = logging.getLogger("search_service.web")
 
@@ -44,7 +43,7 @@ def create_app(config: Config | None = None, rate_counters: SharedCounters | Non
     app.before_request(_start_request)
     app.after_request(_finish_request)
     limiter = Limiter(
-        get_remote_address,
+        client_key,
         app=app,
         storage_uri="shared://",
         storage_options={"counters": rate_counters or SharedCounters()},

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import ipaddress
 import mmap
 import os
 import struct
@@ -28,6 +29,7 @@ import time
 import weakref
 from collections.abc import Iterator
 
+from flask import request
 from limits.storage import Storage
 
 SLOTS = 1 << 16
@@ -112,6 +114,24 @@ class SharedCounters:
 
 def _hash(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") | 1
+
+
+def client_key() -> str:
+    """Whose budget a request counts against: its address, or its /64 for IPv6.
+
+    One IPv6 subscriber usually has a whole /64 and could otherwise take a
+    fresh address, and a fresh budget, for every request.
+    """
+    address = request.remote_addr or "-"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 class SharedStorage(Storage):
