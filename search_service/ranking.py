@@ -58,6 +58,7 @@ B = 0.75
 #: every query, and a write only makes the new segment's be read.
 POSTINGS_CACHE_SIZE = 1_000_000
 
+
 class QueryTimeout(QueryError):
     """The query ran past its time limit."""
 

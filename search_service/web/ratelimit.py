@@ -3,9 +3,10 @@
 Flask-Limiter's ``memory://`` store lives in one process, so with
 ``serve --workers N`` each worker counted on its own and a client whose
 connections the kernel spread over the workers got N times its budget.
-:class:`SharedCounters` keeps fixed-window counters in an anonymous shared
-memory map created before the workers are forked; every worker sees the same
-counts, and no external store (Redis, memcached) is needed.
+:class:`SharedCounters` keeps fixed-window counters in a shared memory map
+(of an unlinked temporary file, which also carries the lock) created before
+the workers are forked; every worker sees the same counts, and no external
+store (Redis, memcached) is needed.
 
 The table has a fixed number of slots: a key lives in one of ``PROBE`` slots
 after its hash.  A slot whose window has ended is free.  When all of a key's
