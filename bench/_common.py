@@ -74,7 +74,7 @@ def reuters_index(index_dir: Path | None = None) -> Path:
     """
     if index_dir is not None:
         return index_dir
-    from search_service.indexer import index_paths
+    from search_service.backends.whoosh.indexer import index_paths
 
     built = work_dir("reuters-index") / "index"
     summary = index_paths([reuters_stories()], built)
@@ -209,7 +209,7 @@ def _cell(value: object) -> str:
 
 def stored_stories(index_dir: Path) -> list[dict[str, object]]:
     """Every live story's stored fields (id, headline, body, published, ...), in document order."""
-    from search_service.indexer import open_index
+    from search_service.backends.whoosh.indexer import open_index
 
     with open_index(index_dir).searcher() as searcher:
         return list(searcher.all_stored_fields())

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from _common import WORK, reuters_stories, table  # also puts the repo on sys.path
 
-from search_service.indexer import default_procs, index_paths
+from search_service.backends.whoosh.indexer import default_procs, index_paths
 
 PROFILE_FILES = 3000
 

@@ -1,6 +1,6 @@
 """Query latency on Reuters: the engine beside SQLite FTS5, then HTTP through waitress.
 
-1. Engine: ``SearchEngine.search`` with ``per_page=10`` (highlights are always
+1. Engine: ``WhooshEngine.search`` with ``per_page=10`` (highlights are always
    computed, and so are the total and the month/year facets) for single-term,
    two-term and phrase queries.  The words are drawn with a fixed seed from
    the 1,000 most frequent headline words (stop words and words under three
@@ -120,21 +120,16 @@ def fts5_match(query: str) -> str:
 def time_engine(
     index_dir: Path, queries: dict[str, list[str]], rounds: int, cache: bool = True
 ) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """Per-class latencies (ms) of SearchEngine.search, after one warm-up pass; mean totals.
+    """Per-class latencies (ms) of WhooshEngine.search, after one warm-up pass; mean totals.
 
     With ``cache=False`` the engine's cache of decoded postings is off, so
     every query reads and decodes its posting lists as on first sight.
     """
-    from search_service import ranking
-    from search_service.search import SearchEngine, SearchRequest
+    from search_service.backends.whoosh import WhooshEngine
+    from search_service.backends.whoosh.postings import POSTINGS_CACHE_SIZE
+    from search_service.model import SearchRequest
 
-    default = ranking.POSTINGS_CACHE_SIZE
-    ranking.POSTINGS_CACHE_SIZE = default if cache else 0
-    try:
-        engine = SearchEngine(index_dir)
-        engine.stats()  # the arrays (and the postings cache) are made here, with the setting above
-    finally:
-        ranking.POSTINGS_CACHE_SIZE = default
+    engine = WhooshEngine(index_dir, cache_size=POSTINGS_CACHE_SIZE if cache else 0)
     totals = {c: mean(engine.search(SearchRequest(q=q)).total for q in qs) for c, qs in queries.items()}
     times: dict[str, list[float]] = {c: [] for c in queries}
     for _ in range(rounds):
@@ -153,14 +148,14 @@ def after_commit(index_dir: Path, queries: dict[str, list[str]]) -> list[list[ob
     new segment's postings are read (a copy of the index is written to, so
     the bench index is untouched).
     """
-    from search_service.indexer import add_stories
-    from search_service.search import SearchEngine, SearchRequest
+    from search_service.backends.whoosh import WhooshEngine
+    from search_service.model import SearchRequest
     from search_service.stories import Story
 
     copy = work_dir("after-commit") / "index"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(index_dir, copy)
-    engine = SearchEngine(copy)
+    engine = WhooshEngine(copy)
     mix = [q for qs in queries.values() for q in qs]
 
     def one_pass() -> list[float]:
@@ -173,8 +168,7 @@ def after_commit(index_dir: Path, queries: dict[str, list[str]]) -> list[list[ob
 
     one_pass()
     warm = one_pass()
-    add_stories(copy, [Story("bench-after-commit", "Zinc prices firm", "Zinc prices rose.", None, "bench")])
-    engine.refresh()
+    engine.upsert([Story("bench-after-commit", "Zinc prices firm", "Zinc prices rose.", None, "bench")])
     t0 = time.perf_counter()
     engine.search(SearchRequest(q="zinc"))
     first = (time.perf_counter() - t0) * 1000.0
@@ -347,7 +341,7 @@ def main() -> None:
         rows.append([c, percentile(engine[c], 50), e99, percentile(top[c], 50), f99, percentile(counted[c], 50), fc99,
                      e99 / f99, e99 / fc99, f"{engine_totals[c]:,.0f} / {fts_totals[c]:,.0f}"])
     print()
-    print("Latency in ms (engine: SearchEngine.search per_page=10 with highlights, total and facets; "
+    print("Latency in ms (engine: WhooshEngine.search per_page=10 with highlights, total and facets; "
           "FTS5: top 10 with highlight()+snippet(), then also count(*))")
     print(table(["class", "engine p50", "engine p99", "fts5 p50", "fts5 p99", "fts5+count p50", "fts5+count p99",
                  "p99 ratio", "p99 ratio vs +count", "mean total engine / fts5"], rows))

@@ -20,8 +20,8 @@ the "all queries" figures: that is what the user got.  The figures over the
 answered queries alone are printed beside them.
 
 ``--sweep`` runs a small grid of ranking settings in-process through
-:class:`search_service.search.SearchEngine`, by setting the module constants
-(``ranking.K1``/``B``, ``query.FIELD_WEIGHTS``/``KEYWORD_WORDS``) before
+:class:`search_service.backends.whoosh.WhooshEngine`, by setting the module constants
+(``similarity.K1``/``B``, ``query.FIELD_WEIGHTS``/``KEYWORD_WORDS``) before
 each engine is built; the service's code and files are not changed.  It
 asks for per_page=10 (highlighting 100 hits per query made the grid slow).
 
@@ -283,11 +283,11 @@ def end_to_end(collections: list[Collection]) -> None:
 
 
 def engine_search(index_dir: Path, limits: object) -> Search:
-    """A ``search`` function over a fresh in-process SearchEngine (built after constants are set)."""
-    from search_service.search import SearchEngine, SearchRequest
-    from search_service.query import QueryError
+    """A ``search`` function over a fresh in-process WhooshEngine (built after constants are set)."""
+    from search_service.backends.whoosh import WhooshEngine
+    from search_service.model import QueryError, SearchRequest
 
-    engine = SearchEngine(index_dir, limits)  # type: ignore[arg-type]
+    engine = WhooshEngine(index_dir, limits)  # type: ignore[arg-type]
 
     def search(text: str, per_page: int) -> list[str] | None:
         try:
@@ -300,14 +300,14 @@ def engine_search(index_dir: Path, limits: object) -> Search:
 
 def sweep(collections: list[Collection]) -> None:
     """nDCG@10 over a small grid of principled settings, in-process; the service code is untouched."""
-    from search_service import query, ranking
+    from search_service.backends.whoosh import query, similarity
     from search_service.config import Limits
 
     def current() -> tuple[float, float, float, int]:
-        return ranking.K1, ranking.B, query.FIELD_WEIGHTS["headline"], query.KEYWORD_WORDS
+        return similarity.K1, similarity.B, query.FIELD_WEIGHTS["headline"], query.KEYWORD_WORDS
 
     def apply(k1: float, b: float, headline: float, keywords: int) -> None:
-        ranking.K1, ranking.B, query.KEYWORD_WORDS = k1, b, keywords
+        similarity.K1, similarity.B, query.KEYWORD_WORDS = k1, b, keywords
         query.FIELD_WEIGHTS = {**query.FIELD_WEIGHTS, "headline": headline}
 
     defaults = current()
@@ -338,7 +338,7 @@ def sweep(collections: list[Collection]) -> None:
         headers += [f"{c.name} nDCG@10", "refused"]
     headers.append("mean")
     print()
-    print(f"Sweep (in-process SearchEngine; defaults k1={defaults[0]} b={defaults[1]} "
+    print(f"Sweep (in-process WhooshEngine; defaults k1={defaults[0]} b={defaults[1]} "
           f"headline={defaults[2]} keyword_words={defaults[3]}):")
     print(table(headers, sorted(rows, key=lambda r: -float(r[-1]))))  # type: ignore[arg-type]
 

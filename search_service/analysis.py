@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Iterator
 from functools import lru_cache
 
-from whoosh.analysis import STOP_WORDS, Analyzer, Token
+from whoosh.analysis import STOP_WORDS
 from whoosh.lang.porter2 import stem
 
 #: A word: letters/digits, optionally joined by an apostrophe or a dot
@@ -138,50 +138,3 @@ def term_positions(text: str) -> dict[str, list[int]]:
                 positions[term] = [pos]
             pos += 1
     return positions
-
-
-class NewsAnalyzer(Analyzer):
-    """Whoosh adapter over :func:`tokens`, used by the query parser."""
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, NewsAnalyzer)
-
-    def __hash__(self) -> int:
-        return hash(NewsAnalyzer)
-
-    def __call__(
-        self,
-        value: str,
-        positions: bool = False,
-        chars: bool = False,
-        keeporiginal: bool = False,
-        removestops: bool = True,
-        start_pos: int = 0,
-        start_char: int = 0,
-        tokenize: bool = True,
-        mode: str = "",
-        **kwargs: object,
-    ) -> Iterator[Token]:
-        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
-        if not tokenize:
-            # Wildcards and ranges: fold the text but do not stem or split it.
-            token.original = token.text = fold(value)
-            token.boost = 1.0
-            token.stopped = False
-            if positions:
-                token.pos = start_pos
-            if chars:
-                token.startchar, token.endchar = start_char, start_char + len(value)
-            yield token
-            return
-        for term, pos, startchar, endchar in tokens(value):
-            token.text = term
-            token.boost = 1.0
-            token.stopped = False
-            if keeporiginal:
-                token.original = value[startchar:endchar]
-            if positions:
-                token.pos = start_pos + pos
-            if chars:
-                token.startchar, token.endchar = start_char + startchar, start_char + endchar
-            yield token

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from .config import DEFAULT_THREADS, Config
-from .indexer import IndexBusyError, IndexSummary, IndexWriteError, index_paths
-from .query import QueryError
+from .config import DEFAULT_THREADS, Config, ConfigError
+from .engine import Engine, UnknownEngineError, open_engine
+from .model import SORTS, IndexBusyError, IndexSummary, IndexWriteError, QueryError, SearchRequest
 
 log = logging.getLogger("search_service")
 
@@ -52,9 +52,24 @@ def _progress(total: int, unchanged: int) -> Callable[[int], None]:
     return bar.update
 
 
-def _run_index(paths: tuple[Path, ...], index_dir: Path, procs: int | None) -> IndexSummary:
+def _config(**overrides: object) -> Config:
+    """The configuration (environment, then options); a bad variable is one line naming it."""
     try:
-        return index_paths(paths, index_dir, procs=procs, progress=_progress)
+        return Config.from_env(**overrides)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _engine(config: Config, create: bool = False) -> Engine:
+    try:
+        return open_engine(config, create=create)
+    except (FileNotFoundError, UnknownEngineError, IndexWriteError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _run_index(paths: tuple[Path, ...], config: Config, procs: int | None) -> IndexSummary:
+    try:
+        return _engine(config, create=True).index_files(paths, procs=procs, progress=_progress)
     except (FileNotFoundError, IndexBusyError, IndexWriteError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
@@ -75,8 +90,8 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, strict: bool, procs: 
     were removed from an indexed folder are removed. A story code seen twice
     is one story: the later file wins.
     """
-    config = Config.from_env(index_dir=index_dir)
-    summary = _run_index(paths, config.index_dir, procs)
+    config = _config(index_dir=index_dir)
+    summary = _run_index(paths, config, procs)
     for skip in summary.skips:
         click.echo(f"skipped {skip.where}: {skip.reason}", err=True)
     for warning in summary.warnings:
@@ -90,7 +105,7 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, strict: bool, procs: 
 @click.argument("query")
 @_INDEX_OPTION
 @click.option("-n", "--limit", type=click.IntRange(1, 100), default=10, show_default=True, help="Hits to show.")
-@click.option("--sort", type=click.Choice(["relevance", "recent", "newest", "oldest"]), default="relevance", show_default=True)
+@click.option("--sort", type=click.Choice(SORTS), default="relevance", show_default=True)
 def search(query: str, index_dir: Path | None, limit: int, sort: str) -> None:
     """Search the index and print the top hits.
 
@@ -98,16 +113,14 @@ def search(query: str, index_dir: Path | None, limit: int, sort: str) -> None:
     AND/OR/NOT, -word, headline:word, published:[2021-01-01 TO 2021-06-30].
     Matches are shown in bold on a terminal.
     """
-    from .search import SearchEngine, SearchRequest
-
-    config = Config.from_env(index_dir=index_dir)
+    config = _config(index_dir=index_dir)
     try:
-        engine = SearchEngine(config.index_dir, config.limits)
-        result = engine.search(SearchRequest(q=query, per_page=limit, sort=sort))
-    except (FileNotFoundError, QueryError) as exc:
+        result = _engine(config).search(SearchRequest(q=query, per_page=limit, sort=sort))
+    except QueryError as exc:
         raise click.ClickException(str(exc)) from None
     color = sys.stdout.isatty()
-    click.echo(f"{result.total} stories match ({result.took_ms:.0f} ms)")
+    noun = "story matches" if result.total == 1 else "stories match"
+    click.echo(f"{result.total:,} {noun} ({result.took_ms:.0f} ms)")
     if result.suggestion:
         click.echo(f"did you mean: {result.suggestion}")
     for hit in result.hits:
@@ -141,20 +154,22 @@ def serve(index_dir: Path | None, stories: Path | None, host: str, port: int, wo
     If there is no index yet and the stories folder exists, it is indexed
     first. Set SEARCH_SERVICE_TOKEN to turn on the write API.
     """
-    from whoosh import index as whoosh_index
-
     from .web.server import ServeError, serve as serve_forever
 
-    config = Config.from_env(index_dir=index_dir, stories_dir=stories)
-    if not whoosh_index.exists_in(config.index_dir):
+    config = _config(index_dir=index_dir, stories_dir=stories)
+    try:
+        open_engine(config).close()
+    except FileNotFoundError:
         if config.stories_dir is None or not config.stories_dir.is_dir():
             raise click.ClickException(
                 f"no index in {config.index_dir} and no stories folder to build one from; "
                 "run `search-service index PATH` first or pass --stories"
-            )
+            ) from None
         click.echo(f"building the index from {config.stories_dir} ...", err=True)
-        summary = _run_index((config.stories_dir,), config.index_dir, None)
+        summary = _run_index((config.stories_dir,), config, None)
         click.echo(f"{config.index_dir}: {summary.line()}", err=True)
+    except (UnknownEngineError, IndexWriteError) as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         serve_forever(config, host=host, port=port, threads=threads, workers=workers)
     except ServeError as exc:

@@ -2,6 +2,8 @@
 
 Environment variables (all optional):
 
+``SEARCH_SERVICE_ENGINE``      the search engine: ``whoosh`` (default, the embedded index in
+                               ``SEARCH_SERVICE_INDEX``)
 ``SEARCH_SERVICE_INDEX``       index folder (default ``index_data/index``)
 ``SEARCH_SERVICE_STORIES``     stories to index on first start of ``serve`` (default ``index_data``)
 ``SEARCH_SERVICE_TOKEN``       bearer token for the write API; unset means writes are off
@@ -28,6 +30,10 @@ DEFAULT_STORIES = Path("index_data")
 DEFAULT_THREADS = 2
 
 
+class ConfigError(ValueError):
+    """An environment variable has a value the service can't use; the message names it."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """Bounds on what one request may cost; breaking one is a 400 with a message."""
@@ -44,6 +50,7 @@ class Limits:
 class Config:
     """Everything the service needs to know; see the module docstring for the environment."""
 
+    engine: str = "whoosh"
     index_dir: Path = DEFAULT_INDEX
     stories_dir: Path | None = DEFAULT_STORIES
     token: str | None = None
@@ -58,6 +65,8 @@ class Config:
         """Defaults, overridden by the environment, overridden by ``overrides`` that are not None."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        if env.get("SEARCH_SERVICE_ENGINE"):
+            values["engine"] = env["SEARCH_SERVICE_ENGINE"].strip()
         if env.get("SEARCH_SERVICE_INDEX"):
             values["index_dir"] = Path(env["SEARCH_SERVICE_INDEX"])
         if env.get("SEARCH_SERVICE_STORIES"):
@@ -68,15 +77,23 @@ class Config:
             limit = env["SEARCH_SERVICE_RATE_LIMIT"]
             values["rate_limit"] = None if limit.lower() in ("off", "none", "0") else limit
         if env.get("SEARCH_SERVICE_MAX_REQUEST_BYTES"):
-            values["max_request_bytes"] = int(env["SEARCH_SERVICE_MAX_REQUEST_BYTES"])
+            values["max_request_bytes"] = _number(env, "SEARCH_SERVICE_MAX_REQUEST_BYTES", int)
         if env.get("SEARCH_SERVICE_TRUSTED_PROXY"):
             values["trusted_proxy"] = env["SEARCH_SERVICE_TRUSTED_PROXY"]
         if env.get("SEARCH_SERVICE_WRITE_TIMEOUT"):
-            values["write_timeout"] = float(env["SEARCH_SERVICE_WRITE_TIMEOUT"])
+            values["write_timeout"] = _number(env, "SEARCH_SERVICE_WRITE_TIMEOUT", float)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)
 
 
-def default_index_dir() -> Path:
-    """The index folder used when none is given: ``$SEARCH_SERVICE_INDEX`` or ``index_data/index``."""
-    return Config.from_env().index_dir
+def _number(env: Any, name: str, kind: type[int] | type[float]) -> Any:
+    """The positive number in ``env[name]``, or a :class:`ConfigError` that names the variable."""
+    raw = env[name].strip()
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or value <= 0:
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name} must be {what} above 0, not {raw!r}")
+    return value

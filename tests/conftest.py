@@ -53,7 +53,7 @@ SAMPLES = REPO / "index_data"
 @pytest.fixture(scope="session")
 def reuters_index(reuters_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Whoosh index of the whole Reuters corpus, built once per session. Read-only for tests."""
-    from search_service.indexer import index_paths
+    from search_service.backends.whoosh.indexer import index_paths
 
     index_dir = tmp_path_factory.mktemp("reuters-index") / "index"
     summary = index_paths([reuters_dir], index_dir)
@@ -64,7 +64,7 @@ def reuters_index(reuters_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="session")
 def sample_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An index of the sample stories shipped in index_data/. Read-only for tests."""
-    from search_service.indexer import index_paths
+    from search_service.backends.whoosh.indexer import index_paths
 
     index_dir = tmp_path_factory.mktemp("sample-index") / "index"
     index_paths([SAMPLES], index_dir)

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from search_service.analysis import NewsAnalyzer, find_terms, fold, normalize, term_positions, tokens
-from search_service.schema import build_schema
+from search_service.analysis import find_terms, fold, normalize, term_positions, tokens
+from search_service.backends.whoosh.schema import NewsAnalyzer
+from search_service.backends.whoosh.schema import build_schema
 
 
 def terms(text: str) -> list[str]:

@@ -212,7 +212,7 @@ def raw_request(server: LiveServer, method: str, path: str, headers: dict[str, s
 @pytest.fixture(scope="module")
 def writable_server(tmp_path_factory: pytest.TempPathFactory):
     """A server with the write API on, over its own copy of the samples."""
-    from search_service.indexer import index_paths
+    from search_service.backends.whoosh.indexer import index_paths
 
     index_dir = tmp_path_factory.mktemp("hostile-writes") / "index"
     index_paths([SAMPLES], index_dir)

@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 
 from search_service.analysis import fold
-from search_service.indexer import PARALLEL_MIN_FILES, index_paths, open_index
-from search_service.search import SearchEngine, SearchRequest
+from search_service.backends.whoosh.indexer import PARALLEL_MIN_FILES, index_paths, open_index
+from search_service.backends.whoosh import WhooshEngine
+from search_service.model import SearchRequest
 
 #: Generous bound against hangs; no speed is asserted here (see bench/).
 PROCESS_TIMEOUT = 120
@@ -135,14 +136,14 @@ def parse_summary(stdout: str) -> Summary:
 
 def search_ids(index: Path, query: str) -> list[str]:
     """Ids of every story matching ``query`` (fails if there are more than one page of 100)."""
-    result = SearchEngine(index).search(SearchRequest(q=query, per_page=100))
+    result = WhooshEngine(index).search(SearchRequest(q=query, per_page=100))
     assert result.total <= 100, "probe query too broad to see every hit"
     return [hit.id for hit in result.hits]
 
 
 def story_count(index: Path) -> int:
     """Live stories in the last commit of ``index``."""
-    return SearchEngine(index).stats().stories
+    return WhooshEngine(index).stats().stories
 
 
 # ---------------------------------------------------------------- incremental runs
@@ -430,7 +431,7 @@ def test_ctrl_c_commits_nothing_and_exits_130(big_corpus: Path, base_index: tupl
 
 
 def _build_statistics(index: Path, terms: list[str], queries: list[str]) -> dict[str, object]:
-    engine = SearchEngine(index)
+    engine = WhooshEngine(index)
     ix = open_index(index)
     with ix.searcher() as searcher:
         reader = searcher.reader()
@@ -519,14 +520,14 @@ def _plain(text: str) -> str:
 
 
 def test_reuters_page_furniture_is_not_searchable(reuters_index: Path, reuters_dir: Path) -> None:
-    engine = SearchEngine(reuters_index)
+    engine = WhooshEngine(reuters_index)
     probes = 0
     found_elsewhere = 0
     for page in sorted(reuters_dir.rglob("*.txt"))[::97]:
         story = engine.story(re.search(r"Story Code : (\S+)", page.read_text("utf-8")).group(1))  # type: ignore[union-attr]
         assert story is not None, page
         related, featured = _furniture_headlines(page.read_text("utf-8"))
-        own = _plain(story["headline"] + " " + story["body"])
+        own = _plain(story.headline + " " + story.body)
         for headline in related[:1] + featured[:2]:
             if not re.fullmatch(r"[A-Za-z0-9 ]+", headline) or len(headline.split()) < 3:
                 continue
@@ -535,7 +536,7 @@ def test_reuters_page_furniture_is_not_searchable(reuters_index: Path, reuters_d
             result = engine.search(SearchRequest(q=f'"{headline}"', per_page=100))
             ids = [hit.id for hit in result.hits]
             assert result.total <= 100, headline
-            assert story["id"] not in ids, f"{page.name} found by its furniture headline {headline!r}"
+            assert story.id not in ids, f"{page.name} found by its furniture headline {headline!r}"
             probes += 1
             found_elsewhere += bool(ids)
     assert probes >= 100

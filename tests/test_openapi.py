@@ -24,7 +24,7 @@ from openapi_spec_validator import validate
 from schemathesis import checks
 
 from search_service.config import Config, Limits
-from search_service.search import SORTS
+from search_service.model import SORTS
 from search_service.web import create_app
 from search_service.web.openapi import openapi_document
 

@@ -25,7 +25,7 @@ from whoosh.index import LockError
 from whoosh.query import Term
 
 from conftest import SAMPLES, LiveServer
-from search_service.indexer import add_stories, index_paths
+from search_service.backends.whoosh.indexer import add_stories, index_paths
 from search_service.stories import Story
 from test_write_api import shut_down
 

@@ -22,11 +22,13 @@ import pytest
 from search_service.analysis import fold, normalize, tokens
 from search_service.config import Limits
 from search_service.highlight import FRAGMENT_CHARS, MAX_FRAGMENTS
-from search_service.indexer import add_stories, delete_story, open_index
-from search_service import ranking
-from search_service.ranking import Corpus, day_number
-from search_service.query import COORDINATION_BONUS, QueryError, make_parser, parse
-from search_service.search import SearchEngine, SearchRequest, SearchResult
+from search_service.backends.whoosh.indexer import add_stories, delete_story, open_index
+from search_service.backends.whoosh import evaluation, postings
+from search_service.backends.whoosh.corpus import Corpus, day_number
+from search_service.model import QueryError
+from search_service.backends.whoosh.query import COORDINATION_BONUS, make_parser, parse
+from search_service.backends.whoosh import WhooshEngine
+from search_service.model import SearchRequest, SearchResult
 from search_service.spelling import closest, distance
 from search_service.stories import Story
 
@@ -55,19 +57,19 @@ def having(stories: dict[str, dict[str, Any]], word: str, fields: Iterable[str] 
     return {i for i, s in stories.items() if any(wanted in terms(s[f]) for f in fields)}
 
 
-def search(engine: SearchEngine, q: str, **kwargs: Any) -> SearchResult:
+def search(engine: WhooshEngine, q: str, **kwargs: Any) -> SearchResult:
     return engine.search(SearchRequest(q=q, **kwargs))
 
 
-def all_ids(engine: SearchEngine, q: str, **kwargs: Any) -> set[str]:
+def all_ids(engine: WhooshEngine, q: str, **kwargs: Any) -> set[str]:
     result = search(engine, q, per_page=100, **kwargs)
     assert result.total <= 100, "use a narrower query for an exact set"
     return {h.id for h in result.hits}
 
 
 @pytest.fixture(scope="module")
-def sample(sample_index: Path) -> SearchEngine:
-    return SearchEngine(sample_index)
+def sample(sample_index: Path) -> WhooshEngine:
+    return WhooshEngine(sample_index)
 
 
 @pytest.fixture(scope="module")
@@ -76,14 +78,14 @@ def sample_stories(sample_index: Path) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def reuters(reuters_index: Path) -> SearchEngine:
-    return SearchEngine(reuters_index)
+def reuters(reuters_index: Path) -> WhooshEngine:
+    return WhooshEngine(reuters_index)
 
 
 # ---------------------------------------------------------------- ranking
 
 
-def test_stories_with_every_word_rank_first(reuters: SearchEngine, reuters_index: Path) -> None:
+def test_stories_with_every_word_rank_first(reuters: WhooshEngine, reuters_index: Path) -> None:
     every = search(reuters, "coffee AND export AND quotas", per_page=1).total
     result = search(reuters, "coffee export quotas", per_page=100)
     assert 10 < every < 90 and result.total > every  # OR: partial matches are found too
@@ -105,12 +107,12 @@ def test_a_headline_word_weighs_more_than_a_body_word(tmp_path: Path) -> None:
         Story("in-body", "Council meets on Tuesday", f"{filler} Zinc was mentioned.", None, "test"),
         Story("in-headline", "Zinc was mentioned", f"{filler} Council meets on Tuesday.", None, "test"),
     ])
-    hits = search(SearchEngine(index), "zinc").hits
+    hits = search(WhooshEngine(index), "zinc").hits
     assert [h.id for h in hits] == ["in-headline", "in-body"]
     assert hits[0].score > 1.5 * hits[1].score  # the same words, only where "zinc" stands differs
 
 
-def test_a_repeated_word_counts_as_often_as_it_is_given(reuters: SearchEngine) -> None:
+def test_a_repeated_word_counts_as_often_as_it_is_given(reuters: WhooshEngine) -> None:
     once, twice = search(reuters, "coffee", per_page=20), search(reuters, "coffee coffee", per_page=20)
     assert [h.id for h in once.hits] == [h.id for h in twice.hits]
     assert all(b.score == pytest.approx(2 * a.score) for a, b in zip(once.hits, twice.hits))
@@ -132,12 +134,12 @@ def test_the_bonus_for_matching_more_words_fades_for_long_questions(sample_index
         assert 0 < scale(longer) < scale(question) < COORDINATION_BONUS
 
 
-def test_joined_words_are_searched_as_their_words(sample: SearchEngine) -> None:
+def test_joined_words_are_searched_as_their_words(sample: WhooshEngine) -> None:
     for joined, apart in (("storm-surge", "storm surge"), ("rain/drought", "rain drought")):
         assert all_ids(sample, joined) == all_ids(sample, apart) != set()
 
 
-def test_a_long_question_finds_stories(reuters: SearchEngine) -> None:
+def test_a_long_question_finds_stories(reuters: WhooshEngine) -> None:
     question = "What did the OPEC oil ministers decide about production quotas at their meeting in Vienna?"
     result = search(reuters, question)
     assert result.total > 10 and len(result.hits) == 10
@@ -149,7 +151,7 @@ def test_a_long_question_finds_stories(reuters: SearchEngine) -> None:
 
 
 def test_boolean_operators_match_the_stored_text(
-    sample: SearchEngine, sample_stories: dict[str, dict[str, Any]]
+    sample: WhooshEngine, sample_stories: dict[str, dict[str, Any]]
 ) -> None:
     drought = having(sample_stories, "drought")
     coffee = having(sample_stories, "coffee")
@@ -165,7 +167,7 @@ def test_boolean_operators_match_the_stored_text(
     assert all_ids(sample, "+drought coffee") == drought
 
 
-def test_phrases_fields_dates_and_wildcards(sample: SearchEngine, sample_stories: dict[str, dict[str, Any]]) -> None:
+def test_phrases_fields_dates_and_wildcards(sample: WhooshEngine, sample_stories: dict[str, dict[str, Any]]) -> None:
     def side_by_side(first: str, second: str) -> set[str]:
         pattern = re.compile(rf"\b{first}\W+{second}\b", re.I)
         return {i for i, s in sample_stories.items() if pattern.search(f"{s['headline']} {s['body']}")}
@@ -206,7 +208,7 @@ def test_phrases_fields_dates_and_wildcards(sample: SearchEngine, sample_stories
     ],
 )
 def test_limits_raise_query_error_with_a_message(
-    sample: SearchEngine, q: str, request_args: dict[str, Any], words: list[str]
+    sample: WhooshEngine, q: str, request_args: dict[str, Any], words: list[str]
 ) -> None:
     with pytest.raises(QueryError) as raised:
         search(sample, q, **request_args)
@@ -218,14 +220,14 @@ def test_wildcard_expansion_is_bounded(sample_index: Path, sample_stories: dict[
     words = {t for s in sample_stories.values() for t in terms(f"{s['headline']} {s['body']}") if t.startswith("co")}
     assert len(words) > 3
     with pytest.raises(QueryError, match="more than 3 different words"):
-        search(SearchEngine(sample_index, Limits(max_expansions=3)), "co*")
-    assert search(SearchEngine(sample_index, Limits(max_expansions=len(words))), "co*").total > 0
+        search(WhooshEngine(sample_index, Limits(max_expansions=3)), "co*")
+    assert search(WhooshEngine(sample_index, Limits(max_expansions=len(words))), "co*").total > 0
 
 
 # ---------------------------------------------------------------- sorting, dates, facets
 
 
-def test_sorting_by_date(sample: SearchEngine, sample_stories: dict[str, dict[str, Any]]) -> None:
+def test_sorting_by_date(sample: WhooshEngine, sample_stories: dict[str, dict[str, Any]]) -> None:
     q = "drought OR prices OR water"
     newest = search(sample, q, sort="newest", per_page=100)
     dates = [h.published for h in newest.hits]
@@ -237,7 +239,7 @@ def test_sorting_by_date(sample: SearchEngine, sample_stories: dict[str, dict[st
     assert all(h.published == sample_stories[h.id]["published"] for h in newest.hits)
 
 
-def test_recent_favours_newer_stories(reuters: SearchEngine) -> None:
+def test_recent_favours_newer_stories(reuters: WhooshEngine) -> None:
     relevance = search(reuters, "oil prices", per_page=20)
     recent = search(reuters, "oil prices", sort="recent", per_page=20)
     assert [h.id for h in recent.hits] != [h.id for h in relevance.hits]
@@ -247,7 +249,7 @@ def test_recent_favours_newer_stories(reuters: SearchEngine) -> None:
     assert average(recent.hits) > average(relevance.hits)
 
 
-def test_facets_and_date_filters(sample: SearchEngine, sample_stories: dict[str, dict[str, Any]]) -> None:
+def test_facets_and_date_filters(sample: WhooshEngine, sample_stories: dict[str, dict[str, Any]]) -> None:
     q = "drought OR prices OR water OR plants"
     result = search(sample, q, per_page=100)
     assert all(s["published"] is not None for s in sample_stories.values())
@@ -293,7 +295,7 @@ def check_highlights(hit_highlights: dict[str, Any], story: dict[str, Any]) -> N
         assert end == len(body) or not (body[end].isalnum() and core[-1].isalnum()), core
 
 
-def test_highlights_mark_escape_and_cut_fragments(reuters: SearchEngine, reuters_index: Path) -> None:
+def test_highlights_mark_escape_and_cut_fragments(reuters: WhooshEngine, reuters_index: Path) -> None:
     result = search(reuters, "oil prices opec", per_page=50)
     with open_index(reuters_index).searcher() as searcher:
         for hit in result.hits:
@@ -304,7 +306,7 @@ def test_highlights_mark_escape_and_cut_fragments(reuters: SearchEngine, reuters
     assert {fold(w) for w in re.findall(r"<mark>(.*?)</mark>", marked)} >= {"oil", "prices", "opec"}
 
 
-def test_reuters_ticker_headlines_are_escaped(reuters: SearchEngine) -> None:
+def test_reuters_ticker_headlines_are_escaped(reuters: WhooshEngine) -> None:
     result = search(reuters, "shares stake", per_page=100)
     tickers = [h for h in result.hits if re.search(r"<\w+>", h.headline)]
     assert tickers, "some Reuters headlines name a company's <TICKER>"
@@ -314,7 +316,7 @@ def test_reuters_ticker_headlines_are_escaped(reuters: SearchEngine) -> None:
         assert f"<{ticker}>" not in hit.highlights["headline"]
 
 
-def test_sample_markup_is_escaped(sample: SearchEngine, sample_stories: dict[str, dict[str, Any]]) -> None:
+def test_sample_markup_is_escaped(sample: WhooshEngine, sample_stories: dict[str, dict[str, Any]]) -> None:
     result = search(sample, "script alert website")
     hit = result.hits[0]
     assert "<script>" in sample_stories[hit.id]["body"] and "<hia>" in sample_stories[hit.id]["headline"]
@@ -338,7 +340,7 @@ def reuters_words(reuters_index: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("typo", ["petrolium", "inflasion", "economik", "irak"])
-def test_spelling_suggestion_is_a_real_word(reuters: SearchEngine, reuters_words: set[str], typo: str) -> None:
+def test_spelling_suggestion_is_a_real_word(reuters: WhooshEngine, reuters_words: set[str], typo: str) -> None:
     result = search(reuters, typo)
     assert result.total == 0
     assert result.suggestion and result.suggestion != typo
@@ -357,7 +359,7 @@ def test_spelling_suggestion_is_a_real_word(reuters: SearchEngine, reuters_words
     ("mexicco", "mexico"),  # the usual spelling, not the first story's "Mexico's"
     ("drout", "drought"),  # not "droit": a silent "gh" left out is a slip
 ])
-def test_spelling_suggestion_is_the_word_meant(reuters: SearchEngine, typo: str, meant: str) -> None:
+def test_spelling_suggestion_is_the_word_meant(reuters: WhooshEngine, typo: str, meant: str) -> None:
     assert search(reuters, typo).suggestion == meant
 
 
@@ -374,12 +376,12 @@ def test_spelling_prefers_fewer_and_sound_keeping_edits() -> None:
     assert closest("zzz", []) is None
 
 
-def test_no_suggestion_when_the_query_finds_plenty(reuters: SearchEngine) -> None:
+def test_no_suggestion_when_the_query_finds_plenty(reuters: WhooshEngine) -> None:
     result = search(reuters, "oil prices")
     assert result.total > 100 and result.suggestion is None
 
 
-def test_related_stories(sample: SearchEngine, reuters: SearchEngine, reuters_index: Path) -> None:
+def test_related_stories(sample: WhooshEngine, reuters: WhooshEngine, reuters_index: Path) -> None:
     assert sample.related("no-such-story") is None
     with open_index(reuters_index).searcher() as searcher:
         story_id = search(reuters, "coffee quotas").hits[0].id
@@ -394,7 +396,7 @@ def test_related_stories(sample: SearchEngine, reuters: SearchEngine, reuters_in
     assert scores == sorted(scores, reverse=True)
 
 
-def test_autocomplete(reuters: SearchEngine, reuters_words: set[str]) -> None:
+def test_autocomplete(reuters: WhooshEngine, reuters_words: set[str]) -> None:
     completions = reuters.suggest("petro")
     assert 1 < len(completions) <= 10
     assert all(c.startswith("petro") and c in reuters_words for c in completions)
@@ -408,7 +410,7 @@ def test_autocomplete(reuters: SearchEngine, reuters_words: set[str]) -> None:
 def test_a_story_indexed_while_the_engine_is_open_becomes_searchable(sample_index: Path, tmp_path: Path) -> None:
     index = tmp_path / "index"
     shutil.copytree(sample_index, index)
-    engine = SearchEngine(index)
+    engine = WhooshEngine(index)
     assert search(engine, "locusts").total == 0
     story = Story("locust-1", "Locust swarms reach the coast", "Swarms of locusts stripped the fields.",
                   datetime(2024, 2, 3, 4, 5), "test")
@@ -421,7 +423,7 @@ def test_a_story_indexed_while_the_engine_is_open_becomes_searchable(sample_inde
     assert seen_after < 3.0, f"visible only after {seen_after:.1f} s"
     hit = search(engine, "locusts").hits[0]
     assert (hit.id, hit.published) == ("locust-1", story.published)
-    assert engine.story("locust-1")["headline"] == story.headline
+    assert engine.story("locust-1").headline == story.headline
 
 
 def test_the_per_story_arrays_match_the_stored_stories(sample_index: Path, tmp_path: Path) -> None:
@@ -436,7 +438,7 @@ def test_the_per_story_arrays_match_the_stored_stories(sample_index: Path, tmp_p
     assert delete_story(index, gone)
     with open_index(index).searcher() as searcher:
         reader = searcher.reader()
-        corpus = Corpus.load(searcher)
+        corpus = Corpus.load(searcher, postings.PostingsCache(0))
         assert corpus.size == reader.doc_count_all() and corpus.alive.sum() == reader.doc_count() == 9
         for n in range(corpus.size):
             assert corpus.alive[n] == (not reader.is_deleted(n))
@@ -449,7 +451,7 @@ def test_the_per_story_arrays_match_the_stored_stories(sample_index: Path, tmp_p
                 assert corpus.days[n] == pytest.approx(day_number(published), abs=1e-9)
                 assert corpus.months[n] == published.year * 12 + published.month - 1
         assert corpus.months[searcher.document_number(id="leap-1")] == 2024 * 12 + 1
-    assert SearchEngine(index).stats().last == datetime(2024, 2, 29, 23, 59, 59)
+    assert WhooshEngine(index).stats().last == datetime(2024, 2, 29, 23, 59, 59)
 
 
 def test_a_write_reads_only_the_new_segments_postings(
@@ -458,22 +460,21 @@ def test_a_write_reads_only_the_new_segments_postings(
     """The postings cache is per segment: a commit does not make readers decode the old segments again."""
     index = tmp_path / "index"
     shutil.copytree(sample_index, index)
-    engine = SearchEngine(index)
+    engine = WhooshEngine(index)
     read: list[str] = []
-    real = ranking.read_postings
+    real = evaluation.read_postings
 
     def spy(leaf, fieldname, text):  # type: ignore[no-untyped-def]
         read.append(leaf.segment().segment_id())
         return real(leaf, fieldname, text)
 
-    monkeypatch.setattr(ranking, "read_postings", spy)
+    monkeypatch.setattr(evaluation, "read_postings", spy)
     first = search(engine, "drought storm")
     old_segments = set(read)
     assert old_segments and first.total > 0
     read.clear()
     assert search(engine, "drought storm").total == first.total and not read  # cached
-    add_stories(index, [Story("dry-1", "Drought and storm", "A drought, then a storm.", None, "test")])
-    engine.refresh()
+    engine.upsert([Story("dry-1", "Drought and storm", "A drought, then a storm.", None, "test")])
     after = search(engine, "drought storm")
     assert after.total == first.total + 1 and after.hits[0].id == "dry-1"
     assert read and not set(read) & old_segments, "an unchanged segment's postings were read again"
@@ -484,9 +485,9 @@ def test_the_postings_cache_counts_decoded_positions(reuters_index: Path) -> Non
     with open_index(reuters_index).searcher() as searcher:
         leaf, _ = next(iter(searcher.reader().leaf_readers()))
         words = ["oil", "prices", "said", "bank"]
-        loaded = {w: ranking.read_postings(leaf, "body", normalize(w)) for w in words}
+        loaded = {w: postings.read_postings(leaf, "body", normalize(w)) for w in words}
     capacity = sum(len(p.ids) for p in loaded.values()) + 1
-    cache = ranking.PostingsCache(capacity)
+    cache = postings.PostingsCache(capacity)
     for w in words:
         assert cache.get(w, lambda w=w: loaded[w]) is loaded[w]
     assert cache.size == capacity - 1  # all four kept, positions not decoded yet
@@ -499,9 +500,9 @@ def test_the_postings_cache_counts_decoded_positions(reuters_index: Path) -> Non
     assert reloaded == ["oil"]  # the oldest made room
 
 
-def test_a_bare_star_is_every_story(reuters: SearchEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bare_star_is_every_story(reuters: WhooshEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     """``*`` lists the archive (sorted, filtered, faceted); beside words it changes nothing; no slow path."""
-    monkeypatch.setattr(ranking.Evaluation, "_fallback", lambda self, q: pytest.fail(f"Whoosh's matcher for {q!r}"))
+    monkeypatch.setattr(evaluation.Evaluation, "_fallback", lambda self, q: pytest.fail(f"Whoosh's matcher for {q!r}"))
     stories = reuters.stats().stories
     everything = search(reuters, "*", sort="newest", per_page=20)
     assert everything.total == stories
@@ -523,9 +524,9 @@ def test_a_bare_star_is_every_story(reuters: SearchEngine, monkeypatch: pytest.M
         search(reuters, "-coffee")
 
 
-def test_a_not_inside_a_group_excludes_without_whoosh_matchers(reuters: SearchEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_not_inside_a_group_excludes_without_whoosh_matchers(reuters: WhooshEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     """A NOT beside words excludes at any depth, as at the top; it once ran Whoosh's NOT over every story (~1 s)."""
-    monkeypatch.setattr(ranking.Evaluation, "_fallback", lambda self, q: pytest.fail(f"Whoosh's matcher for {q!r}"))
+    monkeypatch.setattr(evaluation.Evaluation, "_fallback", lambda self, q: pytest.fail(f"Whoosh's matcher for {q!r}"))
     both = search(reuters, "oil AND crude")
     without_gas = search(reuters, "(oil NOT gas) AND crude")
     assert 0 < without_gas.total < both.total

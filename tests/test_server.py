@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from conftest import LiveServer
-from search_service.search import REFRESH_SECONDS
+from search_service.backends.whoosh.engine import REFRESH_SECONDS
 
 
 def children_of(pid: int) -> list[int]:

@@ -17,7 +17,7 @@ import requests
 from whoosh import index as whoosh_index
 
 from conftest import SAMPLES, LiveServer
-from search_service.indexer import index_paths
+from search_service.backends.whoosh.indexer import index_paths
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

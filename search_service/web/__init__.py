@@ -1,6 +1,6 @@
 """The web layer: ``create_app`` builds the Flask app; :mod:`.server` runs it under waitress.
 
-The app only translates HTTP to :mod:`search_service.search` and back.
+The app only translates HTTP to calls of an :class:`~search_service.engine.Engine` and back.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from flask import Flask, Response, g, request
 from flask_limiter import Limiter
 
 from ..config import Config
-from ..search import SearchEngine
+from ..engine import Engine, open_engine
 from . import api, errors, pages
 from .ratelimit import SharedCounters, client_key
 
@@ -25,18 +25,22 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-def create_app(config: Config | None = None, rate_counters: SharedCounters | None = None) -> Flask:
-    """The Flask app for ``config`` (default: from the environment); the index must exist.
+def create_app(
+    config: Config | None = None, engine: Engine | None = None, rate_counters: SharedCounters | None = None
+) -> Flask:
+    """The Flask app for ``config`` (default: from the environment) over ``engine``.
 
-    ``rate_counters``, made before the server forks its workers, is how
-    they share one rate-limit budget per client; by default the app has its own.
+    ``engine`` defaults to :func:`~search_service.engine.open_engine` of
+    ``config`` (the index must exist).  ``rate_counters``, made before the
+    server forks its workers, is how they share one rate-limit budget per
+    client; by default the app has its own.
     """
     config = config or Config.from_env()
     app = Flask(__name__)
     app.config["SEARCH_SERVICE"] = config
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
     app.json.sort_keys = False
-    app.extensions["search_engine"] = SearchEngine(config.index_dir, config.limits)
+    app.extensions["search_engine"] = engine or open_engine(config)
     # Registered before the limiter: the request id exists when it refuses a
     # request, and _finish_request (after_request hooks run in reverse) sees
     # the limiter's headers.

@@ -1,4 +1,4 @@
-"""The JSON API: HTTP in, :class:`~search_service.search.SearchEngine` calls, JSON out."""
+"""The JSON API: HTTP in, :class:`~search_service.engine.Engine` calls, JSON out."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from ..config import Config
-from ..indexer import IndexBusyError, add_stories, delete_story
-from ..search import SearchEngine, SearchRequest
+from ..engine import Engine
+from ..model import IndexBusyError, SearchRequest
 from ..stories import ID_PATTERN, Story, StoryError, story_from_mapping
 from .errors import BadRequest, error_response
 from .openapi import openapi_document
@@ -19,7 +19,7 @@ from .openapi import openapi_document
 bp = Blueprint("api", __name__)
 
 
-def engine() -> SearchEngine:
+def engine() -> Engine:
     return current_app.extensions["search_engine"]
 
 
@@ -94,7 +94,7 @@ def story(raw_id: str) -> Response:
     found = engine().story(story_id(raw_id))
     if found is None:
         abort(404, description=f"no story with id {raw_id!r}")
-    return jsonify(found)
+    return jsonify(found.to_dict())
 
 
 @bp.get("/api/stories/<raw_id>/related")
@@ -165,10 +165,9 @@ def add() -> tuple[Response, int]:
     _authorize()
     stories = _stories_from_body()
     try:
-        summary = add_stories(config().index_dir, stories, timeout=config().write_timeout)
+        summary = engine().upsert(stories)
     except IndexBusyError as exc:
         return error_response(503, "index_busy", str(exc))
-    engine().refresh()
     ids = [s.id for s in stories]
     return jsonify(added=summary.added, updated=summary.updated, ids=ids), 201 if summary.added else 200
 
@@ -177,10 +176,9 @@ def add() -> tuple[Response, int]:
 def delete(raw_id: str) -> Response | tuple[Response, int]:
     _authorize()
     try:
-        deleted = delete_story(config().index_dir, story_id(raw_id), timeout=config().write_timeout)
+        deleted = engine().delete(story_id(raw_id))
     except IndexBusyError as exc:
         return error_response(503, "index_busy", str(exc))
-    engine().refresh()
     if not deleted:
         abort(404, description=f"no story with id {raw_id!r}")
     return jsonify(deleted=raw_id)

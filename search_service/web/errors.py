@@ -7,7 +7,7 @@ import logging
 from flask import Flask, Response, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from ..query import QueryError
+from ..model import QueryError
 
 log = logging.getLogger("search_service.web")
 

@@ -1,9 +1,10 @@
 """The OpenAPI 3.1 description of the HTTP API, served at ``/api/openapi.json``.
 
 The document is built from the running service's :class:`~search_service.config.Limits`
-and request-size limit, and from the same constants the code enforces
-(sort names, the story-id pattern), so what it promises cannot drift from
-what the service does.  ``tests/test_openapi.py`` validates it and fuzzes the
+and request-size limit, from the same constants the code enforces (sort
+names, the story-id pattern), and from the response types' own shapes
+(:func:`search_service.model.json_schema`, which their serialization uses
+too), so what it promises cannot drift from what the service does.  ``tests/test_openapi.py`` validates it and fuzzes the
 live service against it.
 """
 
@@ -13,36 +14,24 @@ from functools import lru_cache
 from typing import Any
 
 from ..config import Config, Limits
-from ..highlight import MAX_FRAGMENTS
-from ..search import SORTS
-from ..stories import ID_PATTERN, MAX_ID_LENGTH, MAX_URL_LENGTH
+from ..model import (
+    DATETIME_PATTERN,
+    HIGHLIGHTS_SCHEMA,
+    SORTS,
+    STORY_ID_SCHEMA,
+    Hit,
+    Schema,
+    SearchResult,
+    StoredStory,
+    closed_object,
+    json_schema,
+    nullable,
+    ref,
+)
+from ..stories import MAX_URL_LENGTH
 
-#: Most completions ``/api/suggest`` returns (the default of SearchEngine.suggest).
+#: Most completions ``/api/suggest`` returns (the default of Engine.suggest).
 MAX_SUGGESTIONS = 10
-
-Schema = dict[str, Any]
-
-#: How dates and times come out: ISO 8601 without an offset (aware times are stored as UTC).
-_DATETIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?$"
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _nullable(schema: Schema) -> Schema:
-    return {"oneOf": [schema, {"type": "null"}]}
-
-
-def _object(properties: dict[str, Schema], optional: tuple[str, ...] = ()) -> Schema:
-    """A closed object whose properties are all required except ``optional``."""
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": [name for name in properties if name not in optional],
-        "additionalProperties": False,
-    }
-
 
 _REQUEST_ID_HEADER = {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}}
 
@@ -56,7 +45,7 @@ def _json(schema: Schema, description: str, headers: dict[str, Any] | None = Non
 
 
 def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    return _json(_ref("Error"), description, headers)
+    return _json(ref("Error"), description, headers)
 
 
 _ERRORS: dict[str, dict[str, Any]] = {
@@ -80,13 +69,12 @@ def _errors(*codes: int) -> dict[str, dict[str, Any]]:
 
 
 def _schemas(limits: Limits) -> dict[str, Schema]:
-    published = _nullable({"type": "string", "pattern": _DATETIME_PATTERN})
-    story_id = {"type": "string", "pattern": f"^{ID_PATTERN.pattern}$", "maxLength": MAX_ID_LENGTH}
-    counts = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}}
+    published = nullable({"type": "string", "pattern": DATETIME_PATTERN})
+    story_id = STORY_ID_SCHEMA
     return {
-        "Error": _object(
+        "Error": closed_object(
             {
-                "error": _object(
+                "error": closed_object(
                     {
                         "code": {"type": "string", "description": "Machine-readable, e.g. `bad_request`."},
                         "message": {"type": "string", "description": "What went wrong, for people."},
@@ -95,67 +83,18 @@ def _schemas(limits: Limits) -> dict[str, Schema]:
                 )
             }
         ),
-        "Highlights": _object(
-            {
-                "headline": {
-                    "type": "string",
-                    "description": "The headline, HTML-escaped, matched words in `<mark>`.",
-                },
-                "body": {
-                    "type": "array",
-                    "maxItems": MAX_FRAGMENTS,
-                    "items": {"type": "string"},
-                    "description": "Fragments of the body (HTML-escaped, `<mark>` only), cut at words, "
-                    "with `…` where text was left out.",
-                },
-            }
-        ),
-        "Hit": _object(
-            {
-                "id": story_id,
-                "headline": {"type": "string"},
-                "published": published,
-                "score": _nullable({"type": "number"}) | {"description": "null when sorted by date."},
-                "highlights": _ref("Highlights"),
-            }
-        ),
-        "SearchResult": _object(
-            {
-                "query": {"type": "string"},
-                "total": {"type": "integer", "minimum": 0, "description": "Stories matching, on all pages."},
-                "page": {"type": "integer", "minimum": 1},
-                "per_page": {"type": "integer", "minimum": 1, "maximum": limits.max_per_page},
-                "sort": {"type": "string", "enum": list(SORTS)},
-                "took_ms": {"type": "number", "minimum": 0},
-                "hits": {"type": "array", "maxItems": limits.max_per_page, "items": _ref("Hit")},
-                "suggestion": _nullable({"type": "string"})
-                | {"description": "A spelling fix that finds more, offered only when few stories match."},
-                "facets": _object(
-                    {
-                        "year": counts | {"propertyNames": {"pattern": r"^\d{4}$"}},
-                        "month": counts | {"propertyNames": {"pattern": r"^\d{4}-\d{2}$"}},
-                    }
-                ),
-            }
-        ),
-        "Story": _object(
-            {
-                "id": story_id,
-                "headline": {"type": "string"},
-                "published": published,
-                "body": {"type": "string", "description": "Plain text; paragraphs separated by a blank line."},
-                "source": _nullable({"type": "string"}),
-                "url": _nullable({"type": "string"}),
-            }
-        ),
-        "Related": _object({"hits": {"type": "array", "items": _ref("Hit")}}),
-        "Suggestions": _object(
+        "Highlights": HIGHLIGHTS_SCHEMA,
+        "Hit": json_schema(Hit, limits),
+        "SearchResult": json_schema(SearchResult, limits),
+        "Story": json_schema(StoredStory, limits),
+        "Related": closed_object({"hits": {"type": "array", "items": ref("Hit")}}),
+        "Suggestions": closed_object(
             {
                 "query": {"type": "string"},
                 "suggestions": {"type": "array", "maxItems": MAX_SUGGESTIONS, "items": {"type": "string"}},
             }
         ),
-        "Health": _object(
+        "Health": closed_object(
             {
                 "status": {"const": "ok"},
                 "stories": {"type": "integer", "minimum": 0},
@@ -170,22 +109,22 @@ def _schemas(limits: Limits) -> dict[str, Schema]:
                 "id": {"oneOf": [story_id, {"type": "integer", "minimum": 0}]},
                 "headline": {"type": "string", "minLength": 1},
                 "body": {"type": "string", "minLength": 1},
-                "published": _nullable({"type": "string"})
+                "published": nullable({"type": "string"})
                 | {"description": "ISO 8601 date or date and time; an offset is converted to UTC."},
-                "url": _nullable({"type": "string", "maxLength": MAX_URL_LENGTH, "pattern": "^(https?://\\S+)?$"}),
-                "source": _nullable({"type": "string"}) | {"description": "Where the story came from; default `api`."},
+                "url": nullable({"type": "string", "maxLength": MAX_URL_LENGTH, "pattern": "^(https?://\\S+)?$"}),
+                "source": nullable({"type": "string"}) | {"description": "Where the story came from; default `api`."},
             },
             "description": "Empty or null optional fields count as absent; unknown fields are ignored.",
             "required": ["id", "headline", "body"],
         },
-        "Written": _object(
+        "Written": closed_object(
             {
                 "added": {"type": "integer", "minimum": 0},
                 "updated": {"type": "integer", "minimum": 0},
                 "ids": {"type": "array", "items": story_id},
             }
         ),
-        "Deleted": _object({"deleted": story_id}),
+        "Deleted": closed_object({"deleted": story_id}),
     }
 
 
@@ -232,7 +171,7 @@ def _parameters(limits: Limits) -> dict[str, Schema]:
             "name": "id",
             "in": "path",
             "required": True,
-            "schema": {"type": "string", "pattern": f"^{ID_PATTERN.pattern}$", "maxLength": MAX_ID_LENGTH},
+            "schema": STORY_ID_SCHEMA,
         },
     }
 
@@ -248,7 +187,7 @@ def _paths(limits: Limits, max_request_bytes: int) -> dict[str, Any]:
             "get": {
                 "operationId": "health",
                 "summary": "Liveness and collection size",
-                "responses": {"200": _json(_ref("Health"), "The service is up."), **_errors()},
+                "responses": {"200": _json(ref("Health"), "The service is up."), **_errors()},
             }
         },
         "/api/search": {
@@ -259,7 +198,7 @@ def _paths(limits: Limits, max_request_bytes: int) -> dict[str, Any]:
                 f"{limits.max_expansions} words per wildcard, {limits.time_limit:g} s of work; "
                 "breaking one is a 400 that says which.",
                 "parameters": [_param(n) for n in ("q", "page", "per_page", "sort", "from", "to")],
-                "responses": {"200": _json(_ref("SearchResult"), "One page of hits."), **_errors(400)},
+                "responses": {"200": _json(ref("SearchResult"), "One page of hits."), **_errors(400)},
             }
         },
         "/api/stories": {
@@ -272,19 +211,19 @@ def _paths(limits: Limits, max_request_bytes: int) -> dict[str, Any]:
                 "requestBody": {
                     "required": True,
                     "content": {
-                        "application/json": {"schema": _ref("NewStory")},
+                        "application/json": {"schema": ref("NewStory")},
                         "application/x-ndjson": {
                             "schema": {
                                 "type": "array",
-                                "items": _ref("NewStory"),
+                                "items": ref("NewStory"),
                                 "description": "Sent as one NewStory JSON object per line.",
                             }
                         },
                     },
                 },
                 "responses": {
-                    "200": _json(_ref("Written"), "Only existing stories were replaced."),
-                    "201": _json(_ref("Written"), "At least one story was added."),
+                    "200": _json(ref("Written"), "Only existing stories were replaced."),
+                    "201": _json(ref("Written"), "At least one story was added."),
                     **_errors(400, 401, 403, 413, 503),
                 },
             }
@@ -294,13 +233,13 @@ def _paths(limits: Limits, max_request_bytes: int) -> dict[str, Any]:
             "get": {
                 "operationId": "getStory",
                 "summary": "One story",
-                "responses": {"200": _json(_ref("Story"), "The story."), **_errors(400, 404)},
+                "responses": {"200": _json(ref("Story"), "The story."), **_errors(400, 404)},
             },
             "delete": {
                 "operationId": "deleteStory",
                 "summary": "Delete one story",
                 "security": write_security,
-                "responses": {"200": _json(_ref("Deleted"), "Deleted."), **_errors(400, 401, 403, 404, 503)},
+                "responses": {"200": _json(ref("Deleted"), "Deleted."), **_errors(400, 401, 403, 404, 503)},
             },
         },
         "/api/stories/{id}/related": {
@@ -308,7 +247,7 @@ def _paths(limits: Limits, max_request_bytes: int) -> dict[str, Any]:
             "get": {
                 "operationId": "relatedStories",
                 "summary": "Stories most like this one (not itself)",
-                "responses": {"200": _json(_ref("Related"), "Up to 10 stories."), **_errors(400, 404)},
+                "responses": {"200": _json(ref("Related"), "Up to 10 stories."), **_errors(400, 404)},
             },
         },
         "/api/suggest": {
@@ -324,7 +263,7 @@ def _paths(limits: Limits, max_request_bytes: int) -> dict[str, Any]:
                     }
                 ],
                 "responses": {
-                    "200": _json(_ref("Suggestions"), f"Up to {MAX_SUGGESTIONS} completions, most common first."),
+                    "200": _json(ref("Suggestions"), f"Up to {MAX_SUGGESTIONS} completions, most common first."),
                     **_errors(),
                 },
             }

@@ -1,6 +1,6 @@
 """The HTML pages for people: search box, results, story pages, OpenSearch.
 
-The pages only translate HTTP to :class:`~search_service.search.SearchEngine`
+The pages only translate HTTP to :class:`~search_service.engine.Engine`
 calls (through the helpers in :mod:`.api`) and back; no search logic lives
 here.  Templates autoescape everything.  The one exception is highlighting
 (``Hit.highlights`` and :func:`~search_service.highlight.mark_all`), which
@@ -24,8 +24,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, abort, jsonify, render_template, request, url_for
 
 from ..highlight import mark_all
-from ..query import QueryError
-from ..search import SearchResult
+from ..model import QueryError, SearchResult
 from .api import engine, search_request, story_id
 from .errors import BadRequest
 
@@ -207,16 +206,16 @@ def story(raw_id: str) -> str:
             terms = engine().highlight_terms(q)
         except QueryError:
             pass  # a hand-edited link: show the story unmarked rather than an error
-    paragraphs = [p.strip() for p in found["body"].split("\n\n") if p.strip()]
+    paragraphs = [p.strip() for p in found.body.split("\n\n") if p.strip()]
     return render_template(
         "story.html",
         q=q,
         story=found,
-        headline=mark_all(found["headline"], terms.get("headline", frozenset())),
+        headline=mark_all(found.headline, terms.get("headline", frozenset())),
         paragraphs=[mark_all(p, terms.get("body", frozenset())) for p in paragraphs],
-        source=_source_label(found.get("source")),
-        web_url=_web_url(found.get("url")),
-        related=engine().related(found["id"]) or [],
+        source=_source_label(found.source),
+        web_url=_web_url(found.url),
+        related=engine().related(found.id) or [],
     )
 
 

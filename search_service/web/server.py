@@ -52,7 +52,7 @@ def _run_worker(config: Config, sock: socket.socket, threads: int, rate_counters
     # 20 ms -> 11 ms, same throughput).
     sys.setswitchinterval(0.001)
     server = create_server(
-        create_app(config, rate_counters),
+        create_app(config, rate_counters=rate_counters),
         sockets=[sock],
         threads=threads,
         channel_timeout=30,

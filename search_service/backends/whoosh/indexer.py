@@ -35,12 +35,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from whoosh import index as whoosh_index
-from whoosh.index import FileIndex, LockError, clean_files
+from whoosh.index import FileIndex, LockError
 from whoosh.writing import SegmentWriter
 
-from .processes import exit_with_parent
+from ...model import IndexBusyError, IndexSummary, IndexWriteError
+from ...processes import exit_with_parent
+from ...stories import Skip, Story, iter_story_files, read_file
+from .internals import (
+    abandon_writer,
+    apply_fixes,
+    commit_segments,
+    discard_segment,
+    finish_segment,
+    unlocked_segment_writer,
+)
 from .schema import CODEC, build_schema, to_document
-from .stories import Skip, Story, iter_story_files, read_file
 
 log = logging.getLogger(__name__)
 
@@ -50,46 +59,6 @@ MAX_STORY_FILE_BYTES = 16 * 1024 * 1024
 PARALLEL_MIN_FILES = 400
 _MANIFEST_PREFIX = "search_service_files_"
 _PROGRESS_EVERY = 64
-
-
-class IndexBusyError(RuntimeError):
-    """Another process is writing to the index."""
-
-
-class IndexWriteError(RuntimeError):
-    """The index could not be written (disk full, permissions); the last commit is intact."""
-
-
-@dataclass
-class IndexSummary:
-    """What one indexing run did; ``line()`` is the one-line report users see."""
-
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
-    unchanged_files: int = 0
-    duplicates: int = 0
-    warnings: list[str] = field(default_factory=list)
-    skips: list[Skip] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def indexed(self) -> int:
-        return self.added + self.updated
-
-    def line(self) -> str:
-        rate = self.indexed / self.seconds if self.seconds > 0 else 0.0
-        text = (
-            f"{self.added} added, {self.updated} updated, {self.removed} removed, "
-            f"{len(self.skips)} skipped"
-        )
-        if self.duplicates:
-            text += f", {self.duplicates} duplicate story codes (the later file won)"
-        if self.unchanged_files:
-            text += f", {self.unchanged_files} files unchanged"
-        if self.warnings:
-            text += f", {len(self.warnings)} warnings"
-        return f"{text}; {self.seconds:.1f} s, {rate:,.0f} stories/s"
 
 
 @dataclass
@@ -126,15 +95,26 @@ def default_procs() -> int:
 
 def open_index(index_dir: str | os.PathLike, create: bool = False) -> FileIndex:
     """Open the index in ``index_dir``; with ``create``, make an empty one if there is none."""
+    apply_fixes()
     index_dir = Path(index_dir)
     if whoosh_index.exists_in(index_dir):
-        return whoosh_index.open_dir(index_dir)
+        return _open_existing(index_dir)
     if not create:
         raise FileNotFoundError(
             f"no search index in {index_dir}: build one with `search-service index PATH --index {index_dir}`"
         )
     index_dir.mkdir(parents=True, exist_ok=True)
     return whoosh_index.create_in(index_dir, build_schema())
+
+
+def _open_existing(index_dir: Path) -> FileIndex:
+    try:
+        return whoosh_index.open_dir(index_dir)
+    except (AttributeError, ModuleNotFoundError) as exc:  # its pickled schema names classes that moved
+        raise IndexWriteError(
+            f"the index in {index_dir} was built by an older search_service and can't be read ({exc}); "
+            f"rebuild it: delete the folder and run `search-service index PATH --index {index_dir}`"
+        ) from None
 
 
 def _file_key(stat: os.stat_result) -> str:
@@ -213,19 +193,17 @@ def _build_segment(
     batch: _Batch,
 ) -> _Batch:
     """Write ``(order, story, path)`` items into a new, uncommitted segment."""
-    writer = SegmentWriter(ix, _lk=False, codec=CODEC)
+    writer = unlocked_segment_writer(ix, CODEC)
     try:
         for order, story, path in items:
             writer.add_document(**to_document(story, path))
             batch.docs.append((order, story.id))
         if batch.docs:
-            batch.segment = writer._finalize_segment()
+            batch.segment = finish_segment(writer)
             return batch
     finally:
         if batch.segment is None:
-            # Not cancel(): that deletes the temporary folder the other
-            # workers share.  The orphaned files go at the next commit.
-            writer._close_segment()
+            discard_segment(writer)  # orphaned files, if any, go at the next commit
     return batch
 
 
@@ -360,14 +338,7 @@ def _commit(
         summary.removed += writer.delete_by_term("path", path)
     ix_gen = writer.generation
     _write_manifest(ix, ix_gen, manifest)
-    segments = writer._merge_segments(None, False, True)
-    if writer._added:
-        segments.append(writer._finalize_segment())
-    else:
-        writer._close_segment()
-    segments.extend(batch.segment for batch in batches if batch.segment is not None)
-    writer._commit_toc(segments)
-    writer._finish()
+    commit_segments(writer, [batch.segment for batch in batches if batch.segment is not None])
     _remove_old_manifests(ix, ix_gen)
 
 
@@ -378,31 +349,14 @@ def _guarded(index_dir: str | os.PathLike, timeout: float, work: Callable[[FileI
     try:
         work(ix, writer)
     except OSError as exc:
-        _abandon(ix, writer)
+        abandon_writer(ix, writer)
         raise IndexWriteError(
             f"could not write the index in {index_dir}: {exc.strerror or exc}. "
             "The last committed index is intact; fix the cause (free disk space?) and run again."
         ) from exc
     except BaseException:
-        _abandon(ix, writer)
+        abandon_writer(ix, writer)
         raise
-
-
-def _abandon(ix: FileIndex, writer: SegmentWriter) -> None:
-    """Undo a failed run: delete its uncommitted segment files, then release the lock.
-
-    Not ``writer.cancel()``: that first flushes the writer's own segment,
-    which on a full disk fails again, leaving the lock held (a server could
-    never write again) and the disk full of orphaned segments (the next run
-    could not commit even after the input that filled it was removed).
-    """
-    if not writer.is_closed:
-        try:
-            writer._close_segment()
-        except OSError:
-            pass
-        clean_files(ix.storage, ix.indexname, ix.latest_generation(), ix._segments())
-        writer._finish()
 
 
 def index_paths(

@@ -5,27 +5,70 @@ instead of Whoosh's token-object pipeline: the terms are identical (the query
 parser uses the same normalisation through ``NewsAnalyzer``) but indexing is
 several times faster.  No term vectors are stored: the highlighter re-tokenises
 only the few hits it shows, which costs less than vectors cost every document.
-Importing this module also applies :mod:`.whoosh_fixes`.
 """
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterator
 from typing import Any
 
 from whoosh import fields
+from whoosh.analysis import Analyzer, Token
 from whoosh.codec import whoosh3
-from whoosh.system import pack_uint
 
-from . import whoosh_fixes
-from .analysis import NewsAnalyzer, term_positions
-from .stories import Story
-
-whoosh_fixes.apply()
+from ...analysis import fold, term_positions, tokens
+from ...stories import Story
+from .internals import encode_positions
 
 #: Fields a query may name (``headline:word``); the rest are internal.
 TEXT_FIELDS = ("headline", "body")
+
+
+class NewsAnalyzer(Analyzer):
+    """Whoosh adapter over :func:`~search_service.analysis.tokens`, used by the query parser."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NewsAnalyzer)
+
+    def __hash__(self) -> int:
+        return hash(NewsAnalyzer)
+
+    def __call__(
+        self,
+        value: str,
+        positions: bool = False,
+        chars: bool = False,
+        keeporiginal: bool = False,
+        removestops: bool = True,
+        start_pos: int = 0,
+        start_char: int = 0,
+        tokenize: bool = True,
+        mode: str = "",
+        **kwargs: object,
+    ) -> Iterator[Token]:
+        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        if not tokenize:
+            # Wildcards and ranges: fold the text but do not stem or split it.
+            token.original = token.text = fold(value)
+            token.boost = 1.0
+            token.stopped = False
+            if positions:
+                token.pos = start_pos
+            if chars:
+                token.startchar, token.endchar = start_char, start_char + len(value)
+            yield token
+            return
+        for term, pos, startchar, endchar in tokens(value):
+            token.text = term
+            token.boost = 1.0
+            token.stopped = False
+            if keeporiginal:
+                token.original = value[startchar:endchar]
+            if positions:
+                token.pos = start_pos + pos
+            if chars:
+                token.startchar, token.endchar = start_char + startchar, start_char + endchar
+            yield token
 
 
 class NewsText(fields.TEXT):
@@ -38,13 +81,10 @@ class NewsText(fields.TEXT):
         super().__init__(analyzer=NewsAnalyzer(), phrase=True, stored=stored, multitoken_query="default")
 
     def index(self, value: str, **kwargs: Any) -> Iterator[tuple[bytes, int, float, bytes]]:
-        # Inlines formats.Positions.encode (a count, then pickled position deltas).
         boost = self.format.field_boost
         for term, poslist in term_positions(value).items():
-            deltas = [poslist[0]]
-            deltas.extend(b - a for a, b in zip(poslist, poslist[1:]))
             count = len(poslist)
-            yield term.encode("utf-8"), count, count * boost, pack_uint(count) + pickle.dumps(deltas, 2)
+            yield term.encode("utf-8"), count, count * boost, encode_positions(poslist)
 
 
 #: Posting blocks uncompressed: zlib cost a tenth of indexing time and slows

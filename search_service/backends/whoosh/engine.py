@@ -1,6 +1,7 @@
-"""The search core: ranked, filtered, highlighted, faceted results.  No web code here.
+"""The embedded Whoosh engine: ranked, filtered, highlighted, faceted results.
 
-:class:`SearchEngine` is safe to share between threads: Whoosh searchers are
+:class:`WhooshEngine` implements :class:`search_service.engine.Engine` over
+one index folder.  It is safe to share between threads: Whoosh searchers are
 not, so each thread keeps its own and reopens it when the index has a newer
 commit (checked at most every :data:`REFRESH_SECONDS`), so stories indexed
 while the service runs appear without a restart.
@@ -9,8 +10,10 @@ while the service runs appear without a restart.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections import Counter
+from collections.abc import Sequence
 import time
 from dataclasses import dataclass
 from itertools import islice
@@ -19,20 +22,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from whoosh import query as wq
 from whoosh.searching import Searcher
 from whoosh.util.times import long_to_datetime
 
-from .analysis import find_terms, fold, normalize, tokens
-from .config import Limits
-from .highlight import fragments, mark_all
-from .indexer import open_index
-from .query import QueryError, any_field, make_parser, parse
-from .ranking import Corpus, Evaluation, day_number
+from ...analysis import find_terms, fold, normalize
+from ...config import Limits
+from ...engine import Progress
+from ...highlight import fragments, mark_all
+from ...model import (
+    CollectionStats,
+    Hit,
+    IndexSummary,
+    SearchRequest,
+    SearchResult,
+    StoredStory,
+    check_request,
+)
+from ...spelling import closest
+from ...stories import Story
+from .corpus import Corpus, day_number
+from .evaluation import Evaluation
+from .postings import POSTINGS_CACHE_SIZE, PostingsCache
+from .indexer import add_stories, delete_story, index_paths, open_index
+from .query import any_field, make_parser, parse
 from .schema import TEXT_FIELDS
-from .spelling import closest
 
-SORTS = ("relevance", "recent", "newest", "oldest")
 REFRESH_SECONDS = 0.5
 #: "recent" ranking: relevance times (1 + RECENCY_WEIGHT * 2^(-age / half-life)),
 #: age counted from the newest story in the index (archives are not "now").
@@ -46,69 +60,6 @@ SURFACE_STORIES = 20
 RELATED_TERMS = 12
 
 
-@dataclass(frozen=True)
-class SearchRequest:
-    """What to search for; validated by :meth:`SearchEngine.search`."""
-
-    q: str
-    page: int = 1
-    per_page: int = 10
-    sort: str = "relevance"
-    date_from: date | None = None
-    date_to: date | None = None
-
-
-@dataclass
-class Hit:
-    id: str
-    headline: str
-    published: datetime | None
-    score: float | None  # None when sorted by date
-    highlights: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "headline": self.headline,
-            "published": self.published.isoformat() if self.published else None,
-            "score": round(self.score, 4) if self.score is not None else None,
-            "highlights": self.highlights,
-        }
-
-
-@dataclass
-class SearchResult:
-    query: str
-    total: int
-    page: int
-    per_page: int
-    took_ms: float
-    hits: list[Hit]
-    suggestion: str | None
-    facets: dict[str, dict[str, int]]
-    sort: str = "relevance"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "query": self.query,
-            "total": self.total,
-            "page": self.page,
-            "per_page": self.per_page,
-            "sort": self.sort,
-            "took_ms": round(self.took_ms, 2),
-            "hits": [h.to_dict() for h in self.hits],
-            "suggestion": self.suggestion,
-            "facets": self.facets,
-        }
-
-
-@dataclass(frozen=True)
-class CollectionStats:
-    stories: int
-    first: datetime | None
-    last: datetime | None
-
-
 @dataclass
 class _View:
     """One thread's searcher and when it last looked for a newer commit."""
@@ -117,29 +68,71 @@ class _View:
     checked: float
 
 
-class SearchEngine:
-    """Searches one index folder.  Thread-safe; see the module docstring."""
+class WhooshEngine:
+    """Searches and writes one index folder.  Thread-safe; see the module docstring."""
 
-    def __init__(self, index_dir: str | Path, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        index_dir: str | Path,
+        limits: Limits | None = None,
+        *,
+        create: bool = False,
+        write_timeout: float = 10.0,
+        cache_size: int = POSTINGS_CACHE_SIZE,
+    ) -> None:
         self.index_dir = Path(index_dir)
         self.limits = limits or Limits()
-        self._ix = open_index(self.index_dir)
+        self.write_timeout = write_timeout
+        self._ix = open_index(self.index_dir, create=create)
         self._parser = make_parser(self._ix.schema)
         self._local = threading.local()
         self._surface: dict[str, str | None] = {}
         self._refresh_at = 0.0
         self._corpus: tuple[int, Corpus] | None = None
         self._corpus_lock = threading.Lock()
+        self._cache = PostingsCache(cache_size)
 
     # ------------------------------------------------------------ searchers
 
-    def refresh(self) -> None:
+    def _refresh(self) -> None:
         """Make every thread's next call look for a newer commit now, not after the refresh interval.
 
-        Called after a write through this process (the write API), so a
-        write is visible to readers as soon as the call that made it returns.
+        Called after a write through this engine, so a write is visible to
+        its readers as soon as the call that made it returns.
         """
         self._refresh_at = time.monotonic()
+
+    # ------------------------------------------------------------ writes
+
+    def upsert(self, stories: Sequence[Story]) -> IndexSummary:
+        """Add or replace stories by id, committed (and visible here) when this returns."""
+        try:
+            return add_stories(self.index_dir, stories, timeout=self.write_timeout)
+        finally:
+            self._refresh()
+
+    def delete(self, story_id: str) -> bool:
+        """Delete one story by id; False if there was none."""
+        try:
+            return delete_story(self.index_dir, story_id, timeout=self.write_timeout)
+        finally:
+            self._refresh()
+
+    def index_files(
+        self, paths: Sequence[str | os.PathLike[str]], *, procs: int | None = None, progress: Progress | None = None
+    ) -> IndexSummary:
+        """Index story files and folders incrementally (see :func:`.indexer.index_paths`)."""
+        try:
+            return index_paths(paths, self.index_dir, procs=procs, progress=progress)
+        finally:
+            self._refresh()
+
+    def close(self) -> None:
+        """Close this thread's searcher; the others are closed with their threads."""
+        view: _View | None = getattr(self._local, "view", None)
+        if view is not None:
+            view.searcher.close()
+            self._local.view = None
 
     def _view(self) -> _View:
         view: _View | None = getattr(self._local, "view", None)
@@ -162,8 +155,7 @@ class SearchEngine:
         generation = searcher.reader().generation()
         with self._corpus_lock:
             if self._corpus is None or self._corpus[0] != generation:
-                kept = self._corpus[1].cache if self._corpus else None
-                self._corpus = (generation, Corpus.load(searcher, kept))
+                self._corpus = (generation, Corpus.load(searcher, self._cache))
             return self._corpus[1]
 
     # ------------------------------------------------------------ search
@@ -171,7 +163,7 @@ class SearchEngine:
     def search(self, request: SearchRequest) -> SearchResult:
         """Run ``request``; raise :class:`QueryError` for anything a user must change."""
         started = time.perf_counter()
-        self._check(request)
+        check_request(request, self.limits)
         view = self._view()
         parsed = parse(request.q, self._parser, view.searcher, self.limits)
         corpus = self._corpus_of(view.searcher)
@@ -196,21 +188,6 @@ class SearchEngine:
             facets=_facets(corpus, matched),
             sort=request.sort,
         )
-
-    def _check(self, request: SearchRequest) -> None:
-        limits = self.limits
-        if request.sort not in SORTS:
-            raise QueryError(f"sort must be one of {', '.join(SORTS)}, not {request.sort!r}")
-        if not 1 <= request.per_page <= limits.max_per_page:
-            raise QueryError(f"per_page must be between 1 and {limits.max_per_page}")
-        if request.page < 1:
-            raise QueryError("page must be 1 or more")
-        if request.page * request.per_page > limits.max_depth:
-            raise QueryError(
-                f"results beyond the first {limits.max_depth:,} can't be paged to; narrow the query or the dates"
-            )
-        if request.date_from and request.date_to and request.date_from > request.date_to:
-            raise QueryError("'from' is after 'to'")
 
     @staticmethod
     def _hit(stored: dict[str, Any], score: float | None, terms: dict[str, frozenset[str]]) -> Hit:
@@ -294,10 +271,10 @@ class SearchEngine:
 
     # ------------------------------------------------------------ stories
 
-    def story(self, story_id: str) -> dict[str, Any] | None:
+    def story(self, story_id: str) -> StoredStory | None:
         """The stored story with this id, or None."""
         fields = self._view().searcher.document(id=story_id)
-        return _story_dict(fields) if fields else None
+        return _stored_story(fields) if fields else None
 
     def related(self, story_id: str, limit: int = 10) -> list[Hit] | None:
         """Stories most like this one by headline and body (not itself); None for an unknown id.
@@ -342,16 +319,15 @@ MIN_SUGGEST_PREFIX = 2
 SUGGEST_SCAN = 2000
 
 
-def _story_dict(fields: dict[str, Any]) -> dict[str, Any]:
-    published = _as_datetime(fields.get("published"))
-    return {
-        "id": fields["id"],
-        "headline": fields["headline"],
-        "published": published.isoformat() if published else None,
-        "body": fields["body"],
-        "source": fields.get("source"),
-        "url": fields.get("url"),
-    }
+def _stored_story(fields: dict[str, Any]) -> StoredStory:
+    return StoredStory(
+        id=fields["id"],
+        headline=fields["headline"],
+        published=_as_datetime(fields.get("published")),
+        body=fields["body"],
+        source=fields.get("source"),
+        url=fields.get("url"),
+    )
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -402,12 +378,4 @@ def _facets(corpus: Corpus, matched: np.ndarray) -> dict[str, dict[str, int]]:
     return {"year": years, "month": months}
 
 
-__all__ = [
-    "CollectionStats",
-    "Hit",
-    "QueryError",
-    "SORTS",
-    "SearchEngine",
-    "SearchRequest",
-    "SearchResult",
-]
+__all__ = ["WhooshEngine"]

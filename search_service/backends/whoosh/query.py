@@ -2,7 +2,7 @@
 
 Free text is an OR of the words.  Each word (or phrase) is searched in
 every text field and scored as one BM25F term (:class:`Word`, evaluated in
-ranking.py); a word typed twice counts twice.  Stories get a bonus for
+evaluation.py); a word typed twice counts twice.  Stories get a bonus for
 matching more of the words (:func:`_coordinated`), so for keywords those
 with every word rank first; for a long question, which no story matches
 whole, the bonus is small and it still finds something.  The syntax on top:
@@ -32,7 +32,9 @@ from whoosh.qparser import (
 from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 
-from .config import Limits
+from ...config import Limits
+from ...model import QueryError
+from .internals import expansions
 from .schema import TEXT_FIELDS
 
 #: BM25F field weights: a headline word counts as this many body words (in
@@ -48,10 +50,6 @@ FIELD_WEIGHTS = {"headline": 3.0, "body": 1.0}
 KEYWORD_WORDS = 4
 COORDINATION_BONUS = 0.5
 MIN_PREFIX = 2
-
-
-class QueryError(ValueError):
-    """The query can't be run as typed; the message says what to change."""
 
 
 class Word(wq.Or):
@@ -303,7 +301,7 @@ def _expand(q: wq.MultiTerm, reader: IndexReader, limits: Limits, into: set[str]
         if len(text.rstrip("*")) < MIN_PREFIX:
             raise QueryError(f"'{text}': a wildcard needs at least {MIN_PREFIX} letters before the '*'")
     expanded = []
-    for btext in q._btexts(reader):
+    for btext in expansions(q, reader):
         expanded.append(btext.decode("utf-8"))
         if len(expanded) > limits.max_expansions:
             raise QueryError(

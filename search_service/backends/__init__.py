@@ -1,0 +1,4 @@
+"""Search engines behind :class:`search_service.engine.Engine`, one package or module each.
+
+``whoosh``: the embedded index in one folder (the default).
+"""

@@ -1,0 +1,20 @@
+"""The embedded engine: a Whoosh index in one folder, ranked with BM25F over NumPy arrays.
+
+Modules, in the order they depend on each other: :mod:`.internals` (every
+use of Whoosh's private API), :mod:`.schema`, :mod:`.indexer`,
+:mod:`.query`, :mod:`.similarity` (the formula), :mod:`.postings`,
+:mod:`.corpus`, :mod:`.evaluation`, :mod:`.engine`.
+"""
+
+from __future__ import annotations
+
+from ...config import Config
+from .engine import WhooshEngine
+
+
+def open(config: Config, create: bool = False) -> WhooshEngine:  # noqa: A001 - the backend contract's name
+    """The engine over ``config.index_dir`` (see :func:`search_service.engine.open_engine`)."""
+    return WhooshEngine(config.index_dir, config.limits, create=create, write_timeout=config.write_timeout)
+
+
+__all__ = ["WhooshEngine", "open"]
