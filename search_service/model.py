@@ -87,6 +87,8 @@ class SearchRequest:
     sort: str = "relevance"
     date_from: date | None = None
     date_to: date | None = None
+    #: Off: the results of the query as typed, even when a spelling correction would find stories.
+    spell: bool = True
 
 
 def check_request(request: SearchRequest, limits: Limits) -> None:
@@ -135,7 +137,7 @@ class Hit:
 
 @dataclass
 class SearchResult:
-    """One page of hits, the total, the facets and a spelling suggestion."""
+    """One page of hits, the total, the facets and a spelling suggestion or correction."""
 
     query: str = shaped({"type": "string"})
     total: int = shaped({"type": "integer", "minimum": 0, "description": "Stories matching, on all pages."})
@@ -146,7 +148,13 @@ class SearchResult:
     hits: list[Hit] = shaped(lambda limits: {"type": "array", "maxItems": limits.max_per_page, "items": ref("Hit")})
     suggestion: str | None = shaped(
         nullable({"type": "string"})
-        | {"description": "A spelling fix that finds more, offered only when few stories match."}
+        | {"description": "The query with its misspelt words corrected, when that finds stories "
+           "and the results are not already those of the correction."}
+    )
+    corrected_from: str | None = shaped(
+        nullable({"type": "string"})
+        | {"description": "The query as typed, when it found nothing and these are the results of its "
+           "spelling correction (`query`); `spell=off` asks for the query as typed."}
     )
     facets: dict[str, dict[str, int]] = shaped(
         closed_object(

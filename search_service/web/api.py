@@ -50,6 +50,16 @@ def date_arg(name: str) -> date | None:
         raise BadRequest(f"{name} must be a date as YYYY-MM-DD, not {raw[:40]!r}") from None
 
 
+def spell_arg() -> bool:
+    """``spell=off`` asks for the results of the query as typed, not of its spelling correction."""
+    raw = request.args.get("spell", "").strip().lower()
+    if raw in ("", "on", "true", "1"):
+        return True
+    if raw in ("off", "false", "0"):
+        return False
+    raise BadRequest(f"spell must be on or off, not {raw[:40]!r}")
+
+
 def search_request() -> SearchRequest:
     """The search parameters of this request (shared by the API and the pages)."""
     return SearchRequest(
@@ -59,6 +69,7 @@ def search_request() -> SearchRequest:
         sort=request.args.get("sort", "relevance") or "relevance",
         date_from=date_arg("from"),
         date_to=date_arg("to"),
+        spell=spell_arg(),
     )
 
 

@@ -51,6 +51,7 @@ def search_url(
     sort: str | None = KEEP,
     date_from: str | date | None = KEEP,
     date_to: str | date | None = KEEP,
+    spell: str | None = KEEP,
 ) -> str:
     """The current search's URL with some parameters changed (``None`` drops one).
 
@@ -64,6 +65,7 @@ def search_url(
         "from": args.get("from") if date_from is KEEP else date_from,
         "to": args.get("to") if date_to is KEEP else date_to,
         "per_page": args.get("per_page"),
+        "spell": args.get("spell") if spell is KEEP else spell,
         "page": page,
     }
     params = {
