@@ -24,6 +24,8 @@ from search_service.model import SearchRequest
 from search_service.spelling import correct_query, correct_word, within
 from search_service.stories import Story
 from search_service.vocabulary import Vocabulary, WordCounts, text_words
+from search_service.analysis import TOKEN_RE
+from test_hostile import QUERY_PIECES
 from test_pages import Page, api, get
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -96,6 +98,17 @@ def test_the_vocabulary_follows_batches_added_and_dropped() -> None:
 def test_only_misspelt_words_are_corrected_and_the_syntax_is_kept(typed: str, corrected: str | None) -> None:
     words = vocabulary({"oil": 400, "exploration": 50, "opec": 300, "explorer": 2, "headline": 1})
     assert correct_query(typed, words, nothing_found) == corrected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(QUERY_PIECES + ["explorattion", "Cofee", "OPEK", "cofee*"]), max_size=20).map(" ".join)
+       | st.text(max_size=80))
+def test_a_correction_changes_words_only(typed: str) -> None:
+    words = vocabulary({"oil": 400, "exploration": 50, "opec": 300, "coffee": 30, "price": 200, "bank": 100})
+    corrected = correct_query(typed, words, nothing_found)
+    if corrected is not None:
+        assert corrected != typed
+        assert TOKEN_RE.sub("", corrected) == TOKEN_RE.sub("", typed)
 
 
 def test_a_rare_word_is_corrected_only_to_a_far_commoner_one_and_short_known_words_never() -> None:
