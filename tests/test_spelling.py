@@ -200,11 +200,9 @@ def test_the_smallest_typo_set_is_put_right(reuters: WhooshEngine, reuters_index
     counts = spelling_bench.word_counts(texts)
     typos = spelling_bench.typo_set(texts, counts, SMALLEST_SET, seed=7)
     assert len(typos) == SMALLEST_SET and not any(t.typo in counts for t in typos)
-    norvig = spelling_bench.Norvig(counts)
     for beside in (False, True):
         share = spelling_bench.fixed_share(reuters, typos, beside)
         assert share >= GOAL, f"{share:.0%} of the typos put right ({'beside a word' if beside else 'alone'})"
-        assert share >= spelling_bench.norvig_share(norvig, typos, beside)
 
 
 # ---------------------------------------------------------------- through the API and the pages
