@@ -169,7 +169,10 @@ class StoredStory:
     headline: str = shaped({"type": "string"})
     published: datetime | None = shaped(_PUBLISHED)
     body: str = shaped({"type": "string", "description": "Plain text; paragraphs separated by a blank line."})
-    source: str | None = shaped(nullable({"type": "string"}))
+    source: str | None = shaped(
+        nullable({"type": "string"})
+        | {"description": "Where the story came from: a file's name, `api`, or the name or address its writer gave."}
+    )
     url: str | None = shaped(nullable({"type": "string"}))
 
     def to_dict(self) -> dict[str, Any]:

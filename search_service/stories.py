@@ -51,6 +51,7 @@ __all__ = [
     "parse_story_text",
     "read_file",
     "iter_story_files",
+    "public_source",
 ]
 
 MAX_ID_LENGTH = 128
@@ -111,6 +112,19 @@ class Story:
             "source": self.source,
             "url": self.url,
         }
+
+
+def public_source(source: str | None) -> str | None:
+    """Where a story came from, as a reader may see it: a file's name, never the server's folders.
+
+    A story read from a file has its path as ``source``; the API's and JSON
+    Lines' own names (``api``, ``wire``) and web addresses are kept whole.
+    """
+    if not source:
+        return None
+    if re.match(r"https?://", source, re.IGNORECASE):
+        return source
+    return re.split(r"[\\/]", source.rstrip("\\/"))[-1] or None
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,8 @@ def test_story_related_suggest_health_and_openapi(sample_server: LiveServer) -> 
     assert {"id", "headline", "published", "body", "source"} <= set(got)
     assert (got["id"], got["headline"], got["body"]) == (story.id, story.headline, story.body)
     assert datetime.fromisoformat(got["published"]) == story.published
+    # The file's name, not where the server keeps it.
+    assert got["source"] == Path(story.source).name and "/" not in got["source"]
 
     related = get(sample_server, f"/api/stories/{story_id}/related").json()
     assert set(related) == {"hits"} and related["hits"]

@@ -39,7 +39,7 @@ from ...model import (
     check_request,
 )
 from ...spelling import closest
-from ...stories import Story
+from ...stories import Story, public_source
 from .corpus import Corpus, day_number
 from .evaluation import Evaluation
 from .postings import POSTINGS_CACHE_SIZE, PostingsCache
@@ -325,7 +325,7 @@ def _stored_story(fields: dict[str, Any]) -> StoredStory:
         headline=fields["headline"],
         published=_as_datetime(fields.get("published")),
         body=fields["body"],
-        source=fields.get("source"),
+        source=public_source(fields.get("source")),
         url=fields.get("url"),
     )
 
