@@ -44,7 +44,8 @@ from .corpus import Corpus, day_number
 from .evaluation import Evaluation
 from .postings import POSTINGS_CACHE_SIZE, PostingsCache
 from .indexer import add_stories, delete_story, index_paths, open_index
-from .query import any_field, make_parser, parse
+from .query import make_parser, parse
+from .related import key_terms, related_scores
 from .schema import TEXT_FIELDS
 
 REFRESH_SECONDS = 0.5
@@ -56,8 +57,6 @@ RECENCY_WEIGHT = 1.0
 SUGGEST_BELOW = 3
 #: A suggested word's spelling is the commonest in this many stories with it.
 SURFACE_STORIES = 20
-#: Related stories: this many characteristic terms of the story are searched for.
-RELATED_TERMS = 12
 
 
 @dataclass
@@ -277,10 +276,10 @@ class WhooshEngine:
         return _stored_story(fields) if fields else None
 
     def related(self, story_id: str, limit: int = 10) -> list[Hit] | None:
-        """Stories most like this one by headline and body (not itself); None for an unknown id.
+        """Stories sharing this one's most distinctive words (not itself); None for an unknown id.
 
-        The story's most characteristic terms (Whoosh's Bo1 model over its
-        headline, counted twice, and body) are searched for in both fields.
+        See :mod:`.related`: tf-idf key terms over headline and body, and a
+        minimum score, so the list may be short or empty.
         """
         view = self._view()
         searcher = view.searcher
@@ -288,15 +287,13 @@ class WhooshEngine:
         if docnum is None:
             return None
         stored = searcher.stored_fields(docnum)
-        text = f"{stored['headline']}\n{stored['headline']}\n{stored['body']}"
-        key_terms = [term for term, _ in searcher.key_terms_from_text("body", text, numterms=RELATED_TERMS)]
-        q = any_field(key_terms)
-        corpus = self._corpus_of(view.searcher)
-        scores, matched = Evaluation(searcher, corpus, self.limits.time_limit).run(q)
+        corpus = self._corpus_of(searcher)
+        terms = key_terms(searcher.reader(), {f: stored[f] for f in TEXT_FIELDS})
+        scores, matched = related_scores(Evaluation(searcher, corpus, self.limits.time_limit), docnum, terms)
         matched[docnum] = False
         docnums, shown = _ordered(corpus, scores, matched, "relevance", limit)
-        terms = {f: frozenset(key_terms) for f in TEXT_FIELDS}
-        return [self._hit(searcher.stored_fields(int(n)), s, terms) for n, s in zip(docnums, shown)]
+        marked = frozenset(t for t, _ in terms)
+        return [self._hit(searcher.stored_fields(int(n)), s, dict.fromkeys(TEXT_FIELDS, marked)) for n, s in zip(docnums, shown)]
 
     def highlight_terms(self, q: str) -> dict[str, frozenset[str]]:
         """The terms ``q`` would mark, per text field: a story page opened from results marks them too.
