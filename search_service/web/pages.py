@@ -63,6 +63,7 @@ def search_url(
         "from": args.get("from") if date_from is KEEP else date_from,
         "to": args.get("to") if date_to is KEEP else date_to,
         "per_page": args.get("per_page"),
+        "collapse": args.get("collapse"),
         "page": page,
     }
     params = {

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from whoosh import index as whoosh_index
 from whoosh.index import FileIndex, LockError
 from whoosh.writing import SegmentWriter
@@ -50,6 +51,8 @@ from .internals import (
     finish_segment,
     unlocked_segment_writer,
 )
+from . import groups
+from .groups import KEYS_FIELD, document_fields
 from .schema import CODEC, build_schema, to_document
 
 log = logging.getLogger(__name__)
@@ -85,6 +88,8 @@ class _Batch:
 
     segment: object | None = None
     docs: list[tuple[tuple[int, int], str]] = field(default_factory=list)
+    #: MinHash signature of each story in ``docs`` (None: too short to group), for :func:`.groups.assign`
+    signatures: list[np.ndarray | None] = field(default_factory=list)
     skips: list[Skip] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     #: path -> its skips, for the files read that had any
@@ -221,10 +226,13 @@ def _build_segment(
 ) -> _Batch:
     """Write ``(order, story, path)`` items into a new, uncommitted segment."""
     writer = unlocked_segment_writer(ix, CODEC)
+    grouping = KEYS_FIELD in ix.schema  # an index from before near-duplicate groups has no such field
     try:
         for order, story, path in items:
-            writer.add_document(**to_document(story, path))
+            extra, sig = document_fields(story.body) if grouping else ({}, None)
+            writer.add_document(**to_document(story, path), **extra)
             batch.docs.append((order, story.id))
+            batch.signatures.append(sig)
         if batch.docs:
             batch.segment = finish_segment(writer)
             return batch
@@ -333,8 +341,8 @@ def _lock(ix: FileIndex, timeout: float) -> SegmentWriter:
         ) from None
 
 
-def _drop_duplicates(batches: list[_Batch], summary: IndexSummary) -> dict[str, tuple[int, int]]:
-    """Keep the last story of each code across ``batches``; return code -> order kept."""
+def _drop_duplicates(batches: list[_Batch], summary: IndexSummary) -> dict[str, np.ndarray | None]:
+    """Keep the last story of each code across ``batches``; return code -> signature of the one kept."""
     winner: dict[str, tuple[tuple[int, int], int, int]] = {}
     for b, batch in enumerate(batches):
         for docnum, (order, story_id) in enumerate(batch.docs):
@@ -345,7 +353,7 @@ def _drop_duplicates(batches: list[_Batch], summary: IndexSummary) -> dict[str, 
                 summary.duplicates += 1
                 loser = previous if previous[0] < order else (order, b, docnum)
                 batches[loser[1]].segment.delete_document(loser[2])
-    return {story_id: w[0] for story_id, w in winner.items()}
+    return {story_id: batches[b].signatures[docnum] for story_id, (_, b, docnum) in winner.items()}
 
 
 def _commit(
@@ -357,8 +365,12 @@ def _commit(
     summary: IndexSummary,
 ) -> None:
     """Apply deletions, then atomically publish old and new segments together."""
-    has_old = writer.reader().doc_count_all() > 0
-    for story_id in _drop_duplicates(batches, summary):
+    reader = writer.reader()
+    has_old = reader.doc_count_all() > 0
+    kept = _drop_duplicates(batches, summary)
+    folder = ix.storage.folder
+    found_groups = groups.assign(reader, groups.load(folder, ix.latest_generation()), list(kept.items()))
+    for story_id in kept:
         if has_old and writer.delete_by_term("id", story_id):
             summary.updated += 1
         else:
@@ -367,8 +379,10 @@ def _commit(
         summary.removed += writer.delete_by_term("path", path)
     ix_gen = writer.generation
     _write_manifest(ix, ix_gen, manifest)
+    groups.write(folder, ix_gen, found_groups)
     commit_segments(writer, [batch.segment for batch in batches if batch.segment is not None])
     _remove_old_manifests(ix, ix_gen)
+    groups.remove_older(folder, ix_gen)
 
 
 def _guarded(index_dir: str | os.PathLike, timeout: float, work: Callable[[FileIndex, SegmentWriter], None]) -> None:
