@@ -23,7 +23,7 @@ from search_service.config import Limits
 from search_service.stories import Story, read_file
 
 TOKEN = "api-test-token"
-HIT_KEYS = {"id", "headline", "published", "score", "highlights"}
+HIT_KEYS = {"id", "headline", "published", "score", "highlights", "similar"}
 SEARCH_KEYS = {"query", "total", "page", "per_page", "sort", "took_ms", "hits", "suggestion", "facets"}
 #: The small body limit of the writable server, so the 413 test sends little.
 SMALL_BODY_LIMIT = 64 * 1024
