@@ -52,7 +52,7 @@ from .internals import (
     unlocked_segment_writer,
 )
 from . import groups
-from .groups import KEYS_FIELD, document_fields
+from .groups import SIGNATURE_FIELD, document_fields
 from .schema import CODEC, build_schema, to_document
 
 log = logging.getLogger(__name__)
@@ -226,7 +226,7 @@ def _build_segment(
 ) -> _Batch:
     """Write ``(order, story, path)`` items into a new, uncommitted segment."""
     writer = unlocked_segment_writer(ix, CODEC)
-    grouping = KEYS_FIELD in ix.schema  # an index from before near-duplicate groups has no such field
+    grouping = SIGNATURE_FIELD in ix.schema  # an index from before near-duplicate groups has no such field
     try:
         for order, story, path in items:
             extra, sig = document_fields(story.body) if grouping else ({}, None)
