@@ -21,12 +21,13 @@ Precision and recall are over *pairs* of stories put in one group:
   MinHash/LSH loses or adds to it.  A few grouped pairs are printed to look at.
 
 Indexing time: the same files indexed (fresh, the default worker count) with
-the near-duplicate fields in the schema and without them (what an index
-from before grouping has), alternately, ``--repeat`` times.  Query time:
+the near-duplicate field in the schema and without it (what an index from
+before grouping has), alternately, ``--repeat`` times; wall and CPU seconds
+(parent and workers), as other load on the machine moves the wall time.  Query time:
 free-text queries of headline words, in-process, with ``collapse`` on and off.
 
     python bench/duplicates_bench.py                        # 5,000 stories, 200 seeds
-    python bench/duplicates_bench.py --stories 19040 --seeds 400 --repeat 2
+    python bench/duplicates_bench.py --stories 19040 --seeds 400 --repeat 3
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import argparse
 import json
 import random
 import re
+import resource
 import shutil
 import statistics
 import time
@@ -100,7 +102,7 @@ def build_corpus(stories: int, seeds: int) -> tuple[Path, dict[str, str]]:
     return folder, made
 
 
-def build_index(folder: Path, grouping: bool) -> tuple[Path, float]:
+def build_index(folder: Path, grouping: bool) -> tuple[Path, float, float]:
     from whoosh import index as whoosh_index
 
     from search_service.backends.whoosh.groups import SIGNATURE_FIELD
@@ -114,11 +116,16 @@ def build_index(folder: Path, grouping: bool) -> tuple[Path, float]:
     if not grouping:
         schema.remove(SIGNATURE_FIELD)
     whoosh_index.create_in(index_dir, schema)
-    started = time.perf_counter()
+    cpu = _cpu_seconds()
     summary = index_paths([folder], index_dir)
-    seconds = time.perf_counter() - started
     assert not summary.skips, summary.line()
-    return index_dir, seconds
+    return index_dir, summary.seconds, _cpu_seconds() - cpu
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the indexing workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def grouped_pairs(index_dir: Path) -> set[tuple[str, str]]:
@@ -196,11 +203,13 @@ def main() -> None:
     folder, made = build_corpus(args.stories, args.seeds)
     print(f"{args.stories} Reuters stories and {len(made)} made-up versions of {len(made) // len(KINDS)} of them")
     seconds: dict[bool, list[float]] = {True: [], False: []}
+    cpu: dict[bool, list[float]] = {True: [], False: []}
     index_dir = folder
     for _ in range(args.repeat):
         for grouping in (False, True):
-            built, took = build_index(folder, grouping)
+            built, took, used = build_index(folder, grouping)
             seconds[grouping].append(took)
+            cpu[grouping].append(used)
             if grouping:
                 index_dir = built
     found = grouped_pairs(index_dir)
@@ -229,9 +238,11 @@ def main() -> None:
          ["natural (exact Jaccard >= threshold)", len(natural_true), len(found_natural), p_nat, r_nat]],
     ))
     print("recall of a seed with its version, by kind: " + ", ".join(f"{k} {v:.3f}" for k, v in kind_recall.items()))
-    plain, grouped = min(seconds[False]), min(seconds[True])
-    print(f"indexing (best of {args.repeat}): without groups {plain:.1f} s, with {grouped:.1f} s "
-          f"({(grouped / plain - 1) * 100:+.1f}%)")
+    for label, figures in (("wall", seconds), ("CPU", cpu)):
+        plain, grouped = min(figures[False]), min(figures[True])
+        print(f"indexing {label} seconds (best of {args.repeat}): without groups {plain:.1f}, with {grouped:.1f} "
+              f"({(grouped / plain - 1) * 100:+.1f}%); all runs: {[round(x, 1) for x in figures[False]]} "
+              f"vs {[round(x, 1) for x in figures[True]]}")
     print(f"query ms p50/p99 ({len(times[True])} searches): collapse on {percentile(times[True], 50):.2f}/"
           f"{percentile(times[True], 99):.2f}, off {percentile(times[False], 50):.2f}/{percentile(times[False], 99):.2f}")
     examples = sorted(found_natural - natural_true)[:3] + sorted(found_natural & natural_true)[:3]
