@@ -167,7 +167,8 @@ class Evaluation:
             return scores, matched
         length = sum(weight * self.corpus.lengths[f][ids] for f, weight in fields)
         average = sum(weight * self.corpus.average_length[f] for f, weight in fields)
-        scores[ids] = bm25f(tf[ids], length, average, self.reader.doc_count(), len(ids), boost)
+        with_term = int(np.count_nonzero(self.corpus.alive[ids]))  # deleted stories' postings stay until a merge
+        scores[ids] = bm25f(tf[ids], length, average, self.reader.doc_count(), with_term, boost)
         return scores, matched
 
     @_node.register
