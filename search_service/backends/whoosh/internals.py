@@ -54,6 +54,9 @@ _check_version()
 
 # ---------------------------------------------------------------- fixes
 
+#: Whoosh's own method, kept for the contract tests (its signature is what the fix must match).
+_WHOOSH_CACHED_READER = whoosh3.W3PerDocReader._cached_reader
+
 
 def _cached_column_reader(self, fieldname, column):  # type: ignore[no-untyped-def]
     """Whoosh's ``W3PerDocReader._cached_reader``, with two fixes for speed.
