@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import SAMPLES, LiveServer
-from test_indexer import PROCESS_TIMEOUT, generate_stories, parse_summary, run_cli
+
+from conftest import PROCESS_TIMEOUT, SAMPLES, LiveServer, generate_stories, parse_summary, run_cli
+
+pytestmark = pytest.mark.slow  # real search-service processes
 
 ANSI = "\x1b["
 

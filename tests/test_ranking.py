@@ -16,7 +16,7 @@ import pytest
 
 from search_service.backends.whoosh import WhooshEngine
 from search_service.backends.whoosh.query import COORDINATION_BONUS, FIELD_WEIGHTS
-from search_service.backends.whoosh.similarity import B, K1, bm25f
+from search_service.backends.whoosh.similarity import K1, B, bm25f
 from search_service.model import SearchRequest
 from search_service.stories import Story
 

@@ -20,15 +20,13 @@ from typing import Any
 import pytest
 
 from search_service.analysis import fold, normalize, tokens
+from search_service.backends.whoosh import WhooshEngine, evaluation, postings
+from search_service.backends.whoosh.corpus import Corpus, day_number
+from search_service.backends.whoosh.indexer import add_stories, delete_story, open_index
+from search_service.backends.whoosh.query import COORDINATION_BONUS, make_parser, parse
 from search_service.config import Limits
 from search_service.highlight import FRAGMENT_CHARS, MAX_FRAGMENTS
-from search_service.backends.whoosh.indexer import add_stories, delete_story, open_index
-from search_service.backends.whoosh import evaluation, postings
-from search_service.backends.whoosh.corpus import Corpus, day_number
-from search_service.model import QueryError
-from search_service.backends.whoosh.query import COORDINATION_BONUS, make_parser, parse
-from search_service.backends.whoosh import WhooshEngine
-from search_service.model import SearchRequest, SearchResult
+from search_service.model import QueryError, SearchRequest, SearchResult
 from search_service.spelling import closest, distance
 from search_service.stories import Story
 

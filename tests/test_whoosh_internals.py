@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from whoosh import formats, query as wq
+from whoosh import formats
+from whoosh import query as wq
 from whoosh.codec import whoosh3
 from whoosh.filedb import compound
 from whoosh.index import FileIndex
@@ -142,7 +143,7 @@ def test_positions_encode_as_whoosh_does() -> None:
     for positions in ([0], [3, 4, 9], list(range(0, 3000, 7))):
         encoded = internals.encode_positions(positions)
         assert encoded == fmt.encode(positions)
-        assert internals.decode_positions([encoded])[0] == [positions[0]] + np.diff(positions).tolist()
+        assert internals.decode_positions([encoded])[0] == [positions[0], *np.diff(positions).tolist()]
         assert fmt.decode_positions(encoded) == positions
 
 

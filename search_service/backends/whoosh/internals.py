@@ -21,6 +21,7 @@ upgrade that changes them fails there, loudly, and nowhere else.
 from __future__ import annotations
 
 import importlib.metadata
+import itertools
 import pickle
 from array import array
 from collections.abc import Iterator
@@ -179,7 +180,7 @@ def expansions(q: MultiTerm, reader: IndexReader) -> Iterator[bytes]:
 def encode_positions(positions: list[int]) -> bytes:
     """A posting's value in Whoosh's ``Positions`` format: the count, then the pickled position gaps."""
     deltas = [positions[0]]
-    deltas.extend(b - a for a, b in zip(positions, positions[1:]))
+    deltas.extend(b - a for a, b in itertools.pairwise(positions))
     return pack_uint(len(positions)) + pickle.dumps(deltas, 2)
 
 
