@@ -40,10 +40,10 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from search_service.stories import iter_story_files, read_file
+
 from _common import REPO, Server, percentile, require, shared_dir, table, work_dir
 from query_bench import COUNT, TOP10, fts5_match, http_paths, run_python, run_wrk, sample_queries
-
-from search_service.stories import iter_story_files, read_file
 
 CLASSES = ("single", "two-term", "phrase")
 
