@@ -231,3 +231,16 @@ def test_an_abandoned_writer_leaves_the_last_commit_and_frees_the_lock(index: Pa
     internals.abandon_writer(ix, writer)
     assert sorted(p.name for p in copy.iterdir()) == before
     ix.writer(timeout=0).cancel()  # the lock is free
+
+
+def test_the_lock_fd_is_the_locked_file(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    ix = open_index(tmp_path / "index", create=True)
+    writer = ix.writer()
+    fd = internals.lock_fd(writer)
+    assert os.path.samefile(f"/proc/self/fd/{fd}", tmp_path / "index" / "MAIN_WRITELOCK")
+    with open(tmp_path / "index" / "MAIN_WRITELOCK") as other, pytest.raises(BlockingIOError):
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    writer.cancel()

@@ -48,6 +48,7 @@ from .internals import (
     commit_segments,
     discard_segment,
     finish_segment,
+    lock_fd,
     unlocked_segment_writer,
 )
 from .schema import CODEC, build_schema, to_document
@@ -388,7 +389,7 @@ def index_paths(
         summary.skips.extend(plan.skips)
         summary.unchanged_files = plan.unchanged
         tick = progress(len(plan.to_read), plan.unchanged) if progress else (lambda n: None)
-        batches = _build(ix, plan.to_read, procs, tick, writer.writelock.fd) if plan.to_read else []
+        batches = _build(ix, plan.to_read, procs, tick, lock_fd(writer)) if plan.to_read else []
         for batch in batches:
             summary.skips.extend(batch.skips)
             summary.warnings.extend(batch.warnings)

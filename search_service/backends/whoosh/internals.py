@@ -15,7 +15,8 @@ upgrade that changes them fails there, loudly, and nowhere else.
   :func:`datetime_column`), and a wildcard's expansions (:func:`expansions`).
 * **Segments** written by several processes and committed together
   (:func:`unlocked_segment_writer`, :func:`finish_segment`,
-  :func:`discard_segment`, :func:`commit_segments`, :func:`abandon_writer`).
+  :func:`discard_segment`, :func:`commit_segments`, :func:`abandon_writer`,
+  :func:`lock_fd`).
 """
 
 from __future__ import annotations
@@ -218,6 +219,11 @@ def commit_segments(writer: SegmentWriter, segments: list[Any]) -> None:
     writer._finish()
 
 
+def lock_fd(writer: SegmentWriter) -> int:
+    """The file descriptor of the writer's index lock (a forked worker closes its copy)."""
+    return int(writer.writelock.fd)
+
+
 def abandon_writer(ix: FileIndex, writer: SegmentWriter) -> None:
     """Undo a failed run: delete its uncommitted segment files, then release the lock.
 
@@ -246,6 +252,7 @@ __all__ = [
     "expansions",
     "finish_segment",
     "length_codes",
+    "lock_fd",
     "posting_blocks",
     "unlocked_segment_writer",
 ]
