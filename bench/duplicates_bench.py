@@ -129,8 +129,9 @@ def _cpu_seconds() -> float:
 
 
 def grouped_pairs(index_dir: Path) -> set[tuple[str, str]]:
-    from search_service.backends.whoosh import groups
     from whoosh import index as whoosh_index
+
+    from search_service.backends.whoosh import groups
 
     generation = whoosh_index.open_dir(index_dir).latest_generation()
     members: dict[str, list[str]] = defaultdict(list)

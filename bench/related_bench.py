@@ -33,9 +33,9 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from relevance import Collection, build_index, cisi, cranfield
 
 from _common import require, shared_dir, table
-from relevance import Collection, build_index, cisi, cranfield
 
 K = 5
 MLT_TERMS = 25
@@ -74,10 +74,10 @@ def engine_related(engine) -> Related:  # type: ignore[no-untyped-def]
 
 def bm25_more_like_this(engine) -> Related:  # type: ignore[no-untyped-def]
     """The baseline: top 25 tf-idf words, headline and body alike, as an unweighted OR; no floor."""
+    from search_service.backends.whoosh.engine import _ordered
     from search_service.backends.whoosh.evaluation import Evaluation
     from search_service.backends.whoosh.query import any_field
     from search_service.backends.whoosh.related import key_terms
-    from search_service.backends.whoosh.engine import _ordered
 
     def listed(doc_id: str) -> list[str]:
         searcher = engine._view().searcher

@@ -64,8 +64,8 @@ def signature(body: str) -> np.ndarray | None:
     hashes = list(map(_word_hashes.get, words))
     if None in hashes:
         hashes = [_word_hash(w) if h is None else h for h, w in zip(hashes, words)]
-    h = np.array(hashes, dtype=np.int64)
-    h = h[h >= 0].astype(np.uint64)
+    signed = np.array(hashes, dtype=np.int64)
+    h = signed[signed >= 0].astype(np.uint64)
     if len(h) - SHINGLE + 1 < MIN_SHINGLES:
         return None
     shingles = np.zeros(len(h) - SHINGLE + 1, dtype=np.uint64)

@@ -12,8 +12,9 @@ the phrase query matched them (stop words between them don't count).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from html import escape
-from itertools import takewhile
+from itertools import pairwise, takewhile
 
 from .analysis import find_terms, tokens
 
@@ -71,7 +72,7 @@ def _spans(text: str, terms: frozenset[str]) -> list[tuple[int, int, str]]:
         for i in range(len(found) - len(phrase) + 1):
             run = found[i : i + len(phrase)]
             if tuple(t for _, _, t in run) == phrase and all(
-                not any(tokens(text[a[1] : b[0]])) for a, b in zip(run, run[1:])
+                not any(tokens(text[a[1] : b[0]])) for a, b in pairwise(run)
             ):
                 keep[i : i + len(phrase)] = [True] * len(phrase)
     return [span for span, kept in zip(found, keep) if kept]
@@ -80,6 +81,10 @@ def _spans(text: str, terms: frozenset[str]) -> list[tuple[int, int, str]]:
 def mark_all(text: str, terms: frozenset[str]) -> str:
     """The whole of ``text``, escaped, with every matched word marked (headlines, story pages)."""
     return _mark(text, _spans(text, terms))
+
+
+def _ends_by(end: int, span: tuple[int, int, str]) -> bool:
+    return span[1] <= end
 
 
 def _window(text: str, s: int, e: int, size: int) -> tuple[int, int]:
@@ -111,7 +116,7 @@ def fragments(
     candidates = []
     for i, (s, e, _) in enumerate(spans):
         start, end = _window(text, s, e, size)
-        inside = list(takewhile(lambda sp: sp[1] <= end, spans[i:]))
+        inside = list(takewhile(partial(_ends_by, end), spans[i:]))
         candidates.append((-len({t for _, _, t in inside}), -len(inside), start, end))
     chosen: list[tuple[int, int]] = []
     for _, _, start, end in sorted(candidates):

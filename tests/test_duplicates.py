@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import LiveServer
 from search_service.backends.whoosh import WhooshEngine
 from search_service.duplicates import signature, similarity
 from search_service.model import SearchRequest
 from search_service.stories import Story
+
+from conftest import LiveServer
 
 BODY = (
     "The port authority said on Tuesday that container traffic through the harbour rose 12 percent in May, "
@@ -61,7 +62,7 @@ def grouped(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Each version written separately (a later write joins the group), and one other story on the subject."""
     index = tmp_path_factory.mktemp("dups") / "index"
     engine = WhooshEngine(index, create=True)
-    engine.upsert(VARIANTS[:2] + [OTHER])
+    engine.upsert([*VARIANTS[:2], OTHER])
     for story in VARIANTS[2:]:
         engine.upsert([story])
     return index
@@ -75,7 +76,7 @@ def test_versions_written_one_by_one_join_one_group(grouped: Path) -> None:
     assert hit.similar is not None and hit.similar["count"] == 4
     assert sorted([hit.id, *hit.similar["ids"]]) == [s.id for s in VARIANTS]
     assert {h.id for h in result.hits} >= {"port-other"}
-    other = [h for h in result.hits if h.id == "port-other"][0]
+    other = next(h for h in result.hits if h.id == "port-other")
     assert other.similar is None
     assert sum(result.facets["year"].values()) == result.total, "facets count what the total counts"
 

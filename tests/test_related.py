@@ -11,12 +11,12 @@ from search_service.backends.whoosh import WhooshEngine
 from search_service.model import SearchRequest
 from search_service.stories import Story
 
-FILLER = "said officials government week year people city country new report told statement added".split()
+FILLER = ["said", "officials", "government", "week", "year", "people", "city", "country", "new", "report", "told", "statement", "added"]
 TOPICS = {
-    "volcano": "volcano eruption lava ash evacuated crater magma villages".split(),
-    "football": "football match goal striker league coach stadium season".split(),
-    "rates": "central bank interest rates inflation lending bonds currency".split(),
-    "harvest": "wheat harvest farmers grain tonnes crop rainfall fields".split(),
+    "volcano": ["volcano", "eruption", "lava", "ash", "evacuated", "crater", "magma", "villages"],
+    "football": ["football", "match", "goal", "striker", "league", "coach", "stadium", "season"],
+    "rates": ["central", "bank", "interest", "rates", "inflation", "lending", "bonds", "currency"],
+    "harvest": ["wheat", "harvest", "farmers", "grain", "tonnes", "crop", "rainfall", "fields"],
 }
 
 

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import LiveServer
 from search_service.analysis import normalize, tokens
 from search_service.backends.whoosh.engine import WhooshEngine
 from search_service.model import SearchRequest
+
+from conftest import LiveServer
 
 MARK = re.compile(r"<mark>(.*?)</mark>")
 

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from whoosh import index as whoosh_index
@@ -43,16 +44,17 @@ from whoosh.writing import SegmentWriter
 from ...model import IndexBusyError, IndexSummary, IndexWriteError
 from ...processes import exit_with_parent
 from ...stories import Skip, Story, iter_story_files, read_file
+from . import groups
+from .groups import SIGNATURE_FIELD, document_fields
 from .internals import (
     abandon_writer,
     apply_fixes,
     commit_segments,
     discard_segment,
     finish_segment,
+    lock_fd,
     unlocked_segment_writer,
 )
-from . import groups
-from .groups import SIGNATURE_FIELD, document_fields
 from .schema import CODEC, build_schema, to_document
 
 log = logging.getLogger(__name__)
@@ -86,7 +88,7 @@ class _Plan:
 class _Batch:
     """One worker's output: a finished segment and the stories in it, in docnum order."""
 
-    segment: object | None = None
+    segment: Any = None  # Whoosh's segment, once written
     docs: list[tuple[tuple[int, int], str]] = field(default_factory=list)
     #: MinHash signature of each story in ``docs`` (None: too short to group), for :func:`.groups.assign`
     signatures: list[np.ndarray | None] = field(default_factory=list)
@@ -299,7 +301,7 @@ def _build_parallel(
                 kind, payload = out.get(timeout=1.0)
             except queue.Empty:
                 if not any(w.is_alive() for w in workers) and out.empty():
-                    raise IndexWriteError("an indexing worker died unexpectedly; nothing was committed")
+                    raise IndexWriteError("an indexing worker died unexpectedly; nothing was committed") from None
                 continue
             if kind == "progress":
                 tick(payload)
@@ -430,7 +432,7 @@ def index_paths(
         summary.skips.extend(plan.skips)
         summary.unchanged_files = plan.unchanged
         tick = progress(len(plan.to_read), plan.unchanged) if progress else (lambda n: None)
-        batches = _build(ix, plan.to_read, procs, tick, writer.writelock.fd) if plan.to_read else []
+        batches = _build(ix, plan.to_read, procs, tick, lock_fd(writer)) if plan.to_read else []
         for batch in batches:
             summary.skips.extend(batch.skips)
             summary.warnings.extend(batch.warnings)

@@ -20,7 +20,6 @@ tf-idf words, unweighted, no floor).
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Mapping
 
 import numpy as np
@@ -48,10 +47,10 @@ def key_terms(
     weights: Mapping[str, float] = FIELD_WEIGHTS,
 ) -> list[tuple[str, float]]:
     """The ``limit`` (default :data:`RELATED_TERMS`) terms of ``texts`` (field -> text) with the highest tf-idf."""
-    counts: Counter[str] = Counter()
+    counts: dict[str, float] = {}
     for fieldname, text in texts.items():
         for term, positions in term_positions(text).items():
-            counts[term] += weights[fieldname] * len(positions)
+            counts[term] = counts.get(term, 0.0) + weights[fieldname] * len(positions)
     stories = reader.doc_count()
     scored = []
     for term, tf in counts.items():
