@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import xapian
@@ -50,21 +50,22 @@ SLOT_MONTH = 2
 EPOCH = datetime(1970, 1, 1)
 
 
+def utc(when: datetime) -> datetime:
+    """``when`` as a naive UTC time (a naive time is UTC already)."""
+    return when.astimezone(timezone.utc).replace(tzinfo=None) if when.tzinfo is not None else when
+
+
 def seconds(when: datetime) -> float:
     """``when`` as seconds since 1970 (a naive time is UTC)."""
-    if when.tzinfo is not None:
-        when = when.astimezone(timezone.utc).replace(tzinfo=None)
-    return (when - EPOCH).total_seconds()
-
-
-def from_seconds(value: float) -> datetime:
-    return EPOCH + timedelta(seconds=value)
+    return (utc(when) - EPOCH).total_seconds()
 
 
 def to_document(story: Story, path: str = "") -> xapian.Document:
     """The Xapian document for ``story``; ``path`` is the file it came from ("" for the API)."""
     doc = xapian.Document()
-    doc.set_data(json.dumps(story.to_dict(), ensure_ascii=False))
+    data = story.to_dict()
+    data["published"] = utc(story.published).isoformat() if story.published else None
+    doc.set_data(json.dumps(data, ensure_ascii=False))
     doc.add_boolean_term(ID + story.id)
     if path:
         doc.add_boolean_term(FILE + file_key(path))
@@ -85,7 +86,8 @@ def to_document(story: Story, path: str = "") -> xapian.Document:
         at = seconds(story.published)
         doc.add_value(SLOT_SECONDS, xapian.sortable_serialise(at))
         doc.add_value(SLOT_NEGATED, xapian.sortable_serialise(-at))
-        doc.add_value(SLOT_MONTH, f"{story.published.year:04d}-{story.published.month:02d}")
+        month = utc(story.published)
+        doc.add_value(SLOT_MONTH, f"{month.year:04d}-{month.month:02d}")
     return doc
 
 

@@ -172,7 +172,8 @@ class Cluster:
                     shard.db = None
             if shard.db is None and now >= shard.retry_at:
                 shard.db = self._connect(n)
-                shard.retry_at = now + RETRY_SECONDS
+                if shard.db is None:
+                    shard.retry_at = now + RETRY_SECONDS
             if shard.db is None:
                 failed += 1
             else:
@@ -188,6 +189,7 @@ class Cluster:
                     shard.db.get_doccount()
                 except xapian.Error:
                     shard.db = None
+                    shard.retry_at = 0.0
 
     def _connect(self, n: int) -> xapian.Database | None:
         """The first copy of shard ``n`` that answers, or None."""
