@@ -1,0 +1,164 @@
+"""Xapian shards on Reuters: per-shard and merged latency, 1 database vs 3 shards, beside Whoosh and FTS5.
+
+The queries are those of ``bench/query_bench.py`` (single words, two words,
+two-word phrases, drawn with its seed from frequent headline words).  Each
+configuration runs ``engine.search`` with ``per_page=10`` (highlights, the
+total and the facets, as the service answers), after one warm-up pass:
+
+* ``whoosh``: the Whoosh engine over the same stories (in process);
+* ``fts5+count``: SQLite FTS5 with a ``count(*)``, as in query_bench.py;
+* ``xapian 1 db (local)``: one Xapian database of every story, in process;
+* ``shard I/3 (local)``: each shard's database alone, in process;
+* ``xapian 1 db (tcpsrv)``: the one database behind ``xapian-tcpsrv`` on loopback;
+* ``xapian 3 shards (tcpsrv)``: the three shards, each behind its own
+  ``xapian-tcpsrv``, searched as one (what a frontend does).
+
+The merge overhead is the 3-shard p50 minus the 1-database p50, both over
+tcpsrv.  The shards are built as ``search-service index --shard I/3`` builds
+them (incrementally: a second run reuses them) and the one database is
+``xapian-compact`` of the three.  All servers share this machine's cores,
+so three shards here cost more than one; on three hosts each shard's work
+runs on its own host.
+
+    python bench/xapian_bench.py [--per-class 200] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from collections.abc import Iterator
+from pathlib import Path
+from statistics import mean
+
+from _common import load_note, percentile, reuters_index, reuters_stories, stored_stories, table, work_dir
+from query_bench import CLASSES, build_fts5, sample_queries, time_engine, time_fts5
+
+from search_service.config import Config
+from search_service.engine import Engine, open_engine
+from search_service.model import SearchRequest
+
+SHARDS = 3
+
+
+def build(stories: Path, folder: Path) -> tuple[list[Path], Path]:
+    """The shard databases (incrementally) and one database of all of them (compacted anew)."""
+    dbs = []
+    for number in range(1, SHARDS + 1):
+        db = folder / f"shard{number}"
+        started = time.perf_counter()
+        engine = open_engine(Config(engine=f"xapian:{db}", shard=f"{number}/{SHARDS}"), create=True)
+        summary = engine.index_files([stories])
+        print(f"shard {number}/{SHARDS}: {summary.line()} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+        dbs.append(db)
+    single = folder / "single"
+    shutil.rmtree(single, ignore_errors=True)
+    subprocess.run(["xapian-compact", "--no-full", *map(str, dbs), str(single)], check=True, capture_output=True)
+    return dbs, single
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def tcpsrv(dbs: list[Path]) -> Iterator[list[str]]:
+    """One ``xapian-tcpsrv`` per database on loopback; yields their addresses, kills them (and their children) after."""
+    procs, addresses = [], []
+    try:
+        for db in dbs:
+            port = _free_port()
+            procs.append(subprocess.Popen(["xapian-tcpsrv", "--interface", "127.0.0.1", "--port", str(port), str(db)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+            addresses.append(f"127.0.0.1:{port}")
+            deadline = time.monotonic() + 15
+            while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("xapian-tcpsrv did not start")
+                time.sleep(0.05)
+        yield addresses
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+
+
+def time_search(engine: Engine, queries: dict[str, list[str]], rounds: int) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Per-class latencies (ms) of ``engine.search`` after a warm-up pass, and mean totals."""
+    totals = {c: mean(engine.search(SearchRequest(q=q)).total for q in qs) for c, qs in queries.items()}
+    times: dict[str, list[float]] = {c: [] for c in queries}
+    for _ in range(rounds):
+        for c, qs in queries.items():
+            for q in qs:
+                t0 = time.perf_counter()
+                engine.search(SearchRequest(q=q, per_page=10))
+                times[c].append((time.perf_counter() - t0) * 1000.0)
+    return times, totals
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--per-class", type=int, default=200, help="queries per class (default 200)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed passes over the queries (default 3)")
+    parser.add_argument("--seed", type=int, default=1987)
+    args = parser.parse_args()
+    if not shutil.which("xapian-tcpsrv"):
+        sys.exit("needs xapian-tcpsrv: apt-get install xapian-tools")
+
+    print(f"before: {load_note()}")
+    index_dir = reuters_index()
+    stories = stored_stories(index_dir)
+    queries = sample_queries(stories, args.per_class, args.seed)
+    dbs, single = build(reuters_stories(), work_dir("xapian"))
+    fts_path = work_dir("fts5") / "reuters.db"
+    build_fts5(stories, fts_path)
+
+    runs: dict[str, tuple[dict[str, list[float]], dict[str, float]]] = {}
+    runs["whoosh"] = time_engine(index_dir, queries, args.rounds)
+    _, counted, fts_totals = time_fts5(fts_path, queries, args.rounds)
+    runs[f"fts5+count (SQLite {sqlite3.sqlite_version})"] = (counted, fts_totals)
+    runs["xapian 1 db (local)"] = time_search(open_engine(Config(engine=f"xapian:{single}")), queries, args.rounds)
+    for number, db in enumerate(dbs, 1):
+        runs[f"shard {number}/{SHARDS} (local)"] = time_search(open_engine(Config(engine=f"xapian:{db}")), queries, args.rounds)
+    with tcpsrv([single, *dbs]) as addresses:
+        one = open_engine(Config(engine=f"xapian+tcp://{addresses[0]}"))
+        runs["xapian 1 db (tcpsrv)"] = time_search(one, queries, args.rounds)
+        three = open_engine(Config(engine="xapian+tcp://" + ",".join(addresses[1:])))
+        runs[f"xapian {SHARDS} shards (tcpsrv)"] = time_search(three, queries, args.rounds)
+
+    print(f"{len(stories):,} Reuters stories; {args.per_class} queries per class (seed {args.seed}), "
+          f"{args.rounds} timed rounds; search(per_page=10) with highlights, total and facets")
+    headers = ["configuration"]
+    for c in CLASSES:
+        headers += [f"{c} p50", f"{c} p99"]
+    headers.append("mean totals " + " / ".join(CLASSES))
+    rows = []
+    for name, (times, totals) in runs.items():
+        row: list[object] = [name]
+        for c in CLASSES:
+            row += [percentile(times[c], 50), percentile(times[c], 99)]
+        row.append(" / ".join(f"{totals[c]:,.0f}" for c in CLASSES))
+        rows.append(row)
+    print(table(headers, rows))
+    merged, base = runs[f"xapian {SHARDS} shards (tcpsrv)"][0], runs["xapian 1 db (tcpsrv)"][0]
+    print("merge overhead (3 shards - 1 db, both over tcpsrv), p50 / p99 ms: " + ", ".join(
+        f"{c} {percentile(merged[c], 50) - percentile(base[c], 50):+.2f} / "
+        f"{percentile(merged[c], 99) - percentile(base[c], 99):+.2f}" for c in CLASSES))
+    print(f"after: {load_note()}")
+
+
+if __name__ == "__main__":
+    main()
