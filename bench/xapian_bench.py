@@ -37,14 +37,15 @@ import time
 from contextlib import contextmanager
 from collections.abc import Iterator
 from pathlib import Path
-from statistics import mean
 
 from _common import load_note, percentile, reuters_index, reuters_stories, stored_stories, table, work_dir
-from query_bench import CLASSES, build_fts5, sample_queries, time_engine, time_fts5
+from query_bench import CLASSES, build_fts5, sample_queries, time_engine, time_fts5, time_searches
 
+import xapian
+
+from search_service.backends.xapian.shards import SHARD_KEY
 from search_service.config import Config
-from search_service.engine import Engine, open_engine
-from search_service.model import SearchRequest
+from search_service.engine import open_engine
 
 SHARDS = 3
 
@@ -62,6 +63,10 @@ def build(stories: Path, folder: Path) -> tuple[list[Path], Path]:
     single = folder / "single"
     shutil.rmtree(single, ignore_errors=True)
     subprocess.run(["xapian-compact", "--no-full", *map(str, dbs), str(single)], check=True, capture_output=True)
+    merged = xapian.WritableDatabase(str(single), xapian.DB_OPEN)
+    merged.set_metadata(SHARD_KEY, "")  # compact kept shard 1's; the merge holds every story
+    merged.commit()
+    merged.close()
     return dbs, single
 
 
@@ -96,19 +101,6 @@ def tcpsrv(dbs: list[Path]) -> Iterator[list[str]]:
             p.wait()
 
 
-def time_search(engine: Engine, queries: dict[str, list[str]], rounds: int) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """Per-class latencies (ms) of ``engine.search`` after a warm-up pass, and mean totals."""
-    totals = {c: mean(engine.search(SearchRequest(q=q)).total for q in qs) for c, qs in queries.items()}
-    times: dict[str, list[float]] = {c: [] for c in queries}
-    for _ in range(rounds):
-        for c, qs in queries.items():
-            for q in qs:
-                t0 = time.perf_counter()
-                engine.search(SearchRequest(q=q, per_page=10))
-                times[c].append((time.perf_counter() - t0) * 1000.0)
-    return times, totals
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-class", type=int, default=200, help="queries per class (default 200)")
@@ -130,14 +122,14 @@ def main() -> None:
     runs["whoosh"] = time_engine(index_dir, queries, args.rounds)
     _, counted, fts_totals = time_fts5(fts_path, queries, args.rounds)
     runs[f"fts5+count (SQLite {sqlite3.sqlite_version})"] = (counted, fts_totals)
-    runs["xapian 1 db (local)"] = time_search(open_engine(Config(engine=f"xapian:{single}")), queries, args.rounds)
+    runs["xapian 1 db (local)"] = time_searches(open_engine(Config(engine=f"xapian:{single}")), queries, args.rounds)
     for number, db in enumerate(dbs, 1):
-        runs[f"shard {number}/{SHARDS} (local)"] = time_search(open_engine(Config(engine=f"xapian:{db}")), queries, args.rounds)
+        runs[f"shard {number}/{SHARDS} (local)"] = time_searches(open_engine(Config(engine=f"xapian:{db}")), queries, args.rounds)
     with tcpsrv([single, *dbs]) as addresses:
         one = open_engine(Config(engine=f"xapian+tcp://{addresses[0]}"))
-        runs["xapian 1 db (tcpsrv)"] = time_search(one, queries, args.rounds)
+        runs["xapian 1 db (tcpsrv)"] = time_searches(one, queries, args.rounds)
         three = open_engine(Config(engine="xapian+tcp://" + ",".join(addresses[1:])))
-        runs[f"xapian {SHARDS} shards (tcpsrv)"] = time_search(three, queries, args.rounds)
+        runs[f"xapian {SHARDS} shards (tcpsrv)"] = time_searches(three, queries, args.rounds)
 
     print(f"{len(stories):,} Reuters stories; {args.per_class} queries per class (seed {args.seed}), "
           f"{args.rounds} timed rounds; search(per_page=10) with highlights, total and facets")

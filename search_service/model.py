@@ -18,7 +18,7 @@ from datetime import date, datetime
 from typing import Any
 
 from .config import Limits
-from .highlight import MAX_FRAGMENTS
+from .highlight import MAX_FRAGMENTS, fragments, mark_all
 from .stories import ID_PATTERN, MAX_ID_LENGTH, Skip
 
 SORTS = ("relevance", "recent", "newest", "oldest")
@@ -135,6 +135,20 @@ class Hit:
     published: datetime | None = shaped(_PUBLISHED)
     score: float | None = shaped(nullable({"type": "number"}) | {"description": "null when sorted by date."}, digits=4)
     highlights: dict[str, Any] = shaped(ref("Highlights"))
+
+    @classmethod
+    def marked(cls, stored: StoredStory, score: float | None, terms: dict[str, frozenset[str]]) -> Hit:
+        """The hit for a stored story, ``terms`` (per field) marked in its headline and body fragments."""
+        return cls(
+            id=stored.id,
+            headline=stored.headline,
+            published=stored.published,
+            score=score,
+            highlights={
+                "headline": mark_all(stored.headline, terms.get("headline", frozenset())),
+                "body": fragments(stored.body, terms.get("body", frozenset())),
+            },
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return to_json(self)

@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -497,3 +498,47 @@ def test_published_dates_round_trip(tmp_path: Path) -> None:
     assert newest[1].published == datetime(2000, 1, 1, 10)
     dated = engine.search(SearchRequest(q="salt", date_from=date(2000, 1, 1), date_to=date(2024, 2, 29)))
     assert {h.id for h in dated.hits} == {"aware", "new"}
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real ``search-service`` command."""
+    return subprocess.run(
+        [sys.executable, "-m", "search_service", *args],
+        capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=120,
+    )
+
+
+def test_cli_indexes_shards_incrementally_and_refuses_mixing_them(tmp_path: Path) -> None:
+    stories = tmp_path / "stories"
+    shutil.copytree(SAMPLES, stories, ignore=shutil.ignore_patterns("index"))
+    counts = []
+    for number in (1, 2, 3):
+        done = cli("index", str(stories), "--engine", f"xapian:{tmp_path / f's{number}'}", "--shard", f"{number}/3")
+        assert done.returncode == 0, done.stderr
+        counts.append(int(done.stdout.split(": ")[1].split()[0]))
+    assert sum(counts) == len(sample_stories()) and all(counts)
+    for number, count in zip((1, 2, 3), counts):
+        ids = {i for i in sample_stories() if shard_of(i, 3) == number - 1}
+        assert len(ids) == count
+    # A later run remembers the shard: nothing to do, nothing added from other shards.
+    again = cli("index", str(stories), "--engine", f"xapian:{tmp_path / 's1'}")
+    assert again.returncode == 0 and f"0 added, 0 updated, 0 removed, 0 skipped, {len(sample_stories())} files unchanged" in again.stdout
+    # A changed file is read again; its story is updated on the shard that holds it, and no other.
+    story_file = sorted(stories.glob("*.txt"))[0]
+    story_id = read_file(story_file).stories[0].id
+    story_file.write_text(story_file.read_text(encoding="utf-8").replace("\n", "\n\n", 1), encoding="utf-8")
+    owner = shard_of(story_id, 3) + 1
+    for number in (1, 2, 3):
+        line = cli("index", str(stories), "--engine", f"xapian:{tmp_path / f's{number}'}").stdout
+        assert ("1 updated" in line) == (number == owner), line
+    story_file.unlink()
+    line = cli("index", str(stories), "--engine", f"xapian:{tmp_path / f's{owner}'}").stdout
+    assert "1 removed" in line, line
+
+    wrong = cli("index", str(stories), "--engine", f"xapian:{tmp_path / 's1'}", "--shard", "2/3")
+    assert wrong.returncode == 1 and "holds shard 1/3" in wrong.stderr and "Traceback" not in wrong.stderr
+    for bad in ("0/3", "4/3", "x", "1/0"):
+        refused = cli("index", str(stories), "--engine", f"xapian:{tmp_path / 'new'}", "--shard", bad)
+        assert refused.returncode != 0 and "I/N" in refused.stderr and "Traceback" not in refused.stderr
+    whoosh = cli("index", str(stories), "--engine", "whoosh", "--index", str(tmp_path / "w"), "--shard", "1/3")
+    assert whoosh.returncode != 0 and "--shard" in whoosh.stderr

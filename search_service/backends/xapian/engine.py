@@ -18,7 +18,6 @@ import math
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, time as dtime
 from itertools import islice
@@ -26,10 +25,8 @@ from typing import TypeVar
 
 import xapian
 
-from ...analysis import find_terms, fold, normalize
 from ...config import Limits
 from ...engine import Progress
-from ...highlight import fragments, mark_all
 from ...model import (
     CollectionStats,
     EngineUnavailable,
@@ -42,8 +39,17 @@ from ...model import (
     StoredStory,
     check_request,
 )
-from ...spelling import closest, distance
+from ...spelling import distance
 from ...stories import Story
+from ...suggestions import (
+    SUGGEST_BELOW,
+    SUGGEST_SCAN,
+    SURFACE_STORIES,
+    commonest_spelling,
+    completion_prefix,
+    completions,
+    spelling_fix,
+)
 from ..whoosh.similarity import B, K1
 from .document import (
     BODY,
@@ -66,11 +72,7 @@ T = TypeVar("T")
 #: As the Whoosh engine (backends/whoosh/engine.py).
 RECENCY_HALF_LIFE_DAYS = 30.0
 RECENCY_WEIGHT = 1.0
-SUGGEST_BELOW = 3
-SURFACE_STORIES = 20
 RELATED_TERMS = 12
-MIN_SUGGEST_PREFIX = 2
-SUGGEST_SCAN = 2000
 #: A cached list of indexed words (spelling candidates) is read again after this many seconds.
 WORDS_TTL = 60.0
 #: A cache of surface words is emptied when it holds this many.
@@ -123,11 +125,13 @@ class XapianEngine:
     def _shards(self, view: View) -> dict[str, int] | None:
         return {"total": view.total, "failed": view.failed} if self.store.remote else None
 
-    @staticmethod
-    def _enquire(db: xapian.Database, query: xapian.Query) -> xapian.Enquire:
+    def _enquire(self, db: xapian.Database, query: xapian.Query) -> xapian.Enquire:
+        """An Enquire ranking by BM25 (k1 and b as the Whoosh engine; no query-frequency saturation, no
+        minimum length), which stops matching after the time limit (the best found by then are shown)."""
         enquire = xapian.Enquire(db)
         enquire.set_query(query)
         enquire.set_weighting_scheme(xapian.BM25Weight(K1, 0.0, 0.0, B, 0.0))
+        enquire.set_time_limit(self.limits.time_limit)
         return enquire
 
     # ------------------------------------------------------------ search
@@ -155,13 +159,13 @@ class XapianEngine:
             # Descending, so undated stories (no value) come last either way.
             enquire.set_sort_by_value(SLOT_SECONDS if request.sort == "newest" else SLOT_NEGATED, True)
             enquire.set_weighting_scheme(xapian.BoolWeight())
-            mset = enquire.get_mset(depth - request.per_page, request.per_page, everything)
+            mset = _fetched(enquire.get_mset(depth - request.per_page, request.per_page, everything))
             ranked = [(item.document, None) for item in mset]
         elif request.sort == "recent":
             mset, ranked = _by_recency(enquire, db, depth, everything)
             ranked = ranked[depth - request.per_page : depth]
         else:
-            mset = enquire.get_mset(depth - request.per_page, request.per_page, everything)
+            mset = _fetched(enquire.get_mset(depth - request.per_page, request.per_page, everything))
             ranked = [(item.document, item.weight) for item in mset]
         total = mset.get_matches_estimated()
         terms = translated.highlight_terms
@@ -185,21 +189,13 @@ class XapianEngine:
     # ------------------------------------------------------------ suggestions
 
     def _suggestion(self, db: xapian.Database, text: str) -> str | None:
-        """A spelling fix for ``text``, as the Whoosh engine makes it, from the indexed words."""
-        changed = False
-        out = []
-        for piece in text.split():
-            word = fold(piece.strip("\"'()*+-?!.,;:"))
-            term = normalize(word) if word.isalpha() else None
-            if term is None or db.get_termfreq(term):
-                out.append(piece)
-                continue
-            candidates = [(w, n) for w, n in self._indexed_words(db, term[0]) if _near(term, w)]
-            best = closest(term, candidates)
-            surface = self._surface_word(db, BODY, best) if best else None
-            out.append(surface or piece)
-            changed = changed or surface is not None
-        return " ".join(out) if changed else None
+        """A spelling fix for ``text`` (:func:`.suggestions.spelling_fix`) from the indexed words."""
+        return spelling_fix(
+            text,
+            lambda term: db.get_termfreq(term) > 0,
+            lambda term: [(w, n) for w, n in self._indexed_words(db, term[0]) if _near(term, w)],
+            lambda term: self._surface_word(db, BODY, term),
+        )
 
     def _indexed_words(self, db: xapian.Database, first: str) -> list[tuple[str, int]]:
         """The indexed words (unprefixed, alphabetic) starting with ``first`` and their story counts; cached."""
@@ -219,37 +215,25 @@ class XapianEngine:
         key = prefix + term
         if key not in self._surface:
             field = "headline" if prefix == HEADLINE else "body"
-            seen: Counter[str] = Counter()
-            for posting in islice(db.postlist(key), SURFACE_STORIES):
-                text = fields_of(db.get_document(posting.docid))[field]
-                seen.update(fold(text[s:e]) for s, e, _ in find_terms(text, frozenset((term,))))
+            postings = islice(db.postlist(key), SURFACE_STORIES)
+            word = commonest_spelling((fields_of(db.get_document(p.docid))[field] for p in postings), term)
             with self._lock:
                 if len(self._surface) >= SURFACE_CACHE:
                     self._surface.clear()
-                self._surface[key] = min(seen, key=lambda w: (-seen[w], len(w), w)) if seen else None
+                self._surface[key] = word
         return self._surface.get(key)
 
     def suggest(self, prefix: str, limit: int = 10) -> list[str]:
         """Completions of the last word of ``prefix``, most common first (for autocomplete)."""
-        prefix = prefix[: self.limits.max_query_chars]
-        head, _, last = prefix.rpartition(" ")
-        stem_prefix = fold(last)
-        if len(stem_prefix) < MIN_SUGGEST_PREFIX or not stem_prefix.isalnum():
+        split = completion_prefix(prefix, self.limits.max_query_chars)
+        if split is None:
             return []
-        return self._read(lambda view: self._suggest(view.db, head, stem_prefix, limit))
+        head, start = split
+        return self._read(lambda view: self._suggest(view.db, head, start, limit))
 
-    def _suggest(self, db: xapian.Database, head: str, stem_prefix: str, limit: int) -> list[str]:
-        candidates = [
-            (t.termfreq, t.term.decode()[len(HEADLINE) :]) for t in islice(db.allterms(HEADLINE + stem_prefix), SUGGEST_SCAN)
-        ]
-        words: list[str] = []
-        for _, term in sorted(candidates, reverse=True):
-            word = self._surface_word(db, HEADLINE, term)
-            if word and word.startswith(stem_prefix) and word not in words:
-                words.append(word)
-            if len(words) == limit:
-                break
-        return [f"{head} {w}".strip() for w in words]
+    def _suggest(self, db: xapian.Database, head: str, start: str, limit: int) -> list[str]:
+        terms = [(t.termfreq, t.term.decode()[len(HEADLINE) :]) for t in islice(db.allterms(HEADLINE + start), SUGGEST_SCAN)]
+        return completions(head, start, terms, lambda term: self._surface_word(db, HEADLINE, term), limit)
 
     # ------------------------------------------------------------ stories
 
@@ -275,7 +259,7 @@ class XapianEngine:
         query = xapian.Query(xapian.Query.OP_AND_NOT, xapian.Query(xapian.Query.OP_OR, key_terms), xapian.Query(ID + story_id))
         enquire.set_query(query)
         terms = {f: frozenset(key_terms) for f in ("headline", "body")}
-        return [_hit(item.document, item.weight, terms) for item in enquire.get_mset(0, limit)]
+        return [_hit(item.document, item.weight, terms) for item in _fetched(enquire.get_mset(0, limit))]
 
     def stats(self) -> CollectionStats:
         """Size and date range of the collection."""
@@ -386,17 +370,7 @@ def _map(value: int | None, fn: Callable[[int], T]) -> T | None:
 
 
 def _hit(doc: xapian.Document, score: float | None, terms: dict[str, frozenset[str]]) -> Hit:
-    stored = fields_of(doc)
-    return Hit(
-        id=stored["id"],
-        headline=stored["headline"],
-        published=stored["published"],
-        score=score,
-        highlights={
-            "headline": mark_all(stored["headline"], terms.get("headline", frozenset())),
-            "body": fragments(stored["body"], terms.get("body", frozenset())),
-        },
-    )
+    return Hit.marked(stored_story(doc), score, terms)
 
 
 def _by_recency(
@@ -412,7 +386,7 @@ def _by_recency(
     newest = xapian.sortable_unserialise(upper) if upper else 0.0
     fetch = max(depth * 4, 100)
     while True:
-        mset = enquire.get_mset(0, fetch, everything)
+        mset = _fetched(enquire.get_mset(0, fetch, everything))
         boosted = []
         for item in mset:
             value = item.document.get_value(SLOT_SECONDS)
@@ -424,6 +398,12 @@ def _by_recency(
         if complete or (len(boosted) >= depth and boosted[depth - 1][0] >= mset[mset.size() - 1].weight * (1 + RECENCY_WEIGHT)):
             return mset, [(doc, score) for score, _, doc in boosted]
         fetch *= 4
+
+
+def _fetched(mset: xapian.MSet) -> xapian.MSet:
+    """``mset`` with its documents fetched at once (one exchange per shard, not one per hit)."""
+    mset.fetch()
+    return mset
 
 
 def _facets(spy: xapian.ValueCountMatchSpy) -> dict[str, dict[str, int]]:

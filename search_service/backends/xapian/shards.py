@@ -123,10 +123,9 @@ class Local:
         if create:
             path.mkdir(parents=True, exist_ok=True)
             xapian.WritableDatabase(str(path), xapian.DB_CREATE_OR_OPEN).close()
-        elif not (path / "iamglass").exists() and not (path / "iamchert").exists():
+        elif not _is_database(path):
             raise FileNotFoundError(
-                f"no Xapian database in {path}; build it with "
-                f"SEARCH_SERVICE_ENGINE=xapian:{path} search-service index PATH"
+                f"no Xapian database in {path}; build it with `search-service index PATH --engine xapian:{path}`"
             )
         self._local = threading.local()
 
@@ -143,6 +142,14 @@ class Local:
 
     def writable(self, n: int) -> xapian.WritableDatabase:
         return xapian.WritableDatabase(str(self.path), xapian.DB_CREATE_OR_OPEN)
+
+
+def _is_database(path: Path) -> bool:
+    try:
+        xapian.Database(str(path)).close()
+    except xapian.DatabaseOpeningError:
+        return False
+    return True
 
 
 class Cluster:
