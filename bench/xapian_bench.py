@@ -20,7 +20,14 @@ them (incrementally: a second run reuses them) and the one database is
 so three shards here cost more than one; on three hosts each shard's work
 runs on its own host.
 
+With ``--corpus PATH`` (story files or JSON Lines, e.g. a corpus written by
+``../shared/tools/make_scale_corpus.py``) the Xapian configurations run on
+that corpus instead (queries drawn from its headlines the same way; Whoosh
+and FTS5 are left out), to see how latency grows with the collection.
+
     python bench/xapian_bench.py [--per-class 200] [--rounds 3]
+    python ../shared/tools/make_scale_corpus.py bench/.work/scale/s100k --stories 100000 --jsonl
+    python bench/xapian_bench.py --corpus bench/.work/scale/s100k/stories.jsonl
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ import xapian
 from search_service.backends.xapian.shards import SHARD_KEY
 from search_service.config import Config
 from search_service.engine import open_engine
+from search_service.stories import iter_story_files, read_file
 
 SHARDS = 3
 
@@ -106,22 +114,27 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=200, help="queries per class (default 200)")
     parser.add_argument("--rounds", type=int, default=3, help="timed passes over the queries (default 3)")
     parser.add_argument("--seed", type=int, default=1987)
+    parser.add_argument("--corpus", type=Path, default=None, help="stories to use instead of Reuters (Xapian only)")
     args = parser.parse_args()
     if not shutil.which("xapian-tcpsrv"):
         sys.exit("needs xapian-tcpsrv: apt-get install xapian-tools")
 
     print(f"before: {load_note()}")
-    index_dir = reuters_index()
-    stories = stored_stories(index_dir)
-    queries = sample_queries(stories, args.per_class, args.seed)
-    dbs, single = build(reuters_stories(), work_dir("xapian"))
-    fts_path = work_dir("fts5") / "reuters.db"
-    build_fts5(stories, fts_path)
-
     runs: dict[str, tuple[dict[str, list[float]], dict[str, float]]] = {}
-    runs["whoosh"] = time_engine(index_dir, queries, args.rounds)
-    _, counted, fts_totals = time_fts5(fts_path, queries, args.rounds)
-    runs[f"fts5+count (SQLite {sqlite3.sqlite_version})"] = (counted, fts_totals)
+    if args.corpus is None:
+        index_dir = reuters_index()
+        stories = stored_stories(index_dir)
+        queries = sample_queries(stories, args.per_class, args.seed)
+        dbs, single = build(reuters_stories(), work_dir("xapian"))
+        fts_path = work_dir("fts5") / "reuters.db"
+        build_fts5(stories, fts_path)
+        runs["whoosh"] = time_engine(index_dir, queries, args.rounds)
+        _, counted, fts_totals = time_fts5(fts_path, queries, args.rounds)
+        runs[f"fts5+count (SQLite {sqlite3.sqlite_version})"] = (counted, fts_totals)
+    else:
+        stories = [{"headline": s.headline} for path in iter_story_files([args.corpus]) for s in read_file(path).stories]
+        queries = sample_queries(stories, args.per_class, args.seed)
+        dbs, single = build(args.corpus, work_dir(f"xapian-{args.corpus.resolve().parent.name}"))
     runs["xapian 1 db (local)"] = time_searches(open_engine(Config(engine=f"xapian:{single}")), queries, args.rounds)
     for number, db in enumerate(dbs, 1):
         runs[f"shard {number}/{SHARDS} (local)"] = time_searches(open_engine(Config(engine=f"xapian:{db}")), queries, args.rounds)
@@ -131,7 +144,8 @@ def main() -> None:
         three = open_engine(Config(engine="xapian+tcp://" + ",".join(addresses[1:])))
         runs[f"xapian {SHARDS} shards (tcpsrv)"] = time_searches(three, queries, args.rounds)
 
-    print(f"{len(stories):,} Reuters stories; {args.per_class} queries per class (seed {args.seed}), "
+    corpus = "Reuters" if args.corpus is None else str(args.corpus)
+    print(f"{len(stories):,} stories ({corpus}); {args.per_class} queries per class (seed {args.seed}), "
           f"{args.rounds} timed rounds; search(per_page=10) with highlights, total and facets")
     headers = ["configuration"]
     for c in CLASSES:
@@ -149,6 +163,8 @@ def main() -> None:
     print("merge overhead (3 shards - 1 db, both over tcpsrv), p50 / p99 ms: " + ", ".join(
         f"{c} {percentile(merged[c], 50) - percentile(base[c], 50):+.2f} / "
         f"{percentile(merged[c], 99) - percentile(base[c], 99):+.2f}" for c in CLASSES))
+    sizes = [sum(f.stat().st_size for f in db.rglob("*") if f.is_file()) / 2**20 for db in (single, *dbs)]
+    print(f"database sizes (MiB): 1 db {sizes[0]:.0f} (compacted); shards " + ", ".join(f"{x:.0f}" for x in sizes[1:]))
     print(f"after: {load_note()}")
 
 

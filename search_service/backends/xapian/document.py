@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import xapian
@@ -58,6 +58,11 @@ def utc(when: datetime) -> datetime:
 def seconds(when: datetime) -> float:
     """``when`` as seconds since 1970 (a naive time is UTC)."""
     return (utc(when) - EPOCH).total_seconds()
+
+
+def from_seconds(value: float) -> datetime:
+    """The naive UTC time ``value`` seconds after 1970 (to the microsecond)."""
+    return EPOCH + timedelta(microseconds=round(value * 1_000_000))
 
 
 def to_document(story: Story, path: str = "") -> xapian.Document:

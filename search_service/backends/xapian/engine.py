@@ -59,6 +59,7 @@ from .document import (
     SLOT_NEGATED,
     SLOT_SECONDS,
     fields_of,
+    from_seconds,
         seconds,
     stored_story,
     to_document,
@@ -265,16 +266,17 @@ class XapianEngine:
         """Size and date range of the collection."""
         return self._read(self._stats)
 
-    def _stats(self, view: View) -> CollectionStats:
+    @staticmethod
+    def _stats(view: View) -> CollectionStats:
+        """The count, and the date range from the bounds Xapian keeps per value slot (no scan of the stories).
+
+        After deletions a bound may lie beyond the stories left: Xapian
+        widens bounds as stories come but does not narrow them as they go.
+        """
         db = view.db
-        ends = []
-        # Sorted descending: by the negated date, the oldest comes first; by the date, the newest.
-        for slot in (SLOT_NEGATED, SLOT_SECONDS):
-            enquire = self._enquire(db, xapian.Query(xapian.Query.OP_VALUE_GE, slot, xapian.sortable_serialise(-math.inf)))
-            enquire.set_sort_by_value(slot, True)
-            first = [item.document for item in enquire.get_mset(0, 1)]
-            ends.append(fields_of(first[0])["published"] if first else None)
-        return CollectionStats(db.get_doccount(), ends[0], ends[1])
+        low, high = db.get_value_lower_bound(SLOT_SECONDS), db.get_value_upper_bound(SLOT_SECONDS)
+        first, last = (from_seconds(xapian.sortable_unserialise(v)) if v else None for v in (low, high))
+        return CollectionStats(db.get_doccount(), first, last)
 
     # ------------------------------------------------------------ writes
 
