@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -36,11 +37,13 @@ from collections import Counter
 from pathlib import Path
 from statistics import mean
 
+from search_service.config import DEFAULT_THREADS  # after _common, which puts the checkout on sys.path
+
 from _common import (
     Server,
-    load_note,
     headline_vocabulary,
     headline_words,
+    load_note,
     percentile,
     python_load,
     reuters_index,
@@ -48,8 +51,6 @@ from _common import (
     table,
     work_dir,
 )
-
-from search_service.config import DEFAULT_THREADS  # after _common, which puts the checkout on sys.path
 
 CLASSES = ("single", "two-term", "phrase")
 VOCABULARY = 1000
@@ -92,7 +93,7 @@ def sample_queries(stories: list[dict[str, object]], per_class: int, seed: int) 
         known = [w for w in words if w in vocabulary]
         if len(set(known)) >= 2:
             pairs.append(known)
-        for a, b in zip(words, words[1:]):
+        for a, b in itertools.pairwise(words):
             if a in vocabulary and b in vocabulary and a != b:
                 phrases[f"{a} {b}"] += 1
     two_term = []
@@ -249,7 +250,7 @@ def run_wrk(
     command = ["wrk", "-t2", f"-c{clients}", f"-d{int(seconds)}s", "--timeout", "10s", "-s", str(folder / "bench.lua"),
                server.url, "--", str(folder / "paths.txt"), "0", str(think_ms)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
-    line = next((l for l in done.stdout.splitlines() if l.startswith("WRK_JSON ")), None)
+    line = next((out for out in done.stdout.splitlines() if out.startswith("WRK_JSON ")), None)
     if line is None:
         print(f"wrk gave no figures ({done.returncode}): {done.stdout[-500:]} {done.stderr[-500:]}", file=sys.stderr)
         return None

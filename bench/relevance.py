@@ -269,7 +269,7 @@ def end_to_end(collections: list[Collection], engines: list[str]) -> None:
         if top10.refused:
             print(f"  refused by the server (HTTP 400): {top10.refused} of {len(top10.answered)} judged queries")
             reasons: dict[str, int] = {}
-            for key, text in judged(collection):
+            for _key, text in judged(collection):
                 if text in refusals:
                     reason = re.sub(r"\d[\d,]*", "N", refusals[text].split(";")[0])
                     reasons[reason] = reasons.get(reason, 0) + 1

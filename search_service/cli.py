@@ -6,6 +6,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -52,7 +53,7 @@ def _progress(total: int, unchanged: int) -> Callable[[int], None]:
     return bar.update
 
 
-def _config(**overrides: object) -> Config:
+def _config(**overrides: Any) -> Config:
     """The configuration (environment, then options); a bad variable is one line naming it."""
     try:
         return Config.from_env(**overrides)
@@ -177,7 +178,8 @@ def serve(
     If there is no index yet and the stories folder exists, it is indexed
     first. Set SEARCH_SERVICE_TOKEN to turn on the write API.
     """
-    from .web.server import ServeError, serve as serve_forever
+    from .web.server import ServeError
+    from .web.server import serve as serve_forever
 
     config = _config(index_dir=index_dir, engine=engine, stories_dir=stories)
     try:

@@ -8,6 +8,7 @@ character of story text is HTML-escaped; ``<mark>`` is the only markup.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from html import escape
 from itertools import takewhile
 
@@ -34,6 +35,10 @@ def _mark(text: str, spans: Iterable[tuple[int, int, str]], start: int = 0, end:
 def mark_all(text: str, terms: frozenset[str]) -> str:
     """The whole of ``text``, escaped, with every matched word marked (headlines, story pages)."""
     return _mark(text, find_terms(text, terms))
+
+
+def _ends_by(end: int, span: tuple[int, int, str]) -> bool:
+    return span[1] <= end
 
 
 def _window(text: str, s: int, e: int, size: int) -> tuple[int, int]:
@@ -65,7 +70,7 @@ def fragments(
     candidates = []
     for i, (s, e, _) in enumerate(spans):
         start, end = _window(text, s, e, size)
-        inside = list(takewhile(lambda sp: sp[1] <= end, spans[i:]))
+        inside = list(takewhile(partial(_ends_by, end), spans[i:]))
         candidates.append((-len({t for _, _, t in inside}), -len(inside), start, end))
     chosen: list[tuple[int, int]] = []
     for _, _, start, end in sorted(candidates):

@@ -24,6 +24,8 @@ from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Request, 
 
 from conftest import REPO, LiveServer
 
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

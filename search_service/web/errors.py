@@ -53,8 +53,9 @@ def register(app: Flask) -> None:
             # Retry-After, counted to the end of its window, after this handler.
             message = f"too many requests: the limit is {message}; wait for the seconds in Retry-After"
         response, status = error_response(exc.code or 500, code, message)
-        if exc.code == 405 and exc.valid_methods:
-            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        valid_methods = getattr(exc, "valid_methods", None)  # werkzeug's MethodNotAllowed
+        if exc.code == 405 and valid_methods:
+            response.headers["Allow"] = ", ".join(valid_methods)
         return response, status
 
     @app.errorhandler(Exception)

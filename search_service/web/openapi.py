@@ -184,7 +184,7 @@ def _param(name: str) -> Schema:
 
 
 def _paths(limits: Limits, max_request_bytes: int) -> dict[str, Any]:
-    write_security = [{"bearer": []}]
+    write_security: list[dict[str, list[str]]] = [{"bearer": []}]
     return {
         "/healthz": {
             "get": {

@@ -66,7 +66,7 @@ def search_url(
         "per_page": args.get("per_page"),
         "page": page,
     }
-    params = {
+    params: dict[str, Any] = {
         name: str(value)
         for name, value in wanted.items()
         if value not in (None, "") and (name, str(value)) not in (("page", "1"), ("sort", "relevance"))

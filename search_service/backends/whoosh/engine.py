@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
-import time
 from dataclasses import dataclass
+from datetime import date, datetime
+from datetime import time as dtime
 from itertools import islice
-from datetime import date, datetime, time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,8 @@ from ...spelling import closest
 from ...stories import Story
 from .corpus import Corpus, day_number
 from .evaluation import Evaluation
-from .postings import POSTINGS_CACHE_SIZE, PostingsCache
 from .indexer import add_stories, delete_story, index_paths, open_index
+from .postings import POSTINGS_CACHE_SIZE, PostingsCache
 from .query import any_field, make_parser, parse
 from .schema import TEXT_FIELDS
 

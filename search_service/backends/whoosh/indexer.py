@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from whoosh import index as whoosh_index
 from whoosh.index import FileIndex, LockError
@@ -47,6 +48,7 @@ from .internals import (
     commit_segments,
     discard_segment,
     finish_segment,
+    lock_fd,
     unlocked_segment_writer,
 )
 from .schema import CODEC, build_schema, to_document
@@ -74,7 +76,7 @@ class _Plan:
 class _Batch:
     """One worker's output: a finished segment and the stories in it, in docnum order."""
 
-    segment: object | None = None
+    segment: Any = None  # Whoosh's segment, once written
     docs: list[tuple[tuple[int, int], str]] = field(default_factory=list)
     skips: list[Skip] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -262,7 +264,7 @@ def _build_parallel(
                 kind, payload = out.get(timeout=1.0)
             except queue.Empty:
                 if not any(w.is_alive() for w in workers) and out.empty():
-                    raise IndexWriteError("an indexing worker died unexpectedly; nothing was committed")
+                    raise IndexWriteError("an indexing worker died unexpectedly; nothing was committed") from None
                 continue
             if kind == "progress":
                 tick(payload)
@@ -387,7 +389,7 @@ def index_paths(
         summary.skips.extend(plan.skips)
         summary.unchanged_files = plan.unchanged
         tick = progress(len(plan.to_read), plan.unchanged) if progress else (lambda n: None)
-        batches = _build(ix, plan.to_read, procs, tick, writer.writelock.fd) if plan.to_read else []
+        batches = _build(ix, plan.to_read, procs, tick, lock_fd(writer)) if plan.to_read else []
         for batch in batches:
             summary.skips.extend(batch.skips)
             summary.warnings.extend(batch.warnings)
