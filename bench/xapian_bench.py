@@ -41,12 +41,9 @@ import sqlite3
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-
-from _common import load_note, percentile, reuters_index, reuters_stories, stored_stories, table, work_dir
-from query_bench import CLASSES, build_fts5, sample_queries, time_engine, time_fts5, time_searches
 
 import xapian
 
@@ -54,6 +51,9 @@ from search_service.backends.xapian.shards import SHARD_KEY
 from search_service.config import Config
 from search_service.engine import open_engine
 from search_service.stories import iter_story_files, read_file
+
+from _common import load_note, percentile, reuters_index, reuters_stories, stored_stories, table, work_dir
+from query_bench import CLASSES, build_fts5, sample_queries, time_engine, time_fts5, time_searches
 
 SHARDS = 3
 

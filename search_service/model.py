@@ -276,8 +276,8 @@ def json_schema(cls: type, limits: Limits) -> Schema:
 __all__ = [
     "SORTS",
     "CollectionStats",
-    "Hit",
     "EngineUnavailable",
+    "Hit",
     "IndexBusyError",
     "IndexSummary",
     "IndexWriteError",

@@ -20,7 +20,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,17 +30,16 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from conftest import SAMPLES
 from search_service.analysis import term_positions
+from search_service.backends.xapian.shards import shard_of
 from search_service.config import Config, Limits
 from search_service.engine import Engine, open_engine
 from search_service.model import SearchRequest
 from search_service.stories import Story, read_file
-from search_service.backends.xapian.shards import shard_of
 from search_service.web import create_app
 
-TOKEN = "contract-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+from conftest import AUTH, SAMPLES, TOKEN, parse_summary, run_cli
+
 TCPSRV = shutil.which("xapian-tcpsrv") or "/usr/bin/xapian-tcpsrv"
 SHARDS = 3
 HIT_KEYS = {"id", "headline", "published", "score", "highlights"}
@@ -176,7 +174,10 @@ def service(name: str, engine_spec: str, index_dir: Path, partial: bool = True) 
     return Service(name, engine, create_app(config, engine).test_client())
 
 
-@pytest.fixture(scope="module", params=["whoosh", "xapian-local", "xapian-3-shards"])
+@pytest.fixture(
+    scope="module",
+    params=["whoosh", "xapian-local", pytest.param("xapian-3-shards", marks=pytest.mark.slow)],
+)
 def svc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     folder = tmp_path_factory.mktemp(f"contract-{request.param}")
     if request.param == "whoosh":
@@ -373,6 +374,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     made.stop()
 
 
+@pytest.mark.slow  # real xapian-tcpsrv or search-service processes
 def test_a_dead_primary_fails_over_to_its_replica(cluster: Cluster, tmp_path: Path) -> None:
     front = service("front", cluster.engine, tmp_path)
     before = search(front, q="*")
@@ -385,6 +387,7 @@ def test_a_dead_primary_fails_over_to_its_replica(cluster: Cluster, tmp_path: Pa
     assert search(service("late", cluster.engine, tmp_path), q="*")["total"] == before["total"]
 
 
+@pytest.mark.slow  # real xapian-tcpsrv or search-service processes
 def test_a_shard_with_no_live_copy_gives_flagged_partial_results(cluster: Cluster, tmp_path: Path) -> None:
     front = service("front", cluster.engine, tmp_path)
     strict = service("strict", cluster.engine, tmp_path, partial=False)
@@ -407,6 +410,7 @@ def test_a_shard_with_no_live_copy_gives_flagged_partial_results(cluster: Cluste
     assert write.status_code == 503 and write.get_json()["error"]["code"] == "unavailable"
 
 
+@pytest.mark.slow  # real xapian-tcpsrv or search-service processes
 def test_a_silent_shard_times_out(cluster: Cluster, tmp_path: Path) -> None:
     """A shard that accepts connections but never answers (a stopped process) is left out after the timeout."""
     config = Config(engine=cluster.engine, index_dir=tmp_path, rate_limit=None, limits=Limits(time_limit=0.5))
@@ -441,6 +445,7 @@ def reuters_queries(stories_dir: Path, count: int = 100) -> list[str]:
     return queries
 
 
+@pytest.mark.slow  # real xapian-tcpsrv or search-service processes
 def test_three_shards_rank_as_one_database(reuters_dir: Path, tmp_path: Path) -> None:
     """Top 10 ids and scores of 100 Reuters queries: 3 shards over xapian-tcpsrv equal one database of every story.
 
@@ -500,45 +505,37 @@ def test_published_dates_round_trip(tmp_path: Path) -> None:
     assert {h.id for h in dated.hits} == {"aware", "new"}
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The real ``search-service`` command."""
-    return subprocess.run(
-        [sys.executable, "-m", "search_service", *args],
-        capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=120,
-    )
-
-
+@pytest.mark.slow  # real xapian-tcpsrv or search-service processes
 def test_cli_indexes_shards_incrementally_and_refuses_mixing_them(tmp_path: Path) -> None:
     stories = tmp_path / "stories"
     shutil.copytree(SAMPLES, stories, ignore=shutil.ignore_patterns("index"))
     counts = []
     for number in (1, 2, 3):
-        done = cli("index", str(stories), "--engine", f"xapian:{tmp_path / f's{number}'}", "--shard", f"{number}/3")
+        done = run_cli("index", str(stories), "--engine", f"xapian:{tmp_path / f's{number}'}", "--shard", f"{number}/3")
         assert done.returncode == 0, done.stderr
-        counts.append(int(done.stdout.split(": ")[1].split()[0]))
+        counts.append(parse_summary(done.stdout).added)
     assert sum(counts) == len(sample_stories()) and all(counts)
     for number, count in zip((1, 2, 3), counts):
         ids = {i for i in sample_stories() if shard_of(i, 3) == number - 1}
         assert len(ids) == count
     # A later run remembers the shard: nothing to do, nothing added from other shards.
-    again = cli("index", str(stories), "--engine", f"xapian:{tmp_path / 's1'}")
-    assert again.returncode == 0 and f"0 added, 0 updated, 0 removed, 0 skipped, {len(sample_stories())} files unchanged" in again.stdout
+    again = parse_summary(run_cli("index", str(stories), "--engine", f"xapian:{tmp_path / 's1'}").stdout)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, len(sample_stories()))
     # A changed file is read again; its story is updated on the shard that holds it, and no other.
     story_file = sorted(stories.glob("*.txt"))[0]
     story_id = read_file(story_file).stories[0].id
     story_file.write_text(story_file.read_text(encoding="utf-8").replace("\n", "\n\n", 1), encoding="utf-8")
     owner = shard_of(story_id, 3) + 1
     for number in (1, 2, 3):
-        line = cli("index", str(stories), "--engine", f"xapian:{tmp_path / f's{number}'}").stdout
-        assert ("1 updated" in line) == (number == owner), line
+        summary = parse_summary(run_cli("index", str(stories), "--engine", f"xapian:{tmp_path / f's{number}'}").stdout)
+        assert summary.updated == (1 if number == owner else 0)
     story_file.unlink()
-    line = cli("index", str(stories), "--engine", f"xapian:{tmp_path / f's{owner}'}").stdout
-    assert "1 removed" in line, line
+    assert parse_summary(run_cli("index", str(stories), "--engine", f"xapian:{tmp_path / f's{owner}'}").stdout).removed == 1
 
-    wrong = cli("index", str(stories), "--engine", f"xapian:{tmp_path / 's1'}", "--shard", "2/3")
+    wrong = run_cli("index", str(stories), "--engine", f"xapian:{tmp_path / 's1'}", "--shard", "2/3")
     assert wrong.returncode == 1 and "holds shard 1/3" in wrong.stderr and "Traceback" not in wrong.stderr
     for bad in ("0/3", "4/3", "x", "1/0"):
-        refused = cli("index", str(stories), "--engine", f"xapian:{tmp_path / 'new'}", "--shard", bad)
+        refused = run_cli("index", str(stories), "--engine", f"xapian:{tmp_path / 'new'}", "--shard", bad)
         assert refused.returncode != 0 and "I/N" in refused.stderr and "Traceback" not in refused.stderr
-    whoosh = cli("index", str(stories), "--engine", "whoosh", "--index", str(tmp_path / "w"), "--shard", "1/3")
+    whoosh = run_cli("index", str(stories), "--engine", "whoosh", "--index", str(tmp_path / "w"), "--shard", "1/3")
     assert whoosh.returncode != 0 and "--shard" in whoosh.stderr

@@ -14,7 +14,7 @@ from .engine import XapianEngine
 from .shards import Cluster, Local, parse_shard, topology
 
 
-def open(config: Config, create: bool = False) -> XapianEngine:  # noqa: A001 - the backend contract's name
+def open(config: Config, create: bool = False) -> XapianEngine:
     """The engine ``config.engine`` names (see :mod:`.shards` for the forms it takes)."""
     topo = topology(config)
     try:

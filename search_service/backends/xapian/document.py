@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import xapian
@@ -52,7 +52,7 @@ EPOCH = datetime(1970, 1, 1)
 
 def utc(when: datetime) -> datetime:
     """``when`` as a naive UTC time (a naive time is UTC already)."""
-    return when.astimezone(timezone.utc).replace(tzinfo=None) if when.tzinfo is not None else when
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when
 
 
 def seconds(when: datetime) -> float:

@@ -19,7 +19,8 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, time as dtime
+from datetime import datetime
+from datetime import time as dtime
 from itertools import islice
 from typing import TypeVar
 
@@ -32,8 +33,8 @@ from ...model import (
     EngineUnavailable,
     Hit,
     IndexBusyError,
-    IndexWriteError,
     IndexSummary,
+    IndexWriteError,
     SearchRequest,
     SearchResult,
     StoredStory,
@@ -50,7 +51,7 @@ from ...suggestions import (
     completions,
     spelling_fix,
 )
-from ..whoosh.similarity import B, K1
+from ..whoosh.similarity import K1, B
 from .document import (
     BODY,
     HEADLINE,
@@ -60,7 +61,7 @@ from .document import (
     SLOT_SECONDS,
     fields_of,
     from_seconds,
-        seconds,
+    seconds,
     stored_story,
     to_document,
 )
@@ -156,6 +157,7 @@ class XapianEngine:
         enquire.add_matchspy(spy)
         depth = request.page * request.per_page
         everything = max(db.get_doccount(), 1)
+        ranked: list[tuple[xapian.Document, float | None]]
         if request.sort in ("newest", "oldest"):
             # Descending, so undated stories (no value) come last either way.
             enquire.set_sort_by_value(SLOT_SECONDS if request.sort == "newest" else SLOT_NEGATED, True)
@@ -377,7 +379,7 @@ def _hit(doc: xapian.Document, score: float | None, terms: dict[str, frozenset[s
 
 def _by_recency(
     enquire: xapian.Enquire, db: xapian.Database, depth: int, everything: int
-) -> tuple[xapian.MSet, list[tuple[xapian.Document, float]]]:
+) -> tuple[xapian.MSet, list[tuple[xapian.Document, float | None]]]:
     """The first ``depth`` matches by relevance times the recency boost (at most 1 + RECENCY_WEIGHT).
 
     Matches are fetched by relevance until the one at ``depth`` after boosting

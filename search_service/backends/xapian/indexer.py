@@ -24,7 +24,7 @@ import xapian
 
 from ...model import IndexSummary, IndexWriteError
 from ...stories import Skip, iter_story_files, read_file
-from .document import FILE, ID, file_key, fields_of, to_document
+from .document import FILE, ID, fields_of, file_key, to_document
 from .shards import SHARD_KEY, shard_of
 
 MANIFEST_KEY = "search_service_files"
@@ -71,7 +71,7 @@ def index_paths(
                 dropped.add(fields_of(db.get_document(posting.docid))["id"])
             db.delete_document(term)
         seen: set[str] = set()
-        for n, path in enumerate(to_read, 1):
+        for _n, path in enumerate(to_read, 1):
             result = read_file(path)
             summary.skips.extend(result.skips)
             summary.warnings.extend(result.warnings)
