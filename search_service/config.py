@@ -89,11 +89,21 @@ class Config:
         if env.get("SEARCH_SERVICE_TRUSTED_PROXY"):
             values["trusted_proxy"] = env["SEARCH_SERVICE_TRUSTED_PROXY"]
         if env.get("SEARCH_SERVICE_PARTIAL"):
-            values["partial"] = env["SEARCH_SERVICE_PARTIAL"].strip().lower() not in ("off", "no", "0", "false")
+            values["partial"] = _switch(env, "SEARCH_SERVICE_PARTIAL")
         if env.get("SEARCH_SERVICE_WRITE_TIMEOUT"):
             values["write_timeout"] = _number(env, "SEARCH_SERVICE_WRITE_TIMEOUT", float)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)
+
+
+def _switch(env: Any, name: str) -> bool:
+    """``on``/``off`` (or yes/no, true/false, 1/0) in ``env[name]``, or a :class:`ConfigError` naming the variable."""
+    raw = env[name].strip().lower()
+    if raw in ("on", "yes", "true", "1"):
+        return True
+    if raw in ("off", "no", "false", "0"):
+        return False
+    raise ConfigError(f"{name} must be on or off, not {env[name].strip()!r}")
 
 
 def _number(env: Any, name: str, kind: type[int] | type[float]) -> Any:
