@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -36,11 +37,13 @@ from collections import Counter
 from pathlib import Path
 from statistics import mean
 
+from search_service.config import DEFAULT_THREADS  # after _common, which puts the checkout on sys.path
+
 from _common import (
     Server,
-    load_note,
     headline_vocabulary,
     headline_words,
+    load_note,
     percentile,
     python_load,
     reuters_index,
@@ -48,8 +51,6 @@ from _common import (
     table,
     work_dir,
 )
-
-from search_service.config import DEFAULT_THREADS  # after _common, which puts the checkout on sys.path
 
 CLASSES = ("single", "two-term", "phrase")
 VOCABULARY = 1000
@@ -92,7 +93,7 @@ def sample_queries(stories: list[dict[str, object]], per_class: int, seed: int) 
         known = [w for w in words if w in vocabulary]
         if len(set(known)) >= 2:
             pairs.append(known)
-        for a, b in zip(words, words[1:]):
+        for a, b in itertools.pairwise(words):
             if a in vocabulary and b in vocabulary and a != b:
                 phrases[f"{a} {b}"] += 1
     two_term = []
@@ -127,16 +128,24 @@ def time_engine(
     """
     from search_service.backends.whoosh import WhooshEngine
     from search_service.backends.whoosh.postings import POSTINGS_CACHE_SIZE
+
+    return time_searches(WhooshEngine(index_dir, cache_size=POSTINGS_CACHE_SIZE if cache else 0), queries, rounds)
+
+
+def time_searches(
+    engine: object, queries: dict[str, list[str]], rounds: int
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Per-class latencies (ms) of ``engine.search(per_page=10)`` over ``rounds`` passes, after a warm-up pass that also gives the mean totals."""
     from search_service.model import SearchRequest
 
-    engine = WhooshEngine(index_dir, cache_size=POSTINGS_CACHE_SIZE if cache else 0)
-    totals = {c: mean(engine.search(SearchRequest(q=q)).total for q in qs) for c, qs in queries.items()}
+    search = engine.search  # type: ignore[attr-defined]
+    totals = {c: mean(search(SearchRequest(q=q)).total for q in qs) for c, qs in queries.items()}
     times: dict[str, list[float]] = {c: [] for c in queries}
     for _ in range(rounds):
         for c, qs in queries.items():
             for q in qs:
                 t0 = time.perf_counter()
-                engine.search(SearchRequest(q=q, per_page=10))
+                search(SearchRequest(q=q, per_page=10))
                 times[c].append((time.perf_counter() - t0) * 1000.0)
     return times, totals
 
@@ -241,7 +250,7 @@ def run_wrk(
     command = ["wrk", "-t2", f"-c{clients}", f"-d{int(seconds)}s", "--timeout", "10s", "-s", str(folder / "bench.lua"),
                server.url, "--", str(folder / "paths.txt"), "0", str(think_ms)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
-    line = next((l for l in done.stdout.splitlines() if l.startswith("WRK_JSON ")), None)
+    line = next((out for out in done.stdout.splitlines() if out.startswith("WRK_JSON ")), None)
     if line is None:
         print(f"wrk gave no figures ({done.returncode}): {done.stdout[-500:]} {done.stderr[-500:]}", file=sys.stderr)
         return None

@@ -36,10 +36,10 @@ from _common import REPO, reuters_index, shared_dir, stored_stories, table
 
 sys.path.insert(0, str(REPO))
 
-from search_service.analysis import STOP, fold  # noqa: E402
-from search_service.backends.whoosh import WhooshEngine  # noqa: E402
-from search_service.model import SearchRequest  # noqa: E402
-from search_service.vocabulary import text_words  # noqa: E402
+from search_service.analysis import STOP, fold
+from search_service.backends.whoosh import WhooshEngine
+from search_service.model import SearchRequest
+from search_service.vocabulary import text_words
 
 KINDS = ("dropped", "doubled", "swapped", "neighbour")
 MIN_WORD = 5

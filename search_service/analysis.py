@@ -19,14 +19,19 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from functools import lru_cache
+from typing import Any
 
 from whoosh.analysis import STOP_WORDS
 from whoosh.lang.porter2 import stem
 
+from .arabic import WORD_MARKS, normalize_script
+
 #: A word: letters/digits, optionally joined by an apostrophe or a dot
 #: (``don't``, ``U.S``, ``2.7``).  Hyphens split words (``Al-Haq`` -> al, haq).
 _JOINERS = ".'’‘ʼ`´"
-TOKEN_RE = re.compile(rf"\w+(?:[{_JOINERS}]\w+)*")
+#: Combining marks and ZWNJ inside a word are part of it (Arabic harakat, ``می‌روند``).
+_WORD = rf"\w[\w{WORD_MARKS}]*"
+TOKEN_RE = re.compile(rf"{_WORD}(?:[{_JOINERS}]{_WORD})*")
 
 #: Apostrophe-like characters removed inside words, so Asa’ib = Asaib.
 _APOSTROPHES = dict.fromkeys(map(ord, "'’‘ʼ`´"), None)
@@ -38,30 +43,24 @@ _QUOTES = {ord(c): '"' for c in "“”„‟«»"}
 #: short list keeps.  Measured with bench/relevance.py (nDCG@10): Cranfield
 #: 0.381 -> 0.390, CISI 0.313 -> 0.323.
 STOP = frozenset(STOP_WORDS) | frozenset(
-    """i me my myself we our ours ourselves you your yours yourself yourselves he him his himself
-    she her hers herself it its itself they them their theirs themselves what which who whom this
-    that these those am is are was were be been being have has had having do does did doing a an
-    the and but if or because as until while of at by for with about against between into through
-    during before after above below to from up down in out on off over under again further then
-    once here there when where why how all any both each few more most other some such no nor not
-    only own same so than too very can will just don should now""".split()
+    ["i", "me", "my", "myself", "we", "our", "ours", "ourselves", "you", "your", "yours", "yourself", "yourselves", "he", "him", "his", "himself", "she", "her", "hers", "herself", "it", "its", "itself", "they", "them", "their", "theirs", "themselves", "what", "which", "who", "whom", "this", "that", "these", "those", "am", "is", "are", "was", "were", "be", "been", "being", "have", "has", "had", "having", "do", "does", "did", "doing", "a", "an", "the", "and", "but", "if", "or", "because", "as", "until", "while", "of", "at", "by", "for", "with", "about", "against", "between", "into", "through", "during", "before", "after", "above", "below", "to", "from", "up", "down", "in", "out", "on", "off", "over", "under", "again", "further", "then", "once", "here", "there", "when", "where", "why", "how", "all", "any", "both", "each", "few", "more", "most", "other", "some", "such", "no", "nor", "not", "only", "own", "same", "so", "than", "too", "very", "can", "will", "just", "don", "should", "now"]
 )
 MIN_LENGTH = 2
 _CACHE_LIMIT = 500_000
 
 # token text -> term, or None for a stop word
 _cache: dict[str, str | None] = {}
-_MISSING = object()
+_MISSING: Any = object()
 
 
 def fold(text: str) -> str:
-    """NFKC, apostrophe removal, case folding and accent stripping (no stemming)."""
+    """NFKC, apostrophe removal, case folding, accent stripping, Arabic and Persian variants (no stemming)."""
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
     text = text.translate(_APOSTROPHES).casefold()
     if not text.isascii():
         decomposed = unicodedata.normalize("NFKD", text.translate(_QUOTES))
-        text = "".join(c for c in decomposed if not unicodedata.combining(c))
+        text = normalize_script("".join(c for c in decomposed if not unicodedata.combining(c)))
     return text
 
 
@@ -79,7 +78,7 @@ def normalize(word: str) -> str | None:
         if len(_cache) >= _CACHE_LIMIT:
             _cache.clear()
         found = _cache[word] = _analyse_word(word)
-    return found  # type: ignore[return-value]
+    return found
 
 
 def tokens(text: str) -> Iterator[tuple[str, int, int, int]]:
@@ -119,7 +118,7 @@ def find_terms(text: str, terms: frozenset[str]) -> list[tuple[int, int, str]]:
 def _starting_with(firsts: str) -> re.Pattern[str]:
     letters = re.escape("".join(sorted(set(firsts + firsts.upper()))))
     # Not inside a token: neither after a word character nor after a joiner that follows one.
-    return re.compile(rf"(?<!\w)(?<!\w[{_JOINERS}])(?=[{letters}]|[^\x00-\x7f])" + TOKEN_RE.pattern)
+    return re.compile(rf"(?<![\w{WORD_MARKS}])(?<!\w[{_JOINERS}])(?=[{letters}]|[^\x00-\x7f])" + TOKEN_RE.pattern)
 
 
 def term_positions(text: str) -> dict[str, list[int]]:
@@ -128,9 +127,8 @@ def term_positions(text: str) -> dict[str, list[int]]:
     cache = _cache
     pos = 0
     for word in TOKEN_RE.findall(text):
-        term = cache.get(word, _MISSING)
-        if term is _MISSING:
-            term = normalize(word)
+        cached = cache.get(word, _MISSING)
+        term = normalize(word) if cached is _MISSING else cached
         if term is not None:
             if term in positions:
                 positions[term].append(pos)

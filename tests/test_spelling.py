@@ -15,8 +15,12 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_hostile import QUERY_PIECES
+from test_pages import Page, api, get
 
+from search_service.analysis import TOKEN_RE
 from search_service.backends.whoosh import WhooshEngine
 from search_service.backends.whoosh.indexer import add_stories, open_index
 from search_service.backends.whoosh.wordfiles import words_path
@@ -24,12 +28,9 @@ from search_service.model import SearchRequest
 from search_service.spelling import correct_query, correct_word, within
 from search_service.stories import Story
 from search_service.vocabulary import Vocabulary, WordCounts, text_words
-from search_service.analysis import TOKEN_RE
-from test_hostile import QUERY_PIECES
-from test_pages import Page, api, get
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import spelling_bench  # noqa: E402
+import spelling_bench
 
 #: The smallest set of the spelling bench, and the share of it the engine must put right.
 SMALLEST_SET = 100
@@ -101,7 +102,7 @@ def test_only_misspelt_words_are_corrected_and_the_syntax_is_kept(typed: str, co
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(QUERY_PIECES + ["explorattion", "Cofee", "OPEK", "cofee*"]), max_size=20).map(" ".join)
+@given(st.lists(st.sampled_from([*QUERY_PIECES, "explorattion", "Cofee", "OPEK", "cofee*"]), max_size=20).map(" ".join)
        | st.text(max_size=80))
 def test_a_correction_changes_words_only(typed: str) -> None:
     words = vocabulary({"oil": 400, "exploration": 50, "opec": 300, "coffee": 30, "price": 200, "bank": 100})

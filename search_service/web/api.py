@@ -5,14 +5,13 @@ from __future__ import annotations
 import hmac
 import json
 from datetime import date
-from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from ..config import Config
 from ..engine import Engine
 from ..model import IndexBusyError, SearchRequest
-from ..stories import ID_PATTERN, Story, StoryError, story_from_mapping
+from ..stories import ID_PATTERN, Story, StoryError, parse_json_lines, story_from_mapping
 from .errors import BadRequest, error_response
 from .openapi import openapi_document
 
@@ -50,14 +49,9 @@ def date_arg(name: str) -> date | None:
         raise BadRequest(f"{name} must be a date as YYYY-MM-DD, not {raw[:40]!r}") from None
 
 
-def spell_arg() -> bool:
-    """``spell=off`` asks for the results of the query as typed, not of its spelling correction."""
-    raw = request.args.get("spell", "").strip().lower()
-    if raw in ("", "on", "true", "1"):
-        return True
-    if raw in ("off", "false", "0"):
-        return False
-    raise BadRequest(f"spell must be on or off, not {raw[:40]!r}")
+def switch_arg(name: str) -> bool:
+    """A switch that is on unless ``off`` (or ``false``, ``0``, ``no``): ``collapse``, ``spell``."""
+    return request.args.get(name, "on").strip().lower() not in ("off", "false", "0", "no")
 
 
 def search_request() -> SearchRequest:
@@ -69,7 +63,8 @@ def search_request() -> SearchRequest:
         sort=request.args.get("sort", "relevance") or "relevance",
         date_from=date_arg("from"),
         date_to=date_arg("to"),
-        spell=spell_arg(),
+        collapse=switch_arg("collapse"),
+        spell=switch_arg("spell"),
     )
 
 
@@ -142,32 +137,24 @@ def _authorize() -> None:
 
 
 def _stories_from_body() -> list[Story]:
-    """One JSON object, or NDJSON (one object per line); errors name the line and field."""
+    """One JSON object (which may span lines), or NDJSON (one object per line); errors name the line and field."""
     text = request.get_data(cache=False, as_text=True)
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    if not lines:
+    if not text.strip():
         raise BadRequest("the body is empty: send a JSON story object or NDJSON lines")
     try:
         single = json.loads(text)
     except ValueError:
         single = None
-    items: list[tuple[str, Any]] = []
     if isinstance(single, dict):
-        items = [("body", single)]
-    else:
-        for n, line in lines:
-            try:
-                items.append((f"line {n}", json.loads(line)))
-            except ValueError as exc:
-                raise BadRequest(f"line {n}: not valid JSON ({exc.msg})") from None
-    stories = []
-    for where, item in items:
-        if not isinstance(item, dict):
-            raise BadRequest(f"{where}: a story must be a JSON object")
         try:
-            stories.append(story_from_mapping(item, source=item.get("source") or "api"))
+            return [story_from_mapping(single, source="api")]
         except StoryError as exc:
-            raise BadRequest(f"{where}: {exc}") from None
+            raise BadRequest(f"body: {exc}") from None
+    stories = []
+    for number, story, reason in parse_json_lines(text, source="api"):
+        if story is None:
+            raise BadRequest(f"line {number}: {reason}")
+        stories.append(story)
     return stories
 
 
