@@ -235,9 +235,10 @@ def test_an_accented_word_is_not_made_another_word(reuters_server) -> None:
     assert result["suggestion"] is None and result["total"] > 0
 
 
-def test_a_wrong_spell_value_is_a_400(reuters_server) -> None:
-    response = get(reuters_server, "/api/search", q="coffee", spell="maybe")
-    assert response.status_code == 400 and "spell must be on or off" in response.json()["error"]["message"]
+@pytest.mark.parametrize(("value", "corrected"), [("off", False), ("0", False), ("no", False), ("on", True), ("x", True)])
+def test_spell_is_on_unless_switched_off(reuters_server, value: str, corrected: bool) -> None:
+    result = api(reuters_server, "/api/search", q="coffe", spell=value)
+    assert (result["corrected_from"] == "coffe") is corrected
 
 
 def test_the_page_shows_results_for_the_correction_and_offers_the_query_as_typed(reuters_server) -> None:

@@ -186,7 +186,7 @@ class WhooshEngine:
         parsed, scores, matched = self._matches(view.searcher, corpus, query, request)
         correction = self._correction(view.searcher, query)
         fixed = self._matches_of_correction(view.searcher, corpus, correction, request)
-        if fixed and request.spell and not matched.any():
+        if fixed and correction and request.spell and not matched.any():
             query, corrected_from = correction, query
             parsed, scores, matched = fixed
         elif fixed:
