@@ -94,6 +94,8 @@ class SearchRequest:
     sort: str = "relevance"
     date_from: date | None = None
     date_to: date | None = None
+    #: Near-duplicate stories shown as one hit (the best-ranked) with the others as ``similar``; False shows each.
+    collapse: bool = True
 
 
 def check_request(request: SearchRequest, limits: Limits) -> None:
@@ -135,6 +137,15 @@ class Hit:
     published: datetime | None = shaped(_PUBLISHED)
     score: float | None = shaped(nullable({"type": "number"}) | {"description": "null when sorted by date."}, digits=4)
     highlights: dict[str, Any] = shaped(ref("Highlights"))
+    similar: dict[str, Any] | None = shaped(
+        nullable(
+            closed_object(
+                {"count": {"type": "integer", "minimum": 1}, "ids": {"type": "array", "items": STORY_ID_SCHEMA}}
+            )
+        )
+        | {"description": "Other versions of this story (near-duplicates), shown under it; null when it has none."},
+        default=None,
+    )
 
     @classmethod
     def marked(cls, stored: StoredStory, score: float | None, terms: dict[str, frozenset[str]]) -> Hit:
@@ -159,7 +170,14 @@ class SearchResult:
     """One page of hits, the total, the facets and a spelling suggestion."""
 
     query: str = shaped({"type": "string"})
-    total: int = shaped({"type": "integer", "minimum": 0, "description": "Stories matching, on all pages."})
+    total: int = shaped(
+        {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Results on all pages: stories matching, with each group of near-duplicates counted "
+            "once (as are the facets) unless collapse=off.",
+        }
+    )
     page: int = shaped({"type": "integer", "minimum": 1})
     per_page: int = shaped(lambda limits: {"type": "integer", "minimum": 1, "maximum": limits.max_per_page})
     sort: str = shaped({"type": "string", "enum": list(SORTS)})
@@ -200,8 +218,19 @@ class StoredStory:
     headline: str = shaped({"type": "string"})
     published: datetime | None = shaped(_PUBLISHED)
     body: str = shaped({"type": "string", "description": "Plain text; paragraphs separated by a blank line."})
-    source: str | None = shaped(nullable({"type": "string"}))
+    source: str | None = shaped(
+        nullable({"type": "string"})
+        | {"description": "Where the story came from: a file's name, `api`, or the name or address its writer gave."}
+    )
     url: str | None = shaped(nullable({"type": "string"}))
+    versions: list[dict[str, Any]] = shaped(
+        {
+            "type": "array",
+            "items": closed_object({"id": STORY_ID_SCHEMA, "headline": {"type": "string"}, "published": _PUBLISHED}),
+            "description": "Other versions of this story (near-duplicates), oldest first.",
+        },
+        default_factory=list,
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return to_json(self)

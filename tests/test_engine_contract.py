@@ -42,7 +42,7 @@ from conftest import AUTH, SAMPLES, TOKEN, parse_summary, run_cli
 
 TCPSRV = shutil.which("xapian-tcpsrv") or "/usr/bin/xapian-tcpsrv"
 SHARDS = 3
-HIT_KEYS = {"id", "headline", "published", "score", "highlights"}
+HIT_KEYS = {"id", "headline", "published", "score", "highlights", "similar"}
 SEARCH_KEYS = {"query", "total", "page", "per_page", "sort", "took_ms", "hits", "suggestion", "facets"}
 
 
