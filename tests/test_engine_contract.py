@@ -296,6 +296,7 @@ def test_story_related_suggest_and_stats(svc: Service) -> None:
     story_id = search(svc, q="drought")["hits"][0]["id"]
     got = svc.client.get(f"/api/stories/{story_id}").get_json()
     assert (got["id"], got["headline"], got["body"]) == (story_id, stories[story_id].headline, stories[story_id].body)
+    assert got["source"] == Path(stories[story_id].source).name  # a file's name, never the server's path
     assert svc.client.get("/api/stories/no-such-story").status_code == 404
     related = svc.client.get(f"/api/stories/{story_id}/related").get_json()["hits"]
     assert related and story_id not in {h["id"] for h in related}
