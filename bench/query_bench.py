@@ -127,10 +127,10 @@ def time_engine(
     every query reads and decodes its posting lists as on first sight.
     """
     from search_service.backends.whoosh import WhooshEngine
-    from search_service.backends.whoosh.postings import POSTINGS_CACHE_SIZE
+    from search_service.config import DEFAULT_CACHE_MB
     from search_service.model import SearchRequest
 
-    engine = WhooshEngine(index_dir, cache_size=POSTINGS_CACHE_SIZE if cache else 0)
+    engine = WhooshEngine(index_dir, cache_mb=DEFAULT_CACHE_MB if cache else 0)
     totals = {c: mean(engine.search(SearchRequest(q=q)).total for q in qs) for c, qs in queries.items()}
     times: dict[str, list[float]] = {c: [] for c in queries}
     for _ in range(rounds):
