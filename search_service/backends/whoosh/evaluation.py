@@ -236,13 +236,14 @@ class Evaluation:
             postings = self._read(q.fieldname, word)
             starts, flat = postings.positions_at(np.searchsorted(postings.ids, candidates))
             docs = np.repeat(candidates, np.diff(starts))
-            # (document, position where the phrase would start) as one integer
-            found = np.unique(docs * _POSITION_SPAN + (flat - offset))
-            keys = found if keys is None else np.intersect1d(keys, found, assume_unique=True)
+            # (document, position where the phrase would start) as one integer: ascending
+            # and distinct, as the candidates and each posting's positions are
+            found = docs * _POSITION_SPAN + (flat - offset)
+            keys = found if keys is None else _common(keys, found)
             if keys.size == 0:
                 break
-        if keys is not None and keys.size:
-            matched[np.unique(keys // _POSITION_SPAN)] = True
+        if keys is not None:
+            matched[keys // _POSITION_SPAN] = True
         return matched
 
     def _published(self, q: wq.NumericRange) -> tuple[np.ndarray, np.ndarray]:
@@ -259,6 +260,14 @@ class Evaluation:
         scores, matched = self._empty()
         matched[list(self.searcher.docs_for_query(q))] = True
         return scores, matched
+
+
+def _common(keys: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """The ``keys`` also in ``found`` (both ascending): a binary search each, no sort of both."""
+    if found.size == 0:
+        return found
+    at = np.searchsorted(found, keys).clip(max=found.size - 1)
+    return keys[found[at] == keys]
 
 
 def _total(arrays: list[np.ndarray]) -> np.ndarray:
