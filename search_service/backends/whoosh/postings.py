@@ -3,9 +3,9 @@
 Whoosh's matchers step through postings one Python call at a time; here a
 term's postings in one segment are read a whole block at a time
 (:func:`.internals.posting_blocks`) into arrays of document numbers and
-frequencies, with their encoded positions joined into one ``bytes`` and
-decoded with array operations (:func:`.internals.decode_position_values`)
-only for the stories a phrase asks about.
+frequencies, and their positions decoded with array operations
+(:func:`.internals.decode_position_values`) into one array, so a phrase
+only gathers the positions of the stories it asks about.
 """
 
 from __future__ import annotations
@@ -25,29 +25,28 @@ _ENTRY_BYTES = 600
 
 @dataclass
 class Postings:
-    """One segment's postings of a term: document numbers (ascending), frequencies, encoded positions.
+    """One segment's postings of a term: document numbers (ascending), frequencies, positions.
 
-    The positions of posting ``i`` are ``values[offsets[i]:offsets[i + 1]]``
-    in :func:`.internals.encode_positions`'s form.
+    The positions of posting ``i`` are ``positions[starts[i]:starts[i + 1]]``
+    (none for a field without positions).
     """
 
     ids: np.ndarray
     tfs: np.ndarray
-    values: bytes
-    offsets: np.ndarray
+    starts: np.ndarray
+    positions: np.ndarray  # int32
 
     @property
     def nbytes(self) -> int:
         """What it holds in memory, in bytes: the cache's unit."""
-        return self.ids.nbytes + self.tfs.nbytes + len(self.values) + self.offsets.nbytes + _ENTRY_BYTES
+        return self.ids.nbytes + self.tfs.nbytes + self.starts.nbytes + self.positions.nbytes + _ENTRY_BYTES
 
     def positions_at(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(starts, flat)``: the positions of posting ``at[i]`` are ``flat[starts[i]:starts[i + 1]]``.
-
-        Decoded on each call, for those postings only: a phrase of two
-        common words decodes the positions of the stories with both.
-        """
-        return decode_position_values(self.values, self.offsets[at], self.offsets[at + 1])
+        """``(starts, flat)``: the positions of posting ``at[i]`` are ``flat[starts[i]:starts[i + 1]]``."""
+        lengths = self.starts[at + 1] - self.starts[at]
+        local = np.zeros(len(at) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=local[1:])
+        return local, self.positions[np.repeat(self.starts[at] - local[:-1], lengths) + np.arange(int(local[-1]))]
 
 
 class JoinedPostings:
@@ -79,8 +78,8 @@ class JoinedPostings:
 class PostingsCache:
     """A thread-safe LRU of decoded postings, bounded in bytes (:attr:`Postings.nbytes`).
 
-    A posting costs 32 bytes (document number, frequency, offset) plus its
-    encoded positions (about 12 bytes in a 300-word story).
+    A posting costs 24 bytes (document number, frequency, where its
+    positions start) plus 4 bytes a position.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -127,9 +126,13 @@ def read_postings(leaf, fieldname: str, text: str | bytes) -> Postings:  # type:
         values.extend(block_values or [b""] * len(ids))
     offsets = np.zeros(len(values) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)), out=offsets[1:])
+    if offsets[-1]:
+        starts, positions = decode_position_values(b"".join(values), offsets[:-1], offsets[1:])
+    else:  # no positions in this field
+        starts, positions = np.zeros(len(values) + 1, dtype=np.int64), np.zeros(0)
     if not id_parts:
-        return Postings(np.zeros(0, dtype=np.int64), np.zeros(0), b"", offsets)
-    return Postings(np.concatenate(id_parts), np.concatenate(tf_parts), b"".join(values), offsets)
+        return Postings(np.zeros(0, dtype=np.int64), np.zeros(0), starts, positions.astype(np.int32))
+    return Postings(np.concatenate(id_parts), np.concatenate(tf_parts), starts, positions.astype(np.int32))
 
 
 __all__ = ["JoinedPostings", "Postings", "PostingsCache", "read_postings"]
