@@ -24,10 +24,14 @@ from typing import Any
 from whoosh.analysis import STOP_WORDS
 from whoosh.lang.porter2 import stem
 
+from .arabic import WORD_MARKS, normalize_script
+
 #: A word: letters/digits, optionally joined by an apostrophe or a dot
 #: (``don't``, ``U.S``, ``2.7``).  Hyphens split words (``Al-Haq`` -> al, haq).
 _JOINERS = ".'’‘ʼ`´"
-TOKEN_RE = re.compile(rf"\w+(?:[{_JOINERS}]\w+)*")
+#: Combining marks and ZWNJ inside a word are part of it (Arabic harakat, ``می‌روند``).
+_WORD = rf"\w[\w{WORD_MARKS}]*"
+TOKEN_RE = re.compile(rf"{_WORD}(?:[{_JOINERS}]{_WORD})*")
 
 #: Apostrophe-like characters removed inside words, so Asa’ib = Asaib.
 _APOSTROPHES = dict.fromkeys(map(ord, "'’‘ʼ`´"), None)
@@ -50,13 +54,13 @@ _MISSING: Any = object()
 
 
 def fold(text: str) -> str:
-    """NFKC, apostrophe removal, case folding and accent stripping (no stemming)."""
+    """NFKC, apostrophe removal, case folding, accent stripping, Arabic and Persian variants (no stemming)."""
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
     text = text.translate(_APOSTROPHES).casefold()
     if not text.isascii():
         decomposed = unicodedata.normalize("NFKD", text.translate(_QUOTES))
-        text = "".join(c for c in decomposed if not unicodedata.combining(c))
+        text = normalize_script("".join(c for c in decomposed if not unicodedata.combining(c)))
     return text
 
 
@@ -114,7 +118,7 @@ def find_terms(text: str, terms: frozenset[str]) -> list[tuple[int, int, str]]:
 def _starting_with(firsts: str) -> re.Pattern[str]:
     letters = re.escape("".join(sorted(set(firsts + firsts.upper()))))
     # Not inside a token: neither after a word character nor after a joiner that follows one.
-    return re.compile(rf"(?<!\w)(?<!\w[{_JOINERS}])(?=[{letters}]|[^\x00-\x7f])" + TOKEN_RE.pattern)
+    return re.compile(rf"(?<![\w{WORD_MARKS}])(?<!\w[{_JOINERS}])(?=[{letters}]|[^\x00-\x7f])" + TOKEN_RE.pattern)
 
 
 def term_positions(text: str) -> dict[str, list[int]]:

@@ -50,6 +50,7 @@ __all__ = [
     "iter_story_files",
     "parse_json_lines",
     "parse_story_text",
+    "public_source",
     "read_file",
     "story_from_mapping",
 ]
@@ -112,6 +113,19 @@ class Story:
             "source": self.source,
             "url": self.url,
         }
+
+
+def public_source(source: str | None) -> str | None:
+    """Where a story came from, as a reader may see it: a file's name, never the server's folders.
+
+    A story read from a file has its path as ``source``; the API's and JSON
+    Lines' own names (``api``, ``wire``) and web addresses are kept whole.
+    """
+    if not source:
+        return None
+    if re.match(r"https?://", source, re.IGNORECASE):
+        return source
+    return re.split(r"[\\/]", source.rstrip("\\/"))[-1] or None
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,20 @@ def sample_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return index_dir
 
 
+RTL_STORIES = REPO / "tests" / "stories_rtl"
+
+
+@pytest.fixture(scope="session")
+def rtl_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An index of the Arabic and Persian story files in tests/stories_rtl (and one English). Read-only."""
+    from search_service.backends.whoosh.indexer import index_paths
+
+    index_dir = tmp_path_factory.mktemp("rtl-index") / "index"
+    summary = index_paths([RTL_STORIES], index_dir)
+    assert (summary.added, summary.skips) == (5, []), summary.line()
+    return index_dir
+
+
 class LiveServer:
     """A real ``search-service serve`` process (waitress) on a free port."""
 
@@ -139,6 +153,14 @@ class LiveServer:
 def sample_server(sample_index: Path):
     """A live server over the sample stories (rate limit off)."""
     server = LiveServer(sample_index)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def rtl_server(rtl_index: Path):
+    """A live server over the Arabic and Persian stories (rate limit off)."""
+    server = LiveServer(rtl_index)
     yield server
     server.stop()
 

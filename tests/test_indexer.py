@@ -218,7 +218,33 @@ def test_bad_files_are_skipped_with_reasons_and_strict_fails(tmp_path: Path) -> 
     assert strict.returncode != 0
     assert "skipped" in strict.stderr and "--strict" in strict.stderr
     assert "Traceback" not in strict.stderr
-    assert parse_summary(strict.stdout).skipped == 1
+    assert parse_summary(strict.stdout).skipped == 4  # the changed file and the three still broken
+
+
+def test_a_rerun_reports_broken_files_again_and_strict_still_fails(tmp_path: Path) -> None:
+    stories = tmp_path / "stories"
+    write_story(stories / "good.txt", "702", "Ferry timetable", "The ferry sails at noon.")
+    (stories / "nocode.txt").write_text("A note with no story code\n", encoding="utf-8")
+    (stories / "lines.jsonl").write_text(
+        '{"id": "j10", "headline": "Otters return", "body": "Otters were seen."}\n{"id": "j11"}\n', encoding="utf-8"
+    )
+    index = tmp_path / "ix"
+    index_cli(stories, index=index)
+
+    for _ in range(2):  # nothing changed: the same skips, every run
+        again = run_cli("index", str(stories), "--index", str(index), "--strict")
+        assert again.returncode != 0 and "--strict" in again.stderr
+        summary = parse_summary(again.stdout)
+        assert (summary.added, summary.skipped) == (0, 2), again.stdout
+        assert f"skipped {stories / 'nocode.txt'}: " in again.stderr
+        assert f"skipped {stories / 'lines.jsonl'}:2: " in again.stderr
+
+    write_story(stories / "nocode.txt", "703", "Fixed at last", "The note became a story.")
+    (stories / "lines.jsonl").write_text('{"id": "j10", "headline": "Otters return", "body": "Otters were seen."}\n')
+    fixed = run_cli("index", str(stories), "--index", str(index), "--strict")
+    assert fixed.returncode == 0, fixed.stderr
+    assert parse_summary(fixed.stdout).skipped == 0
+    assert run_cli("index", str(stories), "--index", str(index), "--strict").returncode == 0
 
 
 # ---------------------------------------------------------------- crash safety, locking, Ctrl-C

@@ -344,6 +344,32 @@ def test_sample_markup_is_escaped(sample: WhooshEngine, sample_stories: dict[str
     check_highlights(hit.highlights, sample_stories[hit.id])
 
 
+def marked_words(highlights: dict[str, Any]) -> list[str]:
+    text = " ".join([highlights["headline"], *highlights["body"]])
+    return [fold(w) for w in re.findall(r"<mark>(.*?)</mark>", text)]
+
+
+def test_a_phrase_is_marked_where_its_words_stand_together(sample: WhooshEngine) -> None:
+    hit = search(sample, '"war of attrition"').hits[0]
+    body = " ".join(hit.highlights["body"])
+    assert "<mark>war</mark> of <mark>attrition</mark>" in body
+    assert "wars" in html.unescape(TAG.sub("", body)), "the sample has a lone 'wars' beside the phrase"
+    assert marked_words(hit.highlights) == ["war", "attrition"]
+    # The same words, not as a phrase, are each marked wherever they are.
+    loose = search(sample, "war attrition").hits[0]
+    assert hit.id == loose.id and "wars" in marked_words(loose.highlights)
+
+
+def test_a_long_question_marks_its_distinctive_words_not_its_filler(reuters: WhooshEngine) -> None:
+    question = "what would the oil ministers have said about the opec production quota agreement"
+    result = search(reuters, question, per_page=20)
+    marked = {w for hit in result.hits for w in marked_words(hit.highlights)}
+    assert {"opec", "quota"} <= marked
+    assert not marked & {"said", "would"}, marked
+    # Typed alone, or in a short query, a common word is marked.
+    assert "said" in marked_words(search(reuters, "opec said").hits[0].highlights)
+
+
 # ---------------------------------------------------------------- suggestions, related, autocomplete
 
 

@@ -58,6 +58,7 @@ def search_request() -> SearchRequest:
         sort=request.args.get("sort", "relevance") or "relevance",
         date_from=date_arg("from"),
         date_to=date_arg("to"),
+        collapse=request.args.get("collapse", "on").strip().lower() not in ("off", "false", "0", "no"),
     )
 
 

@@ -18,6 +18,7 @@ with a message meant for the person who typed it.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from whoosh import query as wq
@@ -33,6 +34,7 @@ from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 
 from ...config import Limits
+from ...highlight import distinctive
 from ...model import QueryError
 from .internals import expansions
 from .schema import TEXT_FIELDS
@@ -120,7 +122,12 @@ def parse(text: str, parser: MultifieldParser, searcher: Searcher, limits: Limit
         )
     if not seen and not _contains(q, (wq.NumericRange, EveryStory)):
         raise QueryError("the query has only common words (like 'the' or 'and'); add a more specific word")
-    return ParsedQuery(text, _shaped(q), {f: frozenset(t) for f, t in terms.items()})
+    return ParsedQuery(text, _shaped(q), {f: distinctive(t, _stories_with(reader), reader.doc_count()) for f, t in terms.items()})
+
+
+def _stories_with(reader: IndexReader) -> Callable[[str], int]:
+    """Stories with a term in any text field, as near as one lookup per field gives (the largest)."""
+    return lambda term: max(reader.doc_frequency(f, term) for f in TEXT_FIELDS)
 
 
 def _repeats_weighed(q: wq.Query) -> wq.Query:
@@ -283,6 +290,10 @@ def _collect(
     elif not q.is_leaf():
         for child in q.children():
             _collect(child, reader, limits, terms, seen, negated)
+    elif isinstance(q, wq.Phrase) and q.field() in TEXT_FIELDS:
+        seen.update(q.words)
+        if not negated:
+            terms[q.field()].add(" ".join(q.words))  # marked where the words stand together (highlight.py)
     elif q.field() in TEXT_FIELDS:
         for _, text in q.iter_all_terms():
             word = text if isinstance(text, str) else text.decode("utf-8")
