@@ -127,9 +127,9 @@ def time_engine(
     every query reads and decodes its posting lists as on first sight.
     """
     from search_service.backends.whoosh import WhooshEngine
-    from search_service.backends.whoosh.postings import POSTINGS_CACHE_SIZE
+    from search_service.config import DEFAULT_CACHE_MB
 
-    return time_searches(WhooshEngine(index_dir, cache_size=POSTINGS_CACHE_SIZE if cache else 0), queries, rounds)
+    return time_searches(WhooshEngine(index_dir, cache_mb=DEFAULT_CACHE_MB if cache else 0), queries, rounds)
 
 
 def time_searches(

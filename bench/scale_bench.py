@@ -3,6 +3,7 @@
     python bench/scale_bench.py                       # 1,000,000 stories (generated once, ~4.4 GB)
     python bench/scale_bench.py --stories 100000      # a smaller archive, same steps
     python bench/scale_bench.py --corpus DIR          # an archive already generated
+    python bench/scale_bench.py --reuse               # query the last run's builds again (after a query-side change)
 
 The archive comes from ``../shared/tools/make_scale_corpus.py`` (real Reuters
 sentences, new names as in a real archive) into ``bench/.work/scale-N/`` and
@@ -195,6 +196,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the 16-client load")
     parser.add_argument("--per-class", type=int, default=100)
+    parser.add_argument("--reuse", action="store_true",
+                        help="serve and query the index and FTS5 table of the last run (builds not timed again)")
     args = parser.parse_args()
 
     work = work_dir(f"scale-{args.stories}")
@@ -202,17 +205,26 @@ def main() -> None:
     if args.corpus is None:
         generate(corpus, args.stories)
     index = work / "index"
-    shutil.rmtree(index, ignore_errors=True)
     shutil.rmtree(corpus / "zz-added", ignore_errors=True)
+    fts5_path = work / "fts5.db"
+    if args.reuse and index.exists() and fts5_path.exists():
+        headlines = [row[0] for row in sqlite3.connect(fts5_path).execute("SELECT headline FROM stories")]
+        print(f"reusing the index and FTS5 table in {work} ({len(headlines):,} stories)")
+    else:
+        headlines = build(corpus, index, fts5_path, args.procs)
+    serve_and_query(corpus, index, fts5_path, headlines, args)
 
-    build_s, line, scratch = run_indexer(corpus, index, args.procs)
+
+def build(corpus: Path, index: Path, fts5_path: Path, procs: int | None) -> list[str]:
+    """Build both, print the build table; the archive's headlines."""
+    shutil.rmtree(index, ignore_errors=True)
+    build_s, line, scratch = run_indexer(corpus, index, procs)
     peak_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     size = disk_bytes(index)
-    rerun_s, rerun_line, _ = run_indexer(corpus, index, args.procs)
+    rerun_s, rerun_line, _ = run_indexer(corpus, index, procs)
     print(f"ours: {line}")
     print(f"ours, unchanged re-run: {rerun_line}")
 
-    fts5_path = work / "fts5.db"
     fts5_s, headlines = build_fts5(corpus, fts5_path)
     stories = len(headlines)
     print()
@@ -225,7 +237,11 @@ def main() -> None:
             ["SQLite FTS5 (1 thread)", fts5_s, stories / fts5_s, fts5_path.stat().st_size / 2**20, "", "", ""],
         ],
     ))
+    return headlines
 
+
+def serve_and_query(corpus: Path, index: Path, fts5_path: Path, headlines: list[str], args: argparse.Namespace) -> None:
+    """Query both, load ours, add 1,000 stories; print the figures."""
     sample = random.Random(1).sample(headlines, min(len(headlines), 200_000))
     queries = sample_queries([{"headline": h} for h in sample], args.per_class, seed=1)
     with Server(index, workers=args.workers, log_name="scale-bench") as server:

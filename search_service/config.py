@@ -14,6 +14,8 @@ Environment variables (all optional):
 ``SEARCH_SERVICE_RATE_LIMIT``  per-client limit (for IPv6, per /64) on ``/api`` and the pages together, e.g. ``600/minute``; ``off`` disables it
 ``SEARCH_SERVICE_WRITE_TIMEOUT`` seconds a write waits for the index lock before a 503 (default 30)
 ``SEARCH_SERVICE_MAX_REQUEST_BYTES``  largest request body accepted (default 8 MiB); larger is a 413
+``SEARCH_SERVICE_CACHE_MB``   memory for decoded postings kept between queries, MiB per server
+                               process (default 1024; a worker on a million stories stays under 2 GiB)
 ``SEARCH_SERVICE_TRUSTED_PROXY`` address of the reverse proxy in front, whose ``X-Forwarded-*``
                                headers name the client (rate limits, logs); unset: they are ignored
 """
@@ -32,6 +34,9 @@ DEFAULT_STORIES = Path("index_data")
 #: long query; more only contend for the GIL (bench, 2 workers at ~400 req/s:
 #: p99 18 ms with 1 thread, 25-28 ms with 2, 38-71 ms with 4).
 DEFAULT_THREADS = 2
+#: Memory for decoded postings kept between queries, MiB per server process:
+#: the Whoosh engine's workers on the million-story archive stay under 2 GiB.
+DEFAULT_CACHE_MB = 1024
 
 
 class ConfigError(ValueError):
@@ -62,6 +67,7 @@ class Config:
     max_request_bytes: int = 8 * 1024 * 1024
     write_timeout: float = 30.0
     trusted_proxy: str | None = None
+    cache_mb: float = DEFAULT_CACHE_MB
     #: Answer from the shards that respond when one does not (flagged in the result); False: 503.
     partial: bool = True
     #: ``I/N``: index only the stories of shard I of N (engines with shards; the CLI's ``--shard``).
@@ -92,6 +98,8 @@ class Config:
             values["partial"] = _switch(env, "SEARCH_SERVICE_PARTIAL")
         if env.get("SEARCH_SERVICE_WRITE_TIMEOUT"):
             values["write_timeout"] = _number(env, "SEARCH_SERVICE_WRITE_TIMEOUT", float)
+        if env.get("SEARCH_SERVICE_CACHE_MB"):
+            values["cache_mb"] = _number(env, "SEARCH_SERVICE_CACHE_MB", float)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)
 

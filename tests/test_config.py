@@ -16,11 +16,12 @@ def test_environment_then_overrides() -> None:
         "SEARCH_SERVICE_WRITE_TIMEOUT": "2.5",
         "SEARCH_SERVICE_MAX_REQUEST_BYTES": "1024",
         "SEARCH_SERVICE_RATE_LIMIT": "off",
+        "SEARCH_SERVICE_CACHE_MB": "256",
     }
     config = Config.from_env(env, index_dir=Path("/other"))
     assert config.index_dir == Path("/other")
     assert (config.write_timeout, config.max_request_bytes, config.rate_limit) == (2.5, 1024, None)
-    assert config.engine == "whoosh"
+    assert config.engine == "whoosh" and config.cache_mb == 256
 
 
 @pytest.mark.parametrize(
@@ -30,6 +31,7 @@ def test_environment_then_overrides() -> None:
         ("SEARCH_SERVICE_MAX_REQUEST_BYTES", "-1"),
         ("SEARCH_SERVICE_WRITE_TIMEOUT", "soon"),
         ("SEARCH_SERVICE_WRITE_TIMEOUT", "0"),
+        ("SEARCH_SERVICE_CACHE_MB", "1G"),
     ],
 )
 def test_a_bad_number_names_the_variable_and_the_value(name: str, value: str) -> None:

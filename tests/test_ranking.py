@@ -93,6 +93,13 @@ def test_two_words_add_up_with_the_coordination_bonus(engine: WhooshEngine) -> N
     assert found["c"] == pytest.approx(output["c"], abs=1e-9)
 
 
+def test_a_phrase_scores_as_its_words_where_they_are_adjacent(engine: WhooshEngine) -> None:
+    """"zinc output": adjacent in a's body only (b has both words apart), scored as the two words (no bonus)."""
+    zinc, output = by_hand("zinc"), by_hand("output")
+    assert engine_scores(engine, '"zinc output"') == {"a": pytest.approx(zinc["a"] + output["a"], abs=1e-9)}
+    assert engine_scores(engine, '"output zinc"') == {}
+
+
 def test_a_headline_field_query_is_plain_bm25_over_headlines(engine: WhooshEngine) -> None:
     """headline:output: one field, weight 1, the headline lengths and their average only."""
     average = sum(h for h, _ in LENGTHS.values()) / len(STORIES)

@@ -17,6 +17,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from search_service.analysis import fold, normalize, tokens
@@ -24,7 +25,8 @@ from search_service.backends.whoosh import WhooshEngine, evaluation, postings
 from search_service.backends.whoosh.corpus import Corpus, day_number
 from search_service.backends.whoosh.indexer import add_stories, delete_story, open_index
 from search_service.backends.whoosh.query import COORDINATION_BONUS, make_parser, parse
-from search_service.config import Limits
+from search_service.config import Config, Limits
+from search_service.engine import open_engine
 from search_service.highlight import FRAGMENT_CHARS, MAX_FRAGMENTS
 from search_service.model import QueryError, SearchRequest, SearchResult
 from search_service.spelling import closest, distance
@@ -527,24 +529,59 @@ def test_a_write_reads_only_the_new_segments_postings(
     assert read and not set(read) & old_segments, "an unchanged segment's postings were read again"
 
 
-def test_the_postings_cache_counts_decoded_positions(reuters_index: Path) -> None:
-    """Positions decoded after the postings were kept count against the bound when next asked for."""
+def test_the_postings_cache_is_bounded_in_bytes(reuters_index: Path) -> None:
+    """The cache keeps postings up to its byte budget, evicting the least recently used."""
     with open_index(reuters_index).searcher() as searcher:
         leaf, _ = next(iter(searcher.reader().leaf_readers()))
         words = ["oil", "prices", "said", "bank"]
         loaded = {w: postings.read_postings(leaf, "body", normalize(w)) for w in words}
-    capacity = sum(len(p.ids) for p in loaded.values()) + 1
+        extra = postings.read_postings(leaf, "body", normalize("trade"))
+    said = loaded["said"]
+    assert said.nbytes > said.ids.nbytes + said.tfs.nbytes + said.starts.nbytes + said.positions.nbytes
+    capacity = sum(p.nbytes for p in loaded.values())
     cache = postings.PostingsCache(capacity)
     for w in words:
         assert cache.get(w, lambda w=w: loaded[w]) is loaded[w]
-    assert cache.size == capacity - 1  # all four kept, positions not decoded yet
-    starts, flat = loaded["said"].positions()
-    assert loaded["said"].weight == len(loaded["said"].ids) + (len(starts) + len(flat)) // 4
-    assert cache.get("said", lambda: pytest.fail("evicted")) is loaded["said"]
+    assert cache.size == capacity  # all four kept
+    assert cache.get("oil", lambda: pytest.fail("evicted")) is loaded["oil"]
+    cache.get("trade", lambda: extra)
     assert cache.size <= capacity
     reloaded: list[str] = []
-    cache.get("oil", lambda: reloaded.append("oil") or loaded["oil"])
-    assert reloaded == ["oil"]  # the oldest made room
+    cache.get("prices", lambda: reloaded.append("prices") or loaded["prices"])
+    assert reloaded == ["prices"]  # the least recently used made room; "oil" was used again
+    assert cache.get("oil", lambda: pytest.fail("evicted")) is loaded["oil"]
+    nothing = postings.PostingsCache(0)
+    assert nothing.get("said", lambda: said) is said and nothing.size == 0
+
+
+def test_the_cache_budget_is_the_engines_setting(sample_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SEARCH_SERVICE_CACHE_MB reaches the engine: with room, a repeated query reads nothing; with none, all again."""
+    read: list[str] = []
+    real = evaluation.read_postings
+    monkeypatch.setattr(evaluation, "read_postings", lambda *args: read.append(args[2]) or real(*args))
+    for budget, reads_again in (("64", False), ("0.000001", True)):
+        engine = open_engine(Config.from_env({"SEARCH_SERVICE_CACHE_MB": budget}, index_dir=sample_index))
+        first = search(engine, "drought storm")
+        assert read and first.total > 0
+        read.clear()
+        assert search(engine, "drought storm").total == first.total
+        assert bool(read) == reads_again
+
+
+def test_positions_read_as_arrays_are_whooshs(reuters_index: Path) -> None:
+    """Each posting's positions, decoded for a few postings or all, are what Whoosh's matcher gives."""
+    with open_index(reuters_index).searcher() as searcher:
+        leaf, _ = next(iter(searcher.reader().leaf_readers()))
+        for word in ("said", "oil", "opec"):
+            term = normalize(word)
+            kept = postings.read_postings(leaf, "body", term)
+            expected = dict(leaf.postings("body", term).items_as("positions"))
+            everything = np.arange(len(kept.ids))
+            for at in (everything, everything[::7], everything[-3:]):
+                starts, flat = kept.positions_at(at)
+                assert len(starts) == len(at) + 1
+                for i, n in enumerate(at.tolist()):
+                    assert flat[starts[i] : starts[i + 1]].tolist() == expected[int(kept.ids[n])]
 
 
 def test_a_bare_star_is_every_story(reuters: WhooshEngine, monkeypatch: pytest.MonkeyPatch) -> None:

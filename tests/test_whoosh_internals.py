@@ -147,6 +147,22 @@ def test_positions_encode_as_whoosh_does() -> None:
         assert fmt.decode_positions(encoded) == positions
 
 
+def test_position_values_read_as_arrays_as_whoosh_decodes_them() -> None:
+    """The array reader of many encoded values at once: one-byte gaps, wide gaps, long lists, STOP or not."""
+    fmt = formats.Positions()
+    lists = [[0], [3, 4, 9], [300], [5, 400, 70_000, 2**31 - 1], list(range(0, 3000, 7)), [1, 2], [255, 511]]
+    values = [internals.encode_positions(p) for p in lists]
+    values.append(values[1][:-1])  # a value without pickle's STOP byte
+    lists.append(lists[1])
+    data = b"".join(values)
+    offsets = np.cumsum([0] + [len(v) for v in values])
+    for at in (np.arange(len(values)), np.array([7, 2, 4]), np.array([], dtype=np.int64)):
+        starts, flat = internals.decode_position_values(data, offsets[at], offsets[at + 1])
+        assert [flat[starts[i] : starts[i + 1]].tolist() for i in range(len(at))] == [
+            fmt.decode_positions(values[n]) for n in at
+        ]
+
+
 def test_posting_blocks_hold_what_whooshs_matcher_returns(index: Path) -> None:
     ix = open_index(index)
     with ix.searcher() as searcher:

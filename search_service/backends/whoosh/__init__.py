@@ -14,7 +14,9 @@ from .engine import WhooshEngine
 
 def open(config: Config, create: bool = False) -> WhooshEngine:
     """The engine over ``config.index_dir`` (see :func:`search_service.engine.open_engine`)."""
-    return WhooshEngine(config.index_dir, config.limits, create=create, write_timeout=config.write_timeout)
+    return WhooshEngine(
+        config.index_dir, config.limits, create=create, write_timeout=config.write_timeout, cache_mb=config.cache_mb
+    )
 
 
 __all__ = ["WhooshEngine", "open"]

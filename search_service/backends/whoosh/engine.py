@@ -27,7 +27,7 @@ from whoosh.searching import Searcher
 from whoosh.util.times import long_to_datetime
 
 from ...analysis import find_terms, fold, normalize
-from ...config import Limits
+from ...config import DEFAULT_CACHE_MB, Limits
 from ...engine import Progress
 from ...highlight import fragments, mark_all
 from ...model import (
@@ -46,7 +46,7 @@ from .corpus import Corpus, day_number
 from .evaluation import Evaluation
 from .groups import Groups
 from .indexer import add_stories, delete_story, index_paths, open_index
-from .postings import POSTINGS_CACHE_SIZE, PostingsCache
+from .postings import PostingsCache
 from .query import ParsedQuery, make_parser, parse
 from .related import key_terms, related_scores
 from .schema import TEXT_FIELDS
@@ -79,7 +79,7 @@ class WhooshEngine:
         *,
         create: bool = False,
         write_timeout: float = 10.0,
-        cache_size: int = POSTINGS_CACHE_SIZE,
+        cache_mb: float = DEFAULT_CACHE_MB,
     ) -> None:
         self.index_dir = Path(index_dir)
         self.limits = limits or Limits()
@@ -92,7 +92,7 @@ class WhooshEngine:
         self._corpus: tuple[int, Corpus] | None = None
         self._groups: tuple[int, Groups] | None = None
         self._corpus_lock = threading.Lock()
-        self._cache = PostingsCache(cache_size)
+        self._cache = PostingsCache(int(cache_mb * 2**20))
         self._dictionaries = Dictionaries(self.index_dir)
 
     # ------------------------------------------------------------ searchers
@@ -423,7 +423,11 @@ def _recency(corpus: Corpus) -> np.ndarray:
 
 
 def _facets(corpus: Corpus, matched: np.ndarray) -> dict[str, dict[str, int]]:
-    codes, counts = np.unique(corpus.months[matched & (corpus.months >= 0)], return_counts=True)
+    dated = corpus.months[matched & (corpus.months >= 0)]
+    low = int(dated.min()) if dated.size else 0
+    counts = np.bincount(dated - low)  # not np.unique: a sort of every match
+    codes = np.flatnonzero(counts)
+    counts, codes = counts[codes], codes + low
     months = {f"{code // 12:04d}-{code % 12 + 1:02d}": int(n) for code, n in zip(codes.tolist(), counts.tolist())}
     years: dict[str, int] = {}
     for month, n in months.items():

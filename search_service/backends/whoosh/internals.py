@@ -10,7 +10,8 @@ upgrade that changes them fails there, loudly, and nowhere else.
   per-document column cache and compound-file reads, replaced for speed.
 * **Postings** read a block at a time (:func:`posting_blocks`), positions
   in Whoosh's ``Positions`` encoding (:func:`encode_positions`,
-  :func:`decode_positions`), the one-byte field lengths and the
+  :func:`decode_positions`, and :func:`decode_position_values`, which reads
+  the pickled gaps of many postings with array operations), the one-byte field lengths and the
   ``published`` column read as arrays (:func:`length_codes`,
   :func:`datetime_column`), and a wildcard's expansions (:func:`expansions`).
 * **Segments** written by several processes and committed together
@@ -190,6 +191,70 @@ def decode_positions(values: list[bytes]) -> list[list[int]]:
     return [pickle.loads(v[4:] if v.endswith(b".") else v[4:] + b".") for v in values]
 
 
+#: Pickle protocol 2's opening of a list of integers (``PROTO 2``, ``EMPTY_LIST``,
+#: ``BINPUT 0``), after the four-byte count, and the opcodes inside it.
+_LIST_OPENING = np.frombuffer(b"\x80\x02]q\x00", dtype=np.uint8)
+_MARK, _BININT1, _BININT2, _BININT = (ord(c) for c in "(KMJ")
+#: Pickle writes a list's items in batches of this many.
+_PICKLE_BATCH = 1000
+
+
+def decode_position_values(data: bytes, begins: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the encoded values ``data[begins[i]:ends[i]]`` (:func:`encode_positions`), as arrays.
+
+    ``(starts, flat)``: the positions of value ``i`` are
+    ``flat[starts[i]:starts[i + 1]]``.  A value is the count, then the
+    pickled gaps: the first gap any width, the others (within a story) under
+    256, one byte each.  Those are read with a few array operations over all
+    the values at once; any other value (a gap of 256 or more, or over a
+    thousand positions) is unpickled on its own.
+    """
+    raw = np.frombuffer(data, dtype=np.uint8)
+    begins = np.asarray(begins, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    counts = np.zeros(len(begins), dtype=np.int64)
+    for byte in range(4):  # the big-endian count before the pickle
+        counts = (counts << 8) | raw[begins + byte]
+    starts = np.zeros(len(begins) + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    gaps = np.zeros(int(starts[-1]), dtype=np.int64)
+    last = len(raw) - 1
+
+    def at(index: np.ndarray) -> np.ndarray:
+        return raw[np.minimum(index, last)].astype(np.int64)
+
+    simple = (counts >= 1) & (counts <= _PICKLE_BATCH)
+    for offset, byte in enumerate(_LIST_OPENING.tolist(), 4):
+        simple &= at(begins + offset) == byte
+    many = counts > 1
+    simple &= ~many | (at(begins + 9) == _MARK)
+    first = begins + 9 + many  # the first gap's opcode
+    op = at(first)
+    width = np.select([op == _BININT1, op == _BININT2, op == _BININT], [1, 2, 4], -1)
+    simple &= width > 0
+    value = np.zeros(len(begins), dtype=np.int64)
+    for byte in (3, 2, 1, 0):  # little-endian, as wide as the opcode says
+        value = np.where(width > byte, (value << 8) | at(first + 1 + byte), value)
+    value = np.where((width == 4) & (value >= 1 << 31), value - (1 << 32), value)
+    rest = first + 1 + width  # the one-byte gaps, two bytes each (opcode, byte)
+    length = rest + 2 * (counts - 1) + 1 - begins  # and APPEND(S), then STOP if kept
+    simple &= ((ends - begins) == length) | ((ends - begins) == length + 1)
+    more = np.where(simple, counts - 1, 0)
+    item = np.arange(int(more.sum())) - np.repeat(np.cumsum(more) - more, more)
+    where = np.repeat(rest, more) + 2 * item
+    owner = np.repeat(np.arange(len(begins)), more)
+    simple[owner[at(where) != _BININT1]] = False
+    kept = simple[owner]
+    gaps[np.repeat(starts[:-1] + 1, more)[kept] + item[kept]] = at(where + 1)[kept]
+    gaps[starts[:-1][simple]] = value[simple]
+    others = np.flatnonzero(~simple & (counts > 0)).tolist()
+    for n, gap_list in zip(others, decode_positions([data[begins[n] : ends[n]] for n in others])):
+        gaps[starts[n] : starts[n + 1]] = gap_list
+    running = np.cumsum(gaps)
+    before = np.concatenate(([0], running))[starts[:-1]]
+    return starts, running - np.repeat(before, counts)
+
+
 # ---------------------------------------------------------------- writing
 
 
@@ -252,6 +317,7 @@ __all__ = [
     "apply_fixes",
     "commit_segments",
     "datetime_column",
+    "decode_position_values",
     "decode_positions",
     "discard_segment",
     "encode_positions",
