@@ -128,16 +128,24 @@ def time_engine(
     """
     from search_service.backends.whoosh import WhooshEngine
     from search_service.backends.whoosh.postings import POSTINGS_CACHE_SIZE
+
+    return time_searches(WhooshEngine(index_dir, cache_size=POSTINGS_CACHE_SIZE if cache else 0), queries, rounds)
+
+
+def time_searches(
+    engine: object, queries: dict[str, list[str]], rounds: int
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Per-class latencies (ms) of ``engine.search(per_page=10)`` over ``rounds`` passes, after a warm-up pass that also gives the mean totals."""
     from search_service.model import SearchRequest
 
-    engine = WhooshEngine(index_dir, cache_size=POSTINGS_CACHE_SIZE if cache else 0)
-    totals = {c: mean(engine.search(SearchRequest(q=q)).total for q in qs) for c, qs in queries.items()}
+    search = engine.search  # type: ignore[attr-defined]
+    totals = {c: mean(search(SearchRequest(q=q)).total for q in qs) for c, qs in queries.items()}
     times: dict[str, list[float]] = {c: [] for c in queries}
     for _ in range(rounds):
         for c, qs in queries.items():
             for q in qs:
                 t0 = time.perf_counter()
-                engine.search(SearchRequest(q=q, per_page=10))
+                search(SearchRequest(q=q, per_page=10))
                 times[c].append((time.perf_counter() - t0) * 1000.0)
     return times, totals
 

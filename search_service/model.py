@@ -18,7 +18,7 @@ from datetime import date, datetime
 from typing import Any
 
 from .config import Limits
-from .highlight import MAX_FRAGMENTS
+from .highlight import MAX_FRAGMENTS, fragments, mark_all
 from .stories import ID_PATTERN, MAX_ID_LENGTH, Skip
 
 SORTS = ("relevance", "recent", "newest", "oldest")
@@ -52,9 +52,12 @@ def closed_object(properties: dict[str, Schema], optional: tuple[str, ...] = ())
     }
 
 
-def shaped(schema: SchemaSource, *, digits: int | None = None, **kwargs: Any) -> Any:
-    """A dataclass field with its JSON schema; ``digits`` rounds a float when serialized."""
-    return field(metadata={"schema": schema, "digits": digits}, **kwargs)
+def shaped(schema: SchemaSource, *, digits: int | None = None, optional: bool = False, **kwargs: Any) -> Any:
+    """A dataclass field with its JSON schema; ``digits`` rounds a float when serialized.
+
+    An ``optional`` field is left out of the JSON when it is None (and is not required by the schema).
+    """
+    return field(metadata={"schema": schema, "digits": digits, "optional": optional}, **kwargs)
 
 
 _PUBLISHED = nullable({"type": "string", "pattern": DATETIME_PATTERN})
@@ -71,6 +74,10 @@ class QueryTimeout(QueryError):
 
 class IndexBusyError(RuntimeError):
     """Another process is writing to the index; retry shortly."""
+
+
+class EngineUnavailable(RuntimeError):
+    """Part of the collection can't be reached now (a shard with no live copy); retry later."""
 
 
 class IndexWriteError(RuntimeError):
@@ -140,6 +147,20 @@ class Hit:
         default=None,
     )
 
+    @classmethod
+    def marked(cls, stored: StoredStory, score: float | None, terms: dict[str, frozenset[str]]) -> Hit:
+        """The hit for a stored story, ``terms`` (per field) marked in its headline and body fragments."""
+        return cls(
+            id=stored.id,
+            headline=stored.headline,
+            published=stored.published,
+            score=score,
+            highlights={
+                "headline": mark_all(stored.headline, terms.get("headline", frozenset())),
+                "body": fragments(stored.body, terms.get("body", frozenset())),
+            },
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return to_json(self)
 
@@ -173,6 +194,16 @@ class SearchResult:
                 "month": _COUNTS | {"propertyNames": {"pattern": r"^\d{4}-\d{2}$"}},
             }
         )
+    )
+
+    shards: dict[str, int] | None = shaped(
+        closed_object({"total": {"type": "integer", "minimum": 1}, "failed": {"type": "integer", "minimum": 0}})
+        | {
+            "description": "Engines with shards only: how many there are and how many did not answer "
+            "(their stories are missing from this result)."
+        },
+        optional=True,
+        default=None,
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -249,6 +280,8 @@ def to_json(value: Any) -> Any:
         out = {}
         for f in dataclasses.fields(value):
             item = getattr(value, f.name)
+            if item is None and f.metadata.get("optional"):
+                continue
             digits = f.metadata.get("digits")
             out[f.name] = round(item, digits) if digits is not None and item is not None else to_json(item)
         return out
@@ -265,12 +298,14 @@ def json_schema(cls: type, limits: Limits) -> Schema:
     for f in dataclasses.fields(cls):
         source = f.metadata["schema"]
         properties[f.name] = source(limits) if callable(source) else source
-    return closed_object(properties)
+    optional = tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("optional"))
+    return closed_object(properties, optional)
 
 
 __all__ = [
     "SORTS",
     "CollectionStats",
+    "EngineUnavailable",
     "Hit",
     "IndexBusyError",
     "IndexSummary",

@@ -7,7 +7,7 @@ import logging
 from flask import Flask, Response, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from ..model import QueryError
+from ..model import EngineUnavailable, QueryError
 
 log = logging.getLogger("search_service.web")
 
@@ -37,6 +37,12 @@ def register(app: Flask) -> None:
     @app.errorhandler(BadRequest)
     def bad_request(exc: ValueError):  # type: ignore[no-untyped-def]
         return error_response(400, "bad_request", str(exc))
+
+    @app.errorhandler(EngineUnavailable)
+    def unavailable(exc: EngineUnavailable):  # type: ignore[no-untyped-def]
+        response, status = error_response(503, "unavailable", str(exc))
+        response.headers["Retry-After"] = "5"
+        return response, status
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
