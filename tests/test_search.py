@@ -60,11 +60,11 @@ def search(engine: WhooshEngine, q: str, **kwargs: Any) -> SearchResult:
 
 
 def all_scores(engine: WhooshEngine, q: str) -> dict[str, float]:
-    """Every matching story's score, page by page."""
+    """Every matching story's score, page by page (near-duplicates not collapsed: each story, whatever ranks first)."""
     scores: dict[str, float] = {}
     page = 1
     while True:
-        result = search(engine, q, per_page=100, page=page)
+        result = search(engine, q, per_page=100, page=page, collapse=False)
         scores.update((h.id, h.score) for h in result.hits if h.score is not None)
         if page * 100 >= result.total:
             return scores
