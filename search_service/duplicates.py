@@ -71,7 +71,7 @@ def signature(body: str) -> np.ndarray | None:
     shingles = np.zeros(len(h) - SHINGLE + 1, dtype=np.uint64)
     for i, mix in enumerate(_MIX[:SHINGLE]):
         shingles = (shingles * mix + h[i : len(h) - SHINGLE + 1 + i]) & np.uint64(0xFFFFFFFF)
-    return ((_A * np.unique(shingles) + _B) >> _HIGH).min(axis=1).astype(np.uint32)
+    return ((_A * shingles + _B) >> _HIGH).min(axis=1).astype(np.uint32)  # repeats change no minimum
 
 
 def band_hashes(signatures: np.ndarray) -> np.ndarray:

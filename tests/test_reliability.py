@@ -82,7 +82,7 @@ def uncommitted_bytes(index_dir: Path) -> int:
     total = 0
     for root, _, files in os.walk(index_dir):
         for name in files:
-            if name.startswith("_MAIN_") or name.startswith("search_service_files") or name == "MAIN_WRITELOCK":
+            if name.startswith("_MAIN_") or name.startswith("search_service_") or name == "MAIN_WRITELOCK":
                 continue
             if not any(name.startswith(f"{s}.") for s in segments):
                 try:

@@ -407,9 +407,11 @@ def _ordered(
     candidates = np.flatnonzero(matched)
     rank = _rank(corpus, scores, sort)[candidates]
     if len(candidates) > depth:
-        keep = np.argpartition(rank, depth - 1)[:depth]
+        # Every story tied with the last one kept, then cut in (rank, number) order: with
+        # argpartition's arbitrary pick among ties, a story could be on two pages, or on none.
+        keep = rank <= np.partition(rank, depth - 1)[depth - 1]
         candidates, rank = candidates[keep], rank[keep]
-    order = np.lexsort((candidates, rank))
+    order = np.lexsort((candidates, rank))[:depth]
     if sort in ("newest", "oldest"):
         return candidates[order].tolist(), [None] * len(order)
     return candidates[order].tolist(), (-rank[order]).tolist()
