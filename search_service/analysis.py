@@ -1,10 +1,13 @@
 """The news analyzer: one text normalisation shared by indexing, queries and highlighting.
 
 Every token goes through :func:`normalize`: Unicode NFKC, quote and apostrophe
-folding (``won’t`` = ``won't`` = ``wont``), case and accent folding, stop words
-and English stemming (Porter2/Snowball: Whoosh's older Porter code stems
-"running" to "runn" and "news" to "new").  Tokens keep their character offsets
-in the *original* text, so the highlighter marks the words as written.
+folding (``won’t`` = ``won't`` = ``wont``), case and accent folding, and English
+stemming (Porter2/Snowball: Whoosh's older Porter code stems "running" to
+"runn" and "news" to "new").  Tokens with symbols keep them (:data:`SYMBOL_PATTERNS`:
+``C++``, ``AT&T``, ``9/11``, ``$5bn``); common words are indexed, unstemmed,
+and left out by the query side only beside rarer words (:func:`is_common`).
+Tokens keep their character offsets in the *original* text, so the
+highlighter marks the words as written.
 
 Indexing calls :func:`term_positions` (a regex scan and one cached dict
 lookup per token); the highlighter calls :func:`tokens`; Whoosh's query
@@ -23,20 +26,46 @@ from functools import lru_cache
 from whoosh.analysis import STOP_WORDS
 from whoosh.lang.porter2 import stem
 
-#: A word: letters/digits, optionally joined by an apostrophe or a dot
-#: (``don't``, ``U.S``, ``2.7``).  Hyphens split words (``Al-Haq`` -> al, haq).
 _JOINERS = ".'’‘ʼ`´"
-TOKEN_RE = re.compile(rf"\w+(?:[{_JOINERS}]\w+)*")
+#: The end of a token that ends in a word character: the rest of the word,
+#: and any more parts joined by an apostrophe or a dot (``U.S``, ``2.7``).
+_TAIL = rf"\w*(?:[{_JOINERS}]\w+)*"
+#: Tokens with symbols that people search for, tried before plain words
+#: (the rules are listed for users on the home page's "How to search"):
+SYMBOL_PATTERNS = (
+    r"[A-Za-z]{1,3}(?:\+\+|#)(?![+#])",  # C++, C#, F#, g++
+    r"\.(?i:net)(?!\w)",  # .NET
+    rf"[$£€¥]\d+(?:[.,]\d+)*{_TAIL}",  # $5bn, £3.5m, $1,000
+    r"\d+(?:\.\d+)?%",  # 3.5%
+    rf"\d+(?:/\d+)+{_TAIL}",  # 9/11, 24/7
+    rf"\w+(?:&\w+)+{_TAIL}",  # AT&T, S&P, R&D
+    rf"[A-Za-z]-\w+{_TAIL}",  # e-mail = email, x-ray
+    rf"[^\W\d_]+-\d{_TAIL}",  # COVID-19 = COVID19, F-16, G-20
+)
+#: A token: one of the symbol patterns, else letters/digits, optionally
+#: joined by an apostrophe or a dot (``don't``, ``U.S``, ``2.7``).  Other
+#: hyphens split words (``Al-Haq`` -> al, haq).  Every token that ends in a
+#: word character ends with :data:`_TAIL`, so a token never starts right after
+#: a word character (:func:`find_terms` relies on it).
+TOKEN_RE = re.compile("|".join((*SYMBOL_PATTERNS, rf"\w+{_TAIL}")))
+#: Characters that make a token a symbol token: kept as written (folded), not stemmed.
+_SYMBOLS = frozenset("+#&/%$£€¥")
+#: Words whose capitals change their meaning: ``US`` is the country, as
+#: ``U.S.`` is; ``us`` is a common word.
+CASED = {"US": "u.s"}
+_INITIALS = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]\.?")
 
 #: Apostrophe-like characters removed inside words, so Asa’ib = Asaib.
 _APOSTROPHES = dict.fromkeys(map(ord, "'’‘ʼ`´"), None)
 #: Quote-like characters mapped to their ASCII forms for the un-tokenized path.
 _QUOTES = {ord(c): '"' for c in "“”„‟«»"}
 
-#: Whoosh's short list plus the common English function words (NLTK's list):
-#: pasted questions are full of "what", "which", "there", "been", which the
-#: short list keeps.  Measured with bench/relevance.py (nDCG@10): Cranfield
-#: 0.381 -> 0.390, CISI 0.313 -> 0.323.
+#: Common words: Whoosh's short list plus the common English function words
+#: (NLTK's list).  They are indexed like any word (``The Who``, ``"to be or
+#: not to be"``), but a query leaves them out of its free text when it also
+#: has rarer words (pasted questions are full of "what", "which", "there",
+#: "been"; measured with bench/relevance.py, nDCG@10: Cranfield 0.381 ->
+#: 0.390, CISI 0.313 -> 0.323 when they were dropped).
 STOP = frozenset(STOP_WORDS) | frozenset(
     """i me my myself we our ours ourselves you your yours yourself yourselves he him his himself
     she her hers herself it its itself they them their theirs themselves what which who whom this
@@ -49,7 +78,7 @@ STOP = frozenset(STOP_WORDS) | frozenset(
 MIN_LENGTH = 2
 _CACHE_LIMIT = 500_000
 
-# token text -> term, or None for a stop word
+# token text -> term, or None for a token too short to index
 _cache: dict[str, str | None] = {}
 _MISSING = object()
 
@@ -66,14 +95,22 @@ def fold(text: str) -> str:
 
 
 def _analyse_word(word: str) -> str | None:
+    if word in CASED:
+        return CASED[word]
     folded = fold(word)
-    if folded in STOP or (len(folded) < MIN_LENGTH and not folded.isdigit()):
+    if _INITIALS.fullmatch(folded):  # U.K. = UK; U.S. stays u.s (us is a common word)
+        letters = folded.replace(".", "")
+        return letters if letters not in STOP else folded.rstrip(".")
+    if any(c in _SYMBOLS for c in folded) or folded.startswith("."):
+        return folded.replace(",", "") if folded[0] in "$£€¥" else folded
+    folded = folded.replace("-", "")  # e-mail = email, COVID-19 = COVID19
+    if len(folded) < MIN_LENGTH and not folded.isdigit():
         return None
-    return stem(folded)
+    return folded if folded in STOP else stem(folded)
 
 
 def normalize(word: str) -> str | None:
-    """The index term of one token (folded and stemmed); None for a stop word."""
+    """The index term of one token (folded and, unless a common word or a symbol, stemmed); None if too short."""
     found = _cache.get(word, _MISSING)
     if found is _MISSING:
         if len(_cache) >= _CACHE_LIMIT:
@@ -82,12 +119,16 @@ def normalize(word: str) -> str | None:
     return found  # type: ignore[return-value]
 
 
+def is_common(term: str) -> bool:
+    """Whether ``term`` is a common word's (the query side leaves those out beside rarer words)."""
+    return term in STOP
+
+
 def tokens(text: str) -> Iterator[tuple[str, int, int, int]]:
     """Yield ``(term, position, startchar, endchar)`` for each indexable token.
 
-    Positions count indexed tokens only: a phrase with a stop word inside
-    ("war of attrition") must match, and Whoosh's phrase query has no
-    notion of position gaps.
+    Positions count indexed tokens: common words have theirs, so a phrase
+    matches exactly, in order ("war of attrition" is not "war and attrition").
     """
     pos = 0
     for match in TOKEN_RE.finditer(text):
@@ -101,25 +142,41 @@ def find_terms(text: str, terms: frozenset[str]) -> list[tuple[int, int, str]]:
     """``(startchar, endchar, term)`` of the tokens of ``text`` whose term is in ``terms``.
 
     The same tokens :func:`tokens` would give, found faster: stemming and
-    folding never change a word's first letter (an accented or other
+    folding never change a word's first character (an accented or other
     non-ASCII first letter is always looked at), so only tokens starting
-    with a first letter of some term are analysed.
+    with a first character of some term are analysed.  A candidate right
+    after punctuation may be inside a symbol token (``net`` in ``.NET``,
+    ``mail`` in ``e-mail``): its stretch of text is tokenised to be sure.
     """
     if not terms:
         return []
     found = []
     for match in _starting_with("".join(sorted({t[0] for t in terms}))).finditer(text):
+        start = match.start()
+        if start and not text[start - 1].isspace() and not _token_starts_at(text, start):
+            continue
         term = normalize(match.group())
         if term in terms:
-            found.append((match.start(), match.end(), term))
+            found.append((start, match.end(), term))
     return found
+
+
+def _token_starts_at(text: str, at: int) -> bool:
+    """Whether a token of the full scan starts at ``at`` (tokens never span whitespace)."""
+    begin = at - 1
+    while begin > 0 and not text[begin - 1].isspace():
+        begin -= 1
+    for match in TOKEN_RE.finditer(text, begin):
+        if match.start() >= at:
+            return match.start() == at
+    return False
 
 
 @lru_cache(maxsize=1024)
 def _starting_with(firsts: str) -> re.Pattern[str]:
     letters = re.escape("".join(sorted(set(firsts + firsts.upper()))))
     # Not inside a token: neither after a word character nor after a joiner that follows one.
-    return re.compile(rf"(?<!\w)(?<!\w[{_JOINERS}])(?=[{letters}]|[^\x00-\x7f])" + TOKEN_RE.pattern)
+    return re.compile(rf"(?<!\w)(?<!\w[{_JOINERS}])(?=[{letters}]|[^\x00-\x7f])(?:{TOKEN_RE.pattern})")
 
 
 def term_positions(text: str) -> dict[str, list[int]]:
