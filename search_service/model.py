@@ -135,7 +135,7 @@ class Hit:
 
 @dataclass
 class SearchResult:
-    """One page of hits, the total, the facets and a spelling suggestion."""
+    """One page of hits, the total, the facets, a spelling suggestion and a notice."""
 
     query: str = shaped({"type": "string"})
     total: int = shaped({"type": "integer", "minimum": 0, "description": "Stories matching, on all pages."})
@@ -155,6 +155,14 @@ class SearchResult:
                 "month": _COUNTS | {"propertyNames": {"pattern": r"^\d{4}-\d{2}$"}},
             }
         )
+    )
+    notice: str | None = shaped(
+        nullable({"type": "string"})
+        | {
+            "description": "Set when the query was not searched as typed: what was searched and why "
+            "(malformed syntax searched as words, only exclusions, nothing to search for)."
+        },
+        default=None,
     )
 
     def to_dict(self) -> dict[str, Any]:

@@ -187,6 +187,7 @@ class WhooshEngine:
             suggestion=self._suggestion(view.searcher, request.q) if total < SUGGEST_BELOW else None,
             facets=_facets(corpus, matched),
             sort=request.sort,
+            notice=parsed.notice,
         )
 
     @staticmethod
