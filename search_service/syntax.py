@@ -150,7 +150,7 @@ def _fields(lexemes: list[_Lexeme], problems: list[str]) -> list[_Lexeme]:
             date_value = following.text if attached and following is not None else value
             if not _is_date_query(date_value):
                 problems.append("a date range is written published:[2021-01-01 TO 2021-06-30]")
-                out.append(_Lexeme("space", " "))
+                out.extend(_as_words(re.sub(rf"\bTO\b|{_DATE}", " ", date_value)))
                 skip = attached
                 continue
             out.append(_Lexeme("word", f"{sign}published:{value}"))

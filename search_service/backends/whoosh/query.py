@@ -108,7 +108,7 @@ def parse(text: str, parser: MultifieldParser, searcher: Searcher, limits: Limit
     """
     text = text.strip()
     if len(text) > limits.max_query_chars:
-        raise QueryError(f"the query is {len(text):,} characters long; the limit is {limits.max_query_chars:,}")
+        raise QueryError(f"the query is {len(text)} characters long; the limit is {limits.max_query_chars}")
     repaired = repair(text)
     q = _parsed(repaired.text, parser)
     if q is None:
