@@ -121,6 +121,8 @@ def search(query: str, index_dir: Path | None, limit: int, sort: str) -> None:
     color = sys.stdout.isatty()
     noun = "story matches" if result.total == 1 else "stories match"
     click.echo(f"{result.total:,} {noun} ({result.took_ms:.0f} ms)")
+    if result.notice:
+        click.echo(result.notice)
     if result.suggestion:
         click.echo(f"did you mean: {result.suggestion}")
     for hit in result.hits:

@@ -251,6 +251,10 @@ def _operators(lexemes: list[_Lexeme], problems: list[str]) -> list[_Lexeme]:
         if nothing_before or nothing_after:
             problems.append(f"{x.text} with nothing {'before' if nothing_before else 'after'} it")
             x.text = x.text.lower()
+        elif after is not None and after.kind == "word" and after.text[0] in _SIGNS:
+            # Whoosh can't read a sign after an operator: 'oil AND -gas' is 'oil AND NOT gas'
+            # ('NOT -gas' is taken as 'NOT gas').
+            after.text = ("NOT " if after.text[0] == "-" and x.text != "NOT" else "") + after.text[1:]
     return lexemes
 
 
