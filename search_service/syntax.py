@@ -45,6 +45,8 @@ _FIELD = re.compile(r"([+-]?)([A-Za-z]\w*):(.*)", re.DOTALL)
 _DATE = r"\d{4}(?:-\d{1,2}(?:-\d{1,2})?)?"
 _RANGE = re.compile(rf"[\[{{]\s*({_DATE})?\s+TO\s+({_DATE})?\s*[\]}}]|[\[{{]\s*({_DATE})?\s+TO\s*[\]}}]")
 _SIGNS = "+-"
+#: Characters that make text more than words and punctuation.
+_SYNTAX = re.compile(r'["()*:+\-\[\]{}^~]')
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,17 @@ def repair(text: str) -> Repaired:
 def words_only(text: str) -> str:
     """The words of ``text`` with no syntax at all: what is searched when nothing else can be."""
     return " ".join(w.lower() if w in OPERATORS else w for w in TOKEN_RE.findall(text))
+
+
+def as_phrase(text: str) -> str | None:
+    """``text`` in quotes, if it is free text with no syntax at all (else None).
+
+    For a query of only common words, which mean something only in order
+    ("The Who", "to be or not to be").
+    """
+    if _SYNTAX.search(text) or set(text.split()) & set(OPERATORS):
+        return None
+    return f'"{text}"'
 
 
 def has_words(text: str) -> bool:
@@ -258,4 +271,4 @@ def _operators(lexemes: list[_Lexeme], problems: list[str]) -> list[_Lexeme]:
     return lexemes
 
 
-__all__ = ["FIELDS", "MIN_PREFIX", "OPERATORS", "Repaired", "has_words", "repair", "words_only"]
+__all__ = ["FIELDS", "MIN_PREFIX", "OPERATORS", "Repaired", "as_phrase", "has_words", "repair", "words_only"]

@@ -19,7 +19,6 @@ a message meant for the person who typed it.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -35,10 +34,10 @@ from whoosh.qparser import (
 from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 
-from ...analysis import is_common
 from ...config import Limits
 from ...model import QueryError
-from ...syntax import OPERATORS, Repaired, repair, words_only
+from ...syntax import Repaired, as_phrase, repair, words_only
+from .common import without_common_words
 from .internals import expansions
 from .schema import TEXT_FIELDS
 
@@ -145,46 +144,14 @@ def _parsed(text: str, parser: MultifieldParser) -> wq.Query | None:
 
 
 def _common_words(q: wq.Query, text: str, parser: MultifieldParser) -> wq.Query:
-    """Common words are left out of free text beside rarer words; free text of only common words is a phrase.
-
-    Beside rarer words, "the" or "of" would match nearly every story: slower,
-    and a story with many of them could outrank one with the rare words.
-    Alone, they are what was asked for, and only in order do they mean
-    something ("The Who", "to be or not to be").
-    """
-    if _has_rare_word(q):
-        return _without_common(q).normalize()
-    if _PLAIN.fullmatch(text) and not set(text.split()) & set(OPERATORS):
-        phrase = _parsed(f'"{text}"', parser)
-        return phrase if phrase is not None else q
-    return q
-
-
-#: Text without any query syntax: words and punctuation only.
-_PLAIN = re.compile(r'[^"()*:+\-\[\]{}^~]*')
-
-
-def _has_rare_word(q: wq.Query) -> bool:
-    """Whether ``q`` looks for anything more specific than a common word (outside its exclusions)."""
-    if isinstance(q, wq.Not):
-        return False
-    if isinstance(q, wq.AndNot):
-        return _has_rare_word(q.a)
-    if isinstance(q, wq.Term) and q.fieldname in TEXT_FIELDS:
-        return not is_common(q.text)
-    if isinstance(q, (wq.Phrase, wq.MultiTerm)):
-        return True
-    return any(_has_rare_word(c) for c in q.children())
-
-
-def _without_common(q: wq.Query) -> wq.Query:
-    if isinstance(q, wq.Term) and q.fieldname in TEXT_FIELDS and is_common(q.text):
-        return wq.NullQuery
-    if isinstance(q, (wq.Not, wq.Phrase)):
-        return q
-    if isinstance(q, wq.AndNot):
-        return wq.AndNot(_without_common(q.a), q.b)
-    return q.apply(_without_common)
+    """Common words left out beside rarer words (:func:`.common.without_common_words`); free text of
+    only common words searched as a phrase: only in order do they mean something ("The Who",
+    "to be or not to be")."""
+    rarer = without_common_words(q)
+    if rarer is not None:
+        return rarer
+    phrase = as_phrase(text)
+    return (_parsed(phrase, parser) if phrase else None) or q
 
 
 def _has_positive(q: wq.Query) -> bool:
