@@ -223,10 +223,10 @@ def _stars(lexemes: list[_Lexeme], problems: list[str]) -> list[_Lexeme]:
         letters = stem[:-1] if stem.endswith("*") else stem
         if stem != "*" and "*" in letters:
             problems.append("a * only works at the end of a word, as in econom*")
-            stem = value.replace("*", " ")
+            stem = " ".join(value.replace("*", " ").split())
         elif stem != "*" and len(letters) < MIN_PREFIX:
             problems.append(f"a * needs at least {MIN_PREFIX} letters before it, as in econom*")
-            stem = value.replace("*", " ")
+            stem = " ".join(value.replace("*", " ").split())
         x.text = f"{head}{':' if head else ''}{sign}{stem}"
     return lexemes
 

@@ -297,10 +297,6 @@ def _has_errors(q: wq.Query) -> bool:
     return bool(getattr(q, "error", None)) or any(_has_errors(c) for c in q.children())
 
 
-def _contains(q: wq.Query, kinds: tuple[type, ...]) -> bool:
-    return isinstance(q, kinds) or any(_contains(c, kinds) for c in q.children())
-
-
 def _collect(
     q: wq.Query,
     reader: IndexReader,
