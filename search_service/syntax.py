@@ -118,7 +118,7 @@ def _as_words(text: str) -> list[_Lexeme]:
 def _quotes(lexemes: list[_Lexeme], problems: list[str]) -> list[_Lexeme]:
     out = []
     for x in lexemes:
-        if x.kind == "quote" and (len(x.text) < 2 or not x.text.rstrip("~0123456789").endswith('"')):
+        if x.kind == "quote" and x.text.count('"') < 2:
             problems.append("unclosed quote")
             out.extend(_as_words(x.text))
         elif x.kind == "quote" and not TOKEN_RE.search(x.text):

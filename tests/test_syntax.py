@@ -44,6 +44,7 @@ def test_well_formed_syntax_is_left_as_typed(q: str) -> None:
     [
         ('"oil prices', "oil prices", "unclosed quote"),
         ('oil prices"', "oil prices", "unclosed quote"),
+        ('"5', "5", "unclosed quote"),
         ("(oil OR gas", "oil OR gas", "unclosed bracket"),
         ("oil OR gas)", "oil OR gas", "a ) with no ( before it"),
         ("oil AND", "oil and", "AND with nothing after it"),
