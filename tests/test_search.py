@@ -212,28 +212,6 @@ def test_limits_raise_query_error_with_a_message(
         assert word in str(raised.value)
 
 
-@pytest.mark.parametrize(
-    ("q", "searched", "problem"),
-    [
-        ("*ought", "ought", "end of a word"),
-        ("d*", "d", "at least 2 letters"),
-        ('"drought water', "drought water", "unclosed quote"),
-        ("(drought OR water", "drought OR water", "unclosed bracket"),
-        ("drought AND", "drought", "AND with nothing after it"),
-        ("drought +", "drought", "a + with no word"),
-        ("foo:drought", "foo drought", "foo: is not a field"),
-        ("published:[2021 TO drought", "drought", "published:[2021-01-01 TO 2021-06-30]"),
-    ],
-)
-def test_malformed_syntax_is_searched_as_words_with_a_notice(
-    sample: WhooshEngine, q: str, searched: str, problem: str
-) -> None:
-    result = search(sample, q)
-    assert result.notice is not None and result.notice.startswith("Searched for the words")
-    assert problem in result.notice
-    assert [h.id for h in result.hits] == [h.id for h in search(sample, searched).hits]
-
-
 @pytest.mark.parametrize("q", ["", "   ", "?!", "(", '""', "+"])
 def test_nothing_to_search_for_is_no_stories_and_a_notice(sample: WhooshEngine, q: str) -> None:
     result = search(sample, q)
