@@ -25,7 +25,7 @@ import numpy as np
 from whoosh.searching import Searcher
 from whoosh.util.times import long_to_datetime
 
-from ...analysis import find_terms, fold, normalize
+from ...analysis import find_terms, fold, is_common, normalize
 from ...config import Limits
 from ...engine import Progress
 from ...highlight import fragments, mark_all
@@ -290,7 +290,9 @@ class WhooshEngine:
             return None
         stored = searcher.stored_fields(docnum)
         text = f"{stored['headline']}\n{stored['headline']}\n{stored['body']}"
-        key_terms = [term for term, _ in searcher.key_terms_from_text("body", text, numterms=RELATED_TERMS)]
+        # Common words are indexed, and Bo1 can rank one high in a short story ("in"): they are left out.
+        candidates = searcher.key_terms_from_text("body", text, numterms=2 * RELATED_TERMS)
+        key_terms = [term for term, _ in candidates if not is_common(term)][:RELATED_TERMS]
         q = any_field(key_terms)
         corpus = self._corpus_of(view.searcher)
         scores, matched = Evaluation(searcher, corpus, self.limits.time_limit).run(q)
