@@ -143,40 +143,53 @@ def find_terms(text: str, terms: frozenset[str]) -> list[tuple[int, int, str]]:
 
     The same tokens :func:`tokens` would give, found faster: stemming and
     folding never change a word's first character (an accented or other
-    non-ASCII first letter is always looked at), so only tokens starting
-    with a first character of some term are analysed.  A candidate right
-    after punctuation may be inside a symbol token (``net`` in ``.NET``,
-    ``mail`` in ``e-mail``): its stretch of text is tokenised to be sure.
+    non-ASCII first letter is always looked at), so only plain words
+    starting with a first character of some term are analysed.  A word
+    beside a symbol may be part of a symbol token (``C`` of ``C++``, ``mail``
+    of ``e-mail``): its stretch of text is tokenised in full to be sure.
     """
     if not terms:
         return []
     found = []
     for match in _starting_with("".join(sorted({t[0] for t in terms}))).finditer(text):
-        start = match.start()
-        if start and not text[start - 1].isspace() and not _token_starts_at(text, start):
-            continue
+        if match.lastindex is None:  # not a plain word: maybe a symbol token, or inside one
+            match = _token_at(text, match.start())
+            if match is None:
+                continue
         term = normalize(match.group())
         if term in terms:
-            found.append((start, match.end(), term))
+            found.append((match.start(), match.end(), term))
     return found
 
 
-def _token_starts_at(text: str, at: int) -> bool:
-    """Whether a token of the full scan starts at ``at`` (tokens never span whitespace)."""
-    begin = at - 1
-    while begin > 0 and not text[begin - 1].isspace():
+#: Characters next to a word that can make it part of a symbol token (SYMBOL_PATTERNS).
+_SYMBOL_STARTS = "$£€¥."
+_BEFORE = "$£€¥,./&-"
+_AFTER = "+#%/&-"
+_CHUNK_CHARS = re.compile(rf"[\w$£€¥.&/%+#,{_JOINERS}-]")
+
+
+def _token_at(text: str, at: int) -> re.Match[str] | None:
+    """The token of the full scan that starts at ``at``, if one does (tokens never leave a chunk)."""
+    begin = at
+    while begin > 0 and _CHUNK_CHARS.match(text, begin - 1):
         begin -= 1
     for match in TOKEN_RE.finditer(text, begin):
         if match.start() >= at:
-            return match.start() == at
-    return False
+            return match if match.start() == at else None
+    return None
 
 
 @lru_cache(maxsize=1024)
 def _starting_with(firsts: str) -> re.Pattern[str]:
     letters = re.escape("".join(sorted(set(firsts + firsts.upper()))))
-    # Not inside a token: neither after a word character nor after a joiner that follows one.
-    return re.compile(rf"(?<!\w)(?<!\w[{_JOINERS}])(?=[{letters}]|[^\x00-\x7f])(?:{TOKEN_RE.pattern})")
+    symbols = f"|[{re.escape(_SYMBOL_STARTS)}]" if set(firsts) & set(_SYMBOL_STARTS) else ""
+    # Not inside a word: neither after a word character nor after a joiner that follows one.  A word
+    # with no symbol beside it is a token as it is (the empty group marks it); any other is checked.
+    plain = rf"(?<![{re.escape(_BEFORE)}])\w++(?:[{_JOINERS}]\w+)*+(?![{re.escape(_AFTER)}])(?P<plain>)"
+    return re.compile(
+        rf"(?<!\w)(?<!\w[{_JOINERS}])(?=[{letters}]|[^\x00-\x7f])(?:{plain}|\w+(?:[{_JOINERS}]\w+)*{symbols})"
+    )
 
 
 def term_positions(text: str) -> dict[str, list[int]]:
@@ -206,7 +219,7 @@ def term_positions(text: str) -> dict[str, list[int]]:
 #: Runs of the characters tokens are made of.  No token crosses a chunk's
 #: edge, and every lookaround of TOKEN_RE sees the same at a chunk's edge as
 #: in the whole text, so tokenising chunk by chunk gives the same tokens.
-_CHUNK_RE = re.compile(rf"[\w$£€¥.&/%+#,{_JOINERS}-]+")
+_CHUNK_RE = re.compile(rf"{_CHUNK_CHARS.pattern}+")
 # chunk -> its terms
 _chunks: dict[str, tuple[str, ...]] = {}
 
