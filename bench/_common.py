@@ -94,7 +94,7 @@ class Server:
         self, index_dir: Path, threads: int | None = None, log_name: str = "server", workers: int = 1
     ) -> None:
         self.log_path = work_dir("logs") / f"{log_name}-{os.getpid()}.log"
-        self._log = open(self.log_path, "w", encoding="utf-8")
+        self._log = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed by stop()
         args = [sys.executable, "-m", "search_service", "serve", "--index", str(index_dir), "--port", "0"]
         if threads:
             args += ["--threads", str(threads)]

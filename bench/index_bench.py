@@ -32,9 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import WORK, reuters_stories, table  # also puts the repo on sys.path
-
 from search_service.backends.whoosh.indexer import default_procs, index_paths
+
+from _common import WORK, reuters_stories, table  # also puts the repo on sys.path
 
 PROFILE_FILES = 3000
 

@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -36,21 +37,21 @@ from collections import Counter
 from pathlib import Path
 from statistics import mean
 
+from search_service.config import DEFAULT_THREADS  # after _common, which puts the checkout on sys.path
+
 from _common import (
+    WORD,
     Server,
-    load_note,
     headline_vocabulary,
     headline_words,
+    load_note,
     percentile,
     python_load,
     reuters_index,
     stored_stories,
     table,
-    WORD,
     work_dir,
 )
-
-from search_service.config import DEFAULT_THREADS  # after _common, which puts the checkout on sys.path
 
 CLASSES = ("single", "two-term", "phrase", "with-common", "only-common")
 VOCABULARY = 1000
@@ -93,7 +94,7 @@ def sample_queries(stories: list[dict[str, object]], per_class: int, seed: int) 
         known = [w for w in words if w in vocabulary]
         if len(set(known)) >= 2:
             pairs.append(known)
-        for a, b in zip(words, words[1:]):
+        for a, b in itertools.pairwise(words):
             if a in vocabulary and b in vocabulary and a != b:
                 phrases[f"{a} {b}"] += 1
     two_term = []
@@ -161,7 +162,13 @@ def time_engine(
     from search_service.backends.whoosh import WhooshEngine
     from search_service.backends.whoosh.postings import POSTINGS_CACHE_SIZE
 
-    engine = WhooshEngine(index_dir, cache_size=POSTINGS_CACHE_SIZE if cache else 0)
+    return time_searches(WhooshEngine(index_dir, cache_size=POSTINGS_CACHE_SIZE if cache else 0), queries, rounds)
+
+
+def time_searches(
+    engine: object, queries: dict[str, list[str]], rounds: int
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Per-class latencies (ms) of ``engine.search(per_page=10)`` over ``rounds`` passes, after a warm-up pass that also gives the mean totals."""
     totals = {c: mean(searched(engine, q) for q in qs) for c, qs in queries.items()}
     times: dict[str, list[float]] = {c: [] for c in queries}
     for _ in range(rounds):
@@ -273,7 +280,7 @@ def run_wrk(
     command = ["wrk", "-t2", f"-c{clients}", f"-d{int(seconds)}s", "--timeout", "10s", "-s", str(folder / "bench.lua"),
                server.url, "--", str(folder / "paths.txt"), "0", str(think_ms)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
-    line = next((l for l in done.stdout.splitlines() if l.startswith("WRK_JSON ")), None)
+    line = next((out for out in done.stdout.splitlines() if out.startswith("WRK_JSON ")), None)
     if line is None:
         print(f"wrk gave no figures ({done.returncode}): {done.stdout[-500:]} {done.stderr[-500:]}", file=sys.stderr)
         return None

@@ -25,8 +25,13 @@ answered queries alone are printed beside them.
 each engine is built; the service's code and files are not changed.  It
 asks for per_page=10 (highlighting 100 hits per query made the grid slow).
 
-    python bench/relevance.py            # the end-to-end figures
-    python bench/relevance.py --sweep    # plus the grid of settings
+``--engine xapian`` runs the same pipeline with the Xapian engine
+(``SEARCH_SERVICE_ENGINE=xapian``, the database in the ``--index`` folder) beside
+the Whoosh engine, and prints the difference in nDCG@10.
+
+    python bench/relevance.py                  # the end-to-end figures
+    python bench/relevance.py --engine xapian  # Xapian beside Whoosh
+    python bench/relevance.py --sweep          # plus the grid of settings
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import http.client
 import itertools
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -204,21 +210,22 @@ def evaluate(collection: Collection, search: Search, per_page: int = DEPTH) -> S
 # ---------------------------------------------------------------- end to end
 
 
-def build_index(collection: Collection) -> tuple[Path, float]:
-    """Write the JSON Lines and index them with the real CLI; return the index folder and seconds."""
+def build_index(collection: Collection, engine: str = "whoosh") -> tuple[Path, float]:
+    """Write the JSON Lines and index them with the real CLI (``engine`` from the environment); folder and seconds."""
     folder = work_dir(f"relevance/{collection.name}")
     jsonl = folder / f"{collection.name}.jsonl"
     with jsonl.open("w", encoding="utf-8") as f:
         for doc in collection.docs.values():
             f.write(json.dumps(doc) + "\n")
-    index_dir = folder / "index"
+    index_dir = folder / ("index" if engine == "whoosh" else f"index-{engine}")
     shutil.rmtree(index_dir, ignore_errors=True)
     started = time.perf_counter()
     command = [sys.executable, "-m", "search_service", "index", str(jsonl), "--index", str(index_dir), "--strict"]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"indexing failed: {' '.join(command)}\n{done.stdout}{done.stderr}")
-    print(f"  $ search-service index {jsonl} --index {index_dir} --strict\n    {done.stdout.strip()}")
+    print(f"  $ SEARCH_SERVICE_ENGINE={engine} search-service index {jsonl} --index {index_dir} --strict\n"
+          f"    {done.stdout.strip()}")
     return index_dir, time.perf_counter() - started
 
 
@@ -241,15 +248,17 @@ def http_search(server: Server) -> tuple[Search, dict[str, str]]:
     return search, refusals
 
 
-def end_to_end(collections: list[Collection]) -> None:
-    """Index with the CLI, serve, query over HTTP, print the table."""
+def end_to_end(collections: list[Collection], engines: list[str]) -> None:
+    """Index with the CLI, serve, query over HTTP, print the table (one row per engine and collection)."""
     rows = []
-    for collection in collections:
+    ndcg: dict[tuple[str, str], float] = {}
+    for engine, collection in itertools.product(engines, collections):
+        os.environ["SEARCH_SERVICE_ENGINE"] = engine
         print(f"{collection.name}: {len(collection.docs)} documents indexed, {len(collection.queries)} queries, "
               f"{len(judged(collection))} with relevant documents")
         for note in collection.notes:
             print(f"  note: {note}")
-        index_dir, seconds = build_index(collection)
+        index_dir, seconds = build_index(collection, engine)
         with Server(index_dir, log_name=f"relevance-{collection.name}") as server:
             search, refusals = http_search(server)
             started = time.perf_counter()
@@ -260,7 +269,7 @@ def end_to_end(collections: list[Collection]) -> None:
         if top10.refused:
             print(f"  refused by the server (HTTP 400): {top10.refused} of {len(top10.answered)} judged queries")
             reasons: dict[str, int] = {}
-            for key, text in judged(collection):
+            for _key, text in judged(collection):
                 if text in refusals:
                     reason = re.sub(r"\d[\d,]*", "N", refusals[text].split(";")[0])
                     reasons[reason] = reasons.get(reason, 0) + 1
@@ -271,10 +280,17 @@ def end_to_end(collections: list[Collection]) -> None:
                 continue
             m10, m100 = top10.means(answered_only), deep.means(answered_only)
             n = top10.answered.count(True) if answered_only else len(top10.answered)
-            rows.append([collection.name, label, n, m10["ndcg"], m10["ndcg_bin"], m100["map"], m10["p10"],
+            rows.append([engine, collection.name, label, n, m10["ndcg"], m10["ndcg_bin"], m100["map"], m10["p10"],
                          GOALS[collection.name]])
+            ndcg.setdefault((engine, collection.name), m10["ndcg"])
+    os.environ.pop("SEARCH_SERVICE_ENGINE", None)
     print()
-    print(table(["collection", "queries", "n", "nDCG@10", "nDCG@10 bin", "MAP@100", "P@10", "goal nDCG@10"], rows))
+    print(table(["engine", "collection", "queries", "n", "nDCG@10", "nDCG@10 bin", "MAP@100", "P@10", "goal nDCG@10"],
+                rows))
+    for engine in engines[1:]:
+        for c in collections:
+            diff = ndcg[engine, c.name] - ndcg[engines[0], c.name]
+            print(f"{engine} - {engines[0]} nDCG@10 on {c.name}: {diff:+.4f} ({'within' if abs(diff) <= 0.01 else 'NOT within'} 0.01)")
     print("Cranfield gains: grade 1->4, 2->3, 3->2, 4->1, -1->0; 'bin' = binary (grades 1-4 relevant). "
           "Refused queries score 0 under 'all judged queries'.")
 
@@ -346,10 +362,12 @@ def sweep(collections: list[Collection]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sweep", action="store_true", help="also run the small grid of ranking settings")
+    parser.add_argument("--engine", choices=["whoosh", "xapian"], default="whoosh",
+                        help="xapian: the Xapian engine, beside the Whoosh engine for comparison")
     args = parser.parse_args()
     root = require(shared_dir() / "relevance", "the Cranfield and CISI collections")
     collections = [cranfield(root / "cranfield"), cisi(root / "cisi")]
-    end_to_end(collections)
+    end_to_end(collections, ["whoosh"] if args.engine == "whoosh" else ["whoosh", args.engine])
     if args.sweep:
         sweep(collections)
 

@@ -22,14 +22,19 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from functools import lru_cache
+from typing import Any
 
 from whoosh.analysis import STOP_WORDS
 from whoosh.lang.porter2 import stem
 
+from .arabic import WORD_MARKS, normalize_script
+
 _JOINERS = ".'’‘ʼ`´"
+#: Combining marks and ZWNJ inside a word are part of it (Arabic harakat, ``می‌روند``).
+_WORD = rf"\w[\w{WORD_MARKS}]*"
 #: The end of a token that ends in a word character: the rest of the word,
 #: and any more parts joined by an apostrophe or a dot (``U.S``, ``2.7``).
-_TAIL = rf"\w*(?:[{_JOINERS}]\w+)*"
+_TAIL = rf"[\w{WORD_MARKS}]*(?:[{_JOINERS}]{_WORD})*"
 #: Tokens with symbols that people search for, tried before plain words
 #: (the rules are listed for users on the home page's "How to search"):
 SYMBOL_PATTERNS = (
@@ -47,7 +52,7 @@ SYMBOL_PATTERNS = (
 #: hyphens split words (``Al-Haq`` -> al, haq).  Every token that ends in a
 #: word character ends with :data:`_TAIL`, so a token never starts right after
 #: a word character (:func:`find_terms` relies on it).
-TOKEN_RE = re.compile("|".join((*SYMBOL_PATTERNS, rf"\w+{_TAIL}")))
+TOKEN_RE = re.compile("|".join((*SYMBOL_PATTERNS, rf"\w{_TAIL}")))
 #: Characters that make a token a symbol token: kept as written (folded), not stemmed.
 _SYMBOLS = frozenset("+#&/%$£€¥")
 #: Words whose capitals change their meaning: ``US`` is the country, as
@@ -67,30 +72,24 @@ _QUOTES = {ord(c): '"' for c in "“”„‟«»"}
 #: "been"; measured with bench/relevance.py, nDCG@10: Cranfield 0.381 ->
 #: 0.390, CISI 0.313 -> 0.323 when they were dropped).
 STOP = frozenset(STOP_WORDS) | frozenset(
-    """i me my myself we our ours ourselves you your yours yourself yourselves he him his himself
-    she her hers herself it its itself they them their theirs themselves what which who whom this
-    that these those am is are was were be been being have has had having do does did doing a an
-    the and but if or because as until while of at by for with about against between into through
-    during before after above below to from up down in out on off over under again further then
-    once here there when where why how all any both each few more most other some such no nor not
-    only own same so than too very can will just don should now""".split()
+    ["i", "me", "my", "myself", "we", "our", "ours", "ourselves", "you", "your", "yours", "yourself", "yourselves", "he", "him", "his", "himself", "she", "her", "hers", "herself", "it", "its", "itself", "they", "them", "their", "theirs", "themselves", "what", "which", "who", "whom", "this", "that", "these", "those", "am", "is", "are", "was", "were", "be", "been", "being", "have", "has", "had", "having", "do", "does", "did", "doing", "a", "an", "the", "and", "but", "if", "or", "because", "as", "until", "while", "of", "at", "by", "for", "with", "about", "against", "between", "into", "through", "during", "before", "after", "above", "below", "to", "from", "up", "down", "in", "out", "on", "off", "over", "under", "again", "further", "then", "once", "here", "there", "when", "where", "why", "how", "all", "any", "both", "each", "few", "more", "most", "other", "some", "such", "no", "nor", "not", "only", "own", "same", "so", "than", "too", "very", "can", "will", "just", "don", "should", "now"]
 )
 MIN_LENGTH = 2
 _CACHE_LIMIT = 500_000
 
 # token text -> term, or None for a token too short to index
 _cache: dict[str, str | None] = {}
-_MISSING = object()
+_MISSING: Any = object()
 
 
 def fold(text: str) -> str:
-    """NFKC, apostrophe removal, case folding and accent stripping (no stemming)."""
+    """NFKC, apostrophe removal, case folding, accent stripping, Arabic and Persian variants (no stemming)."""
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
     text = text.translate(_APOSTROPHES).casefold()
     if not text.isascii():
         decomposed = unicodedata.normalize("NFKD", text.translate(_QUOTES))
-        text = "".join(c for c in decomposed if not unicodedata.combining(c))
+        text = normalize_script("".join(c for c in decomposed if not unicodedata.combining(c)))
     return text
 
 
@@ -116,7 +115,7 @@ def normalize(word: str) -> str | None:
         if len(_cache) >= _CACHE_LIMIT:
             _cache.clear()
         found = _cache[word] = _analyse_word(word)
-    return found  # type: ignore[return-value]
+    return found
 
 
 def is_common(term: str) -> bool:
@@ -151,11 +150,11 @@ def find_terms(text: str, terms: frozenset[str]) -> list[tuple[int, int, str]]:
     if not terms:
         return []
     found = []
-    for match in _starting_with("".join(sorted({t[0] for t in terms}))).finditer(text):
-        if match.lastindex is None:  # not a plain word: maybe a symbol token, or inside one
-            match = _token_at(text, match.start())
-            if match is None:
-                continue
+    for candidate in _starting_with("".join(sorted({t[0] for t in terms}))).finditer(text):
+        # Not a plain word: maybe a symbol token, or inside one.
+        match = candidate if candidate.lastindex is not None else _token_at(text, candidate.start())
+        if match is None:
+            continue
         term = normalize(match.group())
         if term in terms:
             found.append((match.start(), match.end(), term))
@@ -166,7 +165,7 @@ def find_terms(text: str, terms: frozenset[str]) -> list[tuple[int, int, str]]:
 _SYMBOL_STARTS = "$£€¥."
 _BEFORE = "$£€¥,./&-"
 _AFTER = "+#%/&-"
-_CHUNK_CHARS = re.compile(rf"[\w$£€¥.&/%+#,{_JOINERS}-]")
+_CHUNK_CHARS = re.compile(rf"[\w{WORD_MARKS}$£€¥.&/%+#,{_JOINERS}-]")
 
 
 def _token_at(text: str, at: int) -> re.Match[str] | None:
@@ -186,9 +185,10 @@ def _starting_with(firsts: str) -> re.Pattern[str]:
     symbols = f"|[{re.escape(_SYMBOL_STARTS)}]" if set(firsts) & set(_SYMBOL_STARTS) else ""
     # Not inside a word: neither after a word character nor after a joiner that follows one.  A word
     # with no symbol beside it is a token as it is (the empty group marks it); any other is checked.
-    plain = rf"(?<![{re.escape(_BEFORE)}])\w++(?:[{_JOINERS}]\w+)*+(?![{re.escape(_AFTER)}])(?P<plain>)"
+    word = rf"\w[\w{WORD_MARKS}]*+"
+    plain = rf"(?<![{re.escape(_BEFORE)}]){word}(?:[{_JOINERS}]{word})*+(?![{re.escape(_AFTER)}])(?P<plain>)"
     return re.compile(
-        rf"(?<!\w)(?<!\w[{_JOINERS}])(?=[{letters}]|[^\x00-\x7f])(?:{plain}|\w+(?:[{_JOINERS}]\w+)*{symbols})"
+        rf"(?<![\w{WORD_MARKS}])(?<!\w[{_JOINERS}])(?=[{letters}]|[^\x00-\x7f])(?:{plain}|\w{_TAIL}{symbols})"
     )
 
 

@@ -6,12 +6,13 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from .config import DEFAULT_THREADS, Config, ConfigError
-from .engine import Engine, UnknownEngineError, open_engine
-from .model import SORTS, IndexBusyError, IndexSummary, IndexWriteError, QueryError, SearchRequest
+from .engine import Engine, UnknownEngineError, engine_name, open_engine
+from .model import SORTS, EngineUnavailable, IndexBusyError, IndexSummary, IndexWriteError, QueryError, SearchRequest
 
 log = logging.getLogger("search_service")
 
@@ -52,7 +53,7 @@ def _progress(total: int, unchanged: int) -> Callable[[int], None]:
     return bar.update
 
 
-def _config(**overrides: object) -> Config:
+def _config(**overrides: Any) -> Config:
     """The configuration (environment, then options); a bad variable is one line naming it."""
     try:
         return Config.from_env(**overrides)
@@ -63,7 +64,7 @@ def _config(**overrides: object) -> Config:
 def _engine(config: Config, create: bool = False) -> Engine:
     try:
         return open_engine(config, create=create)
-    except (FileNotFoundError, UnknownEngineError, IndexWriteError) as exc:
+    except (FileNotFoundError, UnknownEngineError, IndexWriteError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -77,12 +78,26 @@ def _run_index(paths: tuple[Path, ...], config: Config, procs: int | None) -> In
         sys.exit(130)
 
 
+_ENGINE_OPTION = click.option(
+    "--engine",
+    default=None,
+    help="Search engine: whoosh, xapian (in --index), xapian:DIR or xapian+tcp://HOST:PORT,... "
+    "Default: $SEARCH_SERVICE_ENGINE or whoosh.",
+)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_INDEX_OPTION
+@_ENGINE_OPTION
+@click.option("--shard", default=None, metavar="I/N",
+              help="Index only shard I of N: the stories whose id hashes to I (engines with shards).")
 @click.option("--strict", is_flag=True, help="Exit with status 1 if any file or line was skipped.")
 @click.option("--procs", type=click.IntRange(1, 16), default=None, help="Worker processes (default: CPUs + 1, at most 5).")
-def index(paths: tuple[Path, ...], index_dir: Path | None, strict: bool, procs: int | None) -> None:
+def index(
+    paths: tuple[Path, ...], index_dir: Path | None, engine: str | None, shard: str | None, strict: bool,
+    procs: int | None,
+) -> None:
     """Index story files (.txt) and JSON Lines (.jsonl) under PATHS.
 
     Folders are read recursively. Runs are incremental: unchanged files are
@@ -90,13 +105,16 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, strict: bool, procs: 
     were removed from an indexed folder are removed. A story code seen twice
     is one story: the later file wins.
     """
-    config = _config(index_dir=index_dir)
+    config = _config(index_dir=index_dir, engine=engine, shard=shard)
+    if shard and engine_name(config) == "whoosh":
+        raise click.ClickException("--shard needs an engine with shards, as in --engine xapian")
     summary = _run_index(paths, config, procs)
     for skip in summary.skips:
         click.echo(f"skipped {skip.where}: {skip.reason}", err=True)
     for warning in summary.warnings:
         click.echo(f"warning: {warning}", err=True)
-    click.echo(f"{config.index_dir}: {summary.line()}")
+    where = config.engine.split(":", 1)[1] if ":" in config.engine else config.index_dir
+    click.echo(f"{where}: {summary.line()}")
     if strict and summary.skips:
         raise click.ClickException(f"{len(summary.skips)} files or lines were skipped (--strict)")
 
@@ -104,25 +122,28 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, strict: bool, procs: 
 @main.command()
 @click.argument("query")
 @_INDEX_OPTION
+@_ENGINE_OPTION
 @click.option("-n", "--limit", type=click.IntRange(1, 100), default=10, show_default=True, help="Hits to show.")
 @click.option("--sort", type=click.Choice(SORTS), default="relevance", show_default=True)
-def search(query: str, index_dir: Path | None, limit: int, sort: str) -> None:
+def search(query: str, index_dir: Path | None, engine: str | None, limit: int, sort: str) -> None:
     """Search the index and print the top hits.
 
     QUERY takes the same syntax as the web search box: words, "phrases",
     AND/OR/NOT, -word, headline:word, published:[2021-01-01 TO 2021-06-30].
     Matches are shown in bold on a terminal.
     """
-    config = _config(index_dir=index_dir)
+    config = _config(index_dir=index_dir, engine=engine)
     try:
         result = _engine(config).search(SearchRequest(q=query, per_page=limit, sort=sort))
-    except QueryError as exc:
+    except (QueryError, EngineUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     color = sys.stdout.isatty()
     noun = "story matches" if result.total == 1 else "stories match"
     click.echo(f"{result.total:,} {noun} ({result.took_ms:.0f} ms)")
     if result.notice:
         click.echo(result.notice)
+    if result.shards and result.shards["failed"]:
+        click.echo(f"partial: {result.shards['failed']} of {result.shards['total']} shards did not answer")
     if result.suggestion:
         click.echo(f"did you mean: {result.suggestion}")
     for hit in result.hits:
@@ -142,6 +163,7 @@ def _terminal(marked_html: str, color: bool) -> str:
 
 @main.command()
 @_INDEX_OPTION
+@_ENGINE_OPTION
 @click.option("--stories", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Stories to index on first start if the index is empty. Default: index_data.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for all).")
@@ -150,15 +172,18 @@ def _terminal(marked_html: str, color: bool) -> str:
               help="Server processes on one port; one per CPU core uses every core.")
 @click.option("--threads", type=click.IntRange(1, 64), default=DEFAULT_THREADS, show_default=True,
               help="Threads per worker process (searching is CPU-bound: more threads only contend).")
-def serve(index_dir: Path | None, stories: Path | None, host: str, port: int, workers: int, threads: int) -> None:
+def serve(
+    index_dir: Path | None, engine: str | None, stories: Path | None, host: str, port: int, workers: int, threads: int
+) -> None:
     """Serve the search page and JSON API with waitress.
 
     If there is no index yet and the stories folder exists, it is indexed
     first. Set SEARCH_SERVICE_TOKEN to turn on the write API.
     """
-    from .web.server import ServeError, serve as serve_forever
+    from .web.server import ServeError
+    from .web.server import serve as serve_forever
 
-    config = _config(index_dir=index_dir, stories_dir=stories)
+    config = _config(index_dir=index_dir, engine=engine, stories_dir=stories)
     try:
         open_engine(config).close()
     except FileNotFoundError:
@@ -170,7 +195,7 @@ def serve(index_dir: Path | None, stories: Path | None, host: str, port: int, wo
         click.echo(f"building the index from {config.stories_dir} ...", err=True)
         summary = _run_index((config.stories_dir,), config, None)
         click.echo(f"{config.index_dir}: {summary.line()}", err=True)
-    except (UnknownEngineError, IndexWriteError) as exc:
+    except (UnknownEngineError, IndexWriteError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     try:
         serve_forever(config, host=host, port=port, threads=threads, workers=workers)

@@ -3,7 +3,11 @@
 Environment variables (all optional):
 
 ``SEARCH_SERVICE_ENGINE``      the search engine: ``whoosh`` (default, the embedded index in
-                               ``SEARCH_SERVICE_INDEX``)
+                               ``SEARCH_SERVICE_INDEX``), ``xapian:/path/to/db`` (one Xapian database)
+                               or ``xapian+tcp://host1:port|replica:port,host2:port`` (shards served
+                               by xapian-tcpsrv; docs/scale-out.md)
+``SEARCH_SERVICE_PARTIAL``     ``off``: a search with a shard that does not answer is a 503, not
+                               the other shards' results flagged as partial (default ``on``)
 ``SEARCH_SERVICE_INDEX``       index folder (default ``index_data/index``)
 ``SEARCH_SERVICE_STORIES``     stories to index on first start of ``serve`` (default ``index_data``)
 ``SEARCH_SERVICE_TOKEN``       bearer token for the write API; unset means writes are off
@@ -58,6 +62,10 @@ class Config:
     max_request_bytes: int = 8 * 1024 * 1024
     write_timeout: float = 30.0
     trusted_proxy: str | None = None
+    #: Answer from the shards that respond when one does not (flagged in the result); False: 503.
+    partial: bool = True
+    #: ``I/N``: index only the stories of shard I of N (engines with shards; the CLI's ``--shard``).
+    shard: str | None = None
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -80,10 +88,22 @@ class Config:
             values["max_request_bytes"] = _number(env, "SEARCH_SERVICE_MAX_REQUEST_BYTES", int)
         if env.get("SEARCH_SERVICE_TRUSTED_PROXY"):
             values["trusted_proxy"] = env["SEARCH_SERVICE_TRUSTED_PROXY"]
+        if env.get("SEARCH_SERVICE_PARTIAL"):
+            values["partial"] = _switch(env, "SEARCH_SERVICE_PARTIAL")
         if env.get("SEARCH_SERVICE_WRITE_TIMEOUT"):
             values["write_timeout"] = _number(env, "SEARCH_SERVICE_WRITE_TIMEOUT", float)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)
+
+
+def _switch(env: Any, name: str) -> bool:
+    """``on``/``off`` (or yes/no, true/false, 1/0) in ``env[name]``, or a :class:`ConfigError` naming the variable."""
+    raw = env[name].strip().lower()
+    if raw in ("on", "yes", "true", "1"):
+        return True
+    if raw in ("off", "no", "false", "0"):
+        return False
+    raise ConfigError(f"{name} must be on or off, not {env[name].strip()!r}")
 
 
 def _number(env: Any, name: str, kind: type[int] | type[float]) -> Any:

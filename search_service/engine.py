@@ -26,6 +26,7 @@ Progress = Callable[[int, int], Callable[[int], None]]
 #: Engine name (the part of ``SEARCH_SERVICE_ENGINE`` before ``:`` or ``+``) -> module with ``open(config, create)``.
 BACKENDS = {
     "whoosh": "search_service.backends.whoosh",
+    "xapian": "search_service.backends.xapian",
 }
 
 

@@ -18,7 +18,7 @@ from datetime import date, datetime
 from typing import Any
 
 from .config import Limits
-from .highlight import MAX_FRAGMENTS
+from .highlight import MAX_FRAGMENTS, fragments, mark_all
 from .stories import ID_PATTERN, MAX_ID_LENGTH, Skip
 
 SORTS = ("relevance", "recent", "newest", "oldest")
@@ -52,9 +52,12 @@ def closed_object(properties: dict[str, Schema], optional: tuple[str, ...] = ())
     }
 
 
-def shaped(schema: SchemaSource, *, digits: int | None = None, **kwargs: Any) -> Any:
-    """A dataclass field with its JSON schema; ``digits`` rounds a float when serialized."""
-    return field(metadata={"schema": schema, "digits": digits}, **kwargs)
+def shaped(schema: SchemaSource, *, digits: int | None = None, optional: bool = False, **kwargs: Any) -> Any:
+    """A dataclass field with its JSON schema; ``digits`` rounds a float when serialized.
+
+    An ``optional`` field is left out of the JSON when it is None (and is not required by the schema).
+    """
+    return field(metadata={"schema": schema, "digits": digits, "optional": optional}, **kwargs)
 
 
 _PUBLISHED = nullable({"type": "string", "pattern": DATETIME_PATTERN})
@@ -73,6 +76,10 @@ class IndexBusyError(RuntimeError):
     """Another process is writing to the index; retry shortly."""
 
 
+class EngineUnavailable(RuntimeError):
+    """Part of the collection can't be reached now (a shard with no live copy); retry later."""
+
+
 class IndexWriteError(RuntimeError):
     """The index could not be written (disk full, permissions); the last commit is intact."""
 
@@ -87,6 +94,8 @@ class SearchRequest:
     sort: str = "relevance"
     date_from: date | None = None
     date_to: date | None = None
+    #: Near-duplicate stories shown as one hit (the best-ranked) with the others as ``similar``; False shows each.
+    collapse: bool = True
 
 
 def check_request(request: SearchRequest, limits: Limits) -> None:
@@ -128,6 +137,29 @@ class Hit:
     published: datetime | None = shaped(_PUBLISHED)
     score: float | None = shaped(nullable({"type": "number"}) | {"description": "null when sorted by date."}, digits=4)
     highlights: dict[str, Any] = shaped(ref("Highlights"))
+    similar: dict[str, Any] | None = shaped(
+        nullable(
+            closed_object(
+                {"count": {"type": "integer", "minimum": 1}, "ids": {"type": "array", "items": STORY_ID_SCHEMA}}
+            )
+        )
+        | {"description": "Other versions of this story (near-duplicates), shown under it; null when it has none."},
+        default=None,
+    )
+
+    @classmethod
+    def marked(cls, stored: StoredStory, score: float | None, terms: dict[str, frozenset[str]]) -> Hit:
+        """The hit for a stored story, ``terms`` (per field) marked in its headline and body fragments."""
+        return cls(
+            id=stored.id,
+            headline=stored.headline,
+            published=stored.published,
+            score=score,
+            highlights={
+                "headline": mark_all(stored.headline, terms.get("headline", frozenset())),
+                "body": fragments(stored.body, terms.get("body", frozenset())),
+            },
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return to_json(self)
@@ -138,7 +170,14 @@ class SearchResult:
     """One page of hits, the total, the facets, a spelling suggestion and a notice."""
 
     query: str = shaped({"type": "string"})
-    total: int = shaped({"type": "integer", "minimum": 0, "description": "Stories matching, on all pages."})
+    total: int = shaped(
+        {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Results on all pages: stories matching, with each group of near-duplicates counted "
+            "once (as are the facets) unless collapse=off.",
+        }
+    )
     page: int = shaped({"type": "integer", "minimum": 1})
     per_page: int = shaped(lambda limits: {"type": "integer", "minimum": 1, "maximum": limits.max_per_page})
     sort: str = shaped({"type": "string", "enum": list(SORTS)})
@@ -165,6 +204,16 @@ class SearchResult:
         default=None,
     )
 
+    shards: dict[str, int] | None = shaped(
+        closed_object({"total": {"type": "integer", "minimum": 1}, "failed": {"type": "integer", "minimum": 0}})
+        | {
+            "description": "Engines with shards only: how many there are and how many did not answer "
+            "(their stories are missing from this result)."
+        },
+        optional=True,
+        default=None,
+    )
+
     def to_dict(self) -> dict[str, Any]:
         return to_json(self)
 
@@ -177,8 +226,19 @@ class StoredStory:
     headline: str = shaped({"type": "string"})
     published: datetime | None = shaped(_PUBLISHED)
     body: str = shaped({"type": "string", "description": "Plain text; paragraphs separated by a blank line."})
-    source: str | None = shaped(nullable({"type": "string"}))
+    source: str | None = shaped(
+        nullable({"type": "string"})
+        | {"description": "Where the story came from: a file's name, `api`, or the name or address its writer gave."}
+    )
     url: str | None = shaped(nullable({"type": "string"}))
+    versions: list[dict[str, Any]] = shaped(
+        {
+            "type": "array",
+            "items": closed_object({"id": STORY_ID_SCHEMA, "headline": {"type": "string"}, "published": _PUBLISHED}),
+            "description": "Other versions of this story (near-duplicates), oldest first.",
+        },
+        default_factory=list,
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return to_json(self)
@@ -228,6 +288,8 @@ def to_json(value: Any) -> Any:
         out = {}
         for f in dataclasses.fields(value):
             item = getattr(value, f.name)
+            if item is None and f.metadata.get("optional"):
+                continue
             digits = f.metadata.get("digits")
             out[f.name] = round(item, digits) if digits is not None and item is not None else to_json(item)
         return out
@@ -244,12 +306,14 @@ def json_schema(cls: type, limits: Limits) -> Schema:
     for f in dataclasses.fields(cls):
         source = f.metadata["schema"]
         properties[f.name] = source(limits) if callable(source) else source
-    return closed_object(properties)
+    optional = tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("optional"))
+    return closed_object(properties, optional)
 
 
 __all__ = [
     "SORTS",
     "CollectionStats",
+    "EngineUnavailable",
     "Hit",
     "IndexBusyError",
     "IndexSummary",

@@ -35,28 +35,30 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "MAX_ID_LENGTH",
     "ID_PATTERN",
+    "MAX_ID_LENGTH",
     "STORY_SUFFIXES",
-    "Story",
-    "Skip",
     "FileResult",
+    "Skip",
+    "Story",
     "StoryError",
-    "story_from_mapping",
-    "parse_story_text",
-    "read_file",
     "iter_story_files",
+    "parse_json_lines",
+    "parse_story_text",
+    "public_source",
+    "read_file",
+    "story_from_mapping",
 ]
 
 MAX_ID_LENGTH = 128
 #: A story id: starts with a letter or digit, then letters, digits, ``._:-``.
 #: No ``/``, no spaces, no leading dot, so an id is safe in a path or a URL.
-ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,%d}" % (MAX_ID_LENGTH - 1))
+ID_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{MAX_ID_LENGTH - 1}}}")
 STORY_SUFFIXES = frozenset({".txt", ".jsonl"})
 MAX_URL_LENGTH = 2048
 
@@ -111,6 +113,19 @@ class Story:
             "source": self.source,
             "url": self.url,
         }
+
+
+def public_source(source: str | None) -> str | None:
+    """Where a story came from, as a reader may see it: a file's name, never the server's folders.
+
+    A story read from a file has its path as ``source``; the API's and JSON
+    Lines' own names (``api``, ``wire``) and web addresses are kept whole.
+    """
+    if not source:
+        return None
+    if re.match(r"https?://", source, re.IGNORECASE):
+        return source
+    return re.split(r"[\\/]", source.rstrip("\\/"))[-1] or None
 
 
 @dataclass(frozen=True)
@@ -173,7 +188,7 @@ def _parse_published(value: str) -> datetime:
             f"published: {value!r} is not an ISO 8601 date or datetime"
         ) from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed
 
 
@@ -394,29 +409,37 @@ def parse_story_text(text: str, source: str) -> Story:
 # files
 
 
-def _read_jsonl(text: str, where: str, result: FileResult) -> None:
+def parse_json_lines(text: str, source: str) -> Iterator[tuple[int, Story | None, str]]:
+    """Each non-blank line of JSON Lines ``text``: its number, and its story or why it is none.
+
+    The one JSON Lines reader: files (:func:`read_file`) and the write API's
+    NDJSON bodies both use it.  ``source`` is the stories' default source.
+    """
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
-        at = f"{where}:{number}"
         try:
             obj = json.loads(line)
         except ValueError as exc:
             msg = getattr(exc, "msg", str(exc))
             col = getattr(exc, "colno", None)
-            result.skips.append(
-                Skip(at, f"invalid JSON: {msg}" + (f" (column {col})" if col else ""))
-            )
+            yield number, None, f"invalid JSON: {msg}" + (f" (column {col})" if col else "")
             continue
         if not isinstance(obj, dict):
-            result.skips.append(
-                Skip(at, f"not a JSON object (got {type(obj).__name__})")
-            )
+            yield number, None, f"not a JSON object (got {type(obj).__name__})"
             continue
         try:
-            result.stories.append(story_from_mapping(obj, where))
+            yield number, story_from_mapping(obj, source), ""
         except StoryError as exc:
-            result.skips.append(Skip(at, str(exc)))
+            yield number, None, str(exc)
+
+
+def _read_jsonl(text: str, where: str, result: FileResult) -> None:
+    for number, story, reason in parse_json_lines(text, where):
+        if story is None:
+            result.skips.append(Skip(f"{where}:{number}", reason))
+        else:
+            result.stories.append(story)
 
 
 def read_file(path: str | os.PathLike[str]) -> FileResult:

@@ -7,8 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from search_service.analysis import find_terms, fold, is_common, normalize, term_positions, tokens
-from search_service.backends.whoosh.schema import NewsAnalyzer
-from search_service.backends.whoosh.schema import build_schema
+from search_service.backends.whoosh.schema import NewsAnalyzer, build_schema
 
 
 def terms(text: str) -> list[str]:

@@ -24,6 +24,8 @@ from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Request, 
 
 from conftest import REPO, LiveServer
 
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -266,6 +268,35 @@ def test_opensearch_is_linked_for_browsers(sample_server, watch) -> None:
     assert href
     description = w.page.request.get(sample_server.url + href)
     assert description.ok and "{searchTerms}" in description.text()
+
+
+def direction(page: Page, selector: str) -> list[str]:
+    return page.locator(selector).evaluate_all("els => els.map(e => getComputedStyle(e).direction)")
+
+
+def test_arabic_and_persian_read_right_to_left(rtl_server, watch) -> None:
+    w = watch(rtl_server)
+    w.open("/")
+    w.search_for("الاسكندريه OR ميروند OR Alexandria")
+    titles = w.page.locator(".result-title")
+    expect(titles).to_have_count(3)
+    by_text = dict(zip(titles.all_inner_texts(), direction(w.page, ".result-title")))
+    assert by_text["أمطار غزيرة تغرق شوارع الإسكندرية"] == "rtl"
+    assert by_text["دانشجویان به خیابان‌ها می‌روند"] == "rtl"
+    assert by_text["Floods close roads in Alexandria"] == "ltr", "English stays left to right beside them"
+    assert "rtl" in direction(w.page, ".fragment") and "ltr" in direction(w.page, ".fragment")
+    # A right-to-left headline starts at the right edge of its column.
+    box = w.page.locator(".result-title a", has_text="الإسكندرية").bounding_box()
+    column = w.page.locator("ol.results").bounding_box()
+    assert box and column and box["x"] + box["width"] > column["x"] + column["width"] * 0.8
+    w.screenshot("rtl-results")
+
+    w.page.locator(".result-title a", has_text="الإسكندرية").click()
+    expect(w.page.locator("#story-title")).to_have_text("أمطار غزيرة تغرق شوارع الإسكندرية")
+    assert direction(w.page, "#story-title") == ["rtl"]
+    assert set(direction(w.page, ".story-body p")) == {"rtl"}
+    expect(w.page.locator(".story-body mark").first).to_have_text("الإسكندرية")
+    w.screenshot("rtl-story")
 
 
 # ---------------------------------------------------------------- Reuters (rich paths)

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import SAMPLES, LiveServer
-from test_indexer import PROCESS_TIMEOUT, generate_stories, parse_summary, run_cli
+
+from conftest import PROCESS_TIMEOUT, SAMPLES, LiveServer, generate_stories, parse_summary, run_cli
+
+pytestmark = pytest.mark.slow  # real search-service processes
 
 ANSI = "\x1b["
 
@@ -123,6 +125,19 @@ def test_environment_overrides_the_default_index(tmp_path: Path, samples: Path) 
     assert "941207" in searched.stdout, searched.stderr
     explicit = run_cli("index", str(samples), "--index", str(tmp_path / "given"), cwd=tmp_path, env=env)
     assert explicit.stdout.startswith(f"{tmp_path / 'given'}: 8 added"), explicit.stderr
+
+
+@pytest.mark.parametrize("command", [("search", "drought"), ("serve", "--port", "0"), ("index", ".")])
+def test_a_bad_environment_variable_is_one_line_naming_it(tmp_path: Path, command: tuple[str, ...]) -> None:
+    done = run_cli(*command, cwd=tmp_path, env={"SEARCH_SERVICE_WRITE_TIMEOUT": "soon"})
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == ["Error: SEARCH_SERVICE_WRITE_TIMEOUT must be a number above 0, not 'soon'"]
+
+
+def test_an_unknown_engine_is_one_line_naming_the_choices(tmp_path: Path) -> None:
+    done = run_cli("search", "drought", cwd=tmp_path, env={"SEARCH_SERVICE_ENGINE": "lucene"})
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "SEARCH_SERVICE_ENGINE='lucene' names no engine; use one of: whoosh" in done.stderr
 
 
 def test_piped_index_prints_one_summary_line_and_no_progress_bar(tmp_path: Path) -> None:

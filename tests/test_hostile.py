@@ -21,9 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from whoosh import index as whoosh_index
 
-from conftest import SAMPLES, LiveServer
 from search_service.stories import read_file
-from test_write_api import AUTH, TOKEN, shut_down
+
+from conftest import AUTH, SAMPLES, TOKEN, LiveServer
+
+pytestmark = pytest.mark.slow  # fuzzing live servers
 
 #: A request that takes longer than this is a hang.
 TIMEOUT = 10
@@ -227,7 +229,7 @@ def writable_server(tmp_path_factory: pytest.TempPathFactory):
     index_paths([SAMPLES], index_dir)
     live = LiveServer(index_dir, {"SEARCH_SERVICE_TOKEN": TOKEN})
     yield live
-    shut_down(live)
+    live.stop()
 
 
 @pytest.mark.parametrize("path", BAD_IDS + LEAVING)

@@ -3,89 +3,32 @@
 Covers the "Foundation" promises: incremental runs, duplicate and moved
 story codes, skipped files, crash safety (kill -9 at several moments, no
 stale lock), the lock against a second writer, Ctrl-C, and a parallel build
-that scores exactly like a single-process one.  The helpers at the top are
-shared with ``test_cli.py``.
+that scores exactly like a single-process one.  Helpers shared
+with ``test_cli.py`` are in ``conftest.py``.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-import random
 import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from search_service.analysis import fold
-from search_service.backends.whoosh.indexer import PARALLEL_MIN_FILES, index_paths, open_index
 from search_service.backends.whoosh import WhooshEngine
+from search_service.backends.whoosh.indexer import PARALLEL_MIN_FILES, index_paths, open_index
 from search_service.model import SearchRequest
 
-#: Generous bound against hangs; no speed is asserted here (see bench/).
-PROCESS_TIMEOUT = 120
+from conftest import PROCESS_TIMEOUT, Summary, generate_stories, parse_summary, run_cli, write_story
 
-SUMMARY = re.compile(
-    r"(?P<added>\d+) added, (?P<updated>\d+) updated, (?P<removed>\d+) removed, (?P<skipped>\d+) skipped"
-    r"(?:, (?P<duplicates>\d+) duplicate story codes \(the later file won\))?"
-    r"(?:, (?P<unchanged>\d+) files unchanged)?"
-    r"(?:, \d+ warnings)?"
-    r"; \d+\.\d s, [\d,]+ stories/s$"
-)
-
-
-# ---------------------------------------------------------------- helpers shared with test_cli.py
-
-
-def story_page(code: str, headline: str, body: str, related: tuple[str, ...] = (), featured: tuple[str, ...] = ()) -> str:
-    """A scraped story page in the archive's format, page furniture included."""
-    furniture = "Related Stories\n" + "".join(f"{h}\nSomewhere - {h} ...\n" for h in related)
-    furniture += "Comment\n\n\nFeatured Stories\n" + "".join(f"{h}\n{h}\n2 June 2021\n" for h in featured)
-    return (
-        f" date 2021-06-02 0\nWednesday 2 June 2021 - 09:08\n\n{headline}\n\n"
-        f"Story Code : {code}\n{headline}\n{body}\n{furniture}"
-    )
-
-
-def write_story(path: Path, code: str, headline: str, body: str, **furniture: tuple[str, ...]) -> Path:
-    """Write one story page to ``path`` (folders created)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(story_page(code, headline, body, **furniture), encoding="utf-8")
-    return path
-
-
-_SYLLABLES = ["ka", "lo", "mi", "ter", "san", "vo", "ru", "pel", "dor", "qui", "zan", "bex", "nu", "fy"]
-
-
-def generate_stories(folder: Path, count: int, seed: int = 7, first_code: int = 100_000) -> list[Path]:
-    """``count`` story files with Zipf-like made-up vocabulary, so term statistics vary like real text."""
-    rng = random.Random(seed)
-    vocabulary = sorted({"".join(rng.choices(_SYLLABLES, k=rng.randint(2, 4))) for _ in range(4000)})
-
-    def words(n: int) -> str:
-        return " ".join(vocabulary[int(rng.paretovariate(0.9)) % len(vocabulary)] for _ in range(n))
-
-    paths = []
-    for i in range(count):
-        headline = words(rng.randint(4, 9)).title()
-        body = "\n\n".join(words(rng.randint(15, 80)) + "." for _ in range(rng.randint(2, 6)))
-        paths.append(write_story(folder / f"{i // 500:02d}" / f"s{i:05d}.txt", str(first_code + i), headline, body,
-                                 featured=(words(6).title(),)))
-    return paths
-
-
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = PROCESS_TIMEOUT) -> subprocess.CompletedProcess[str]:
-    """Run ``search-service ARGS`` as a real process with pipes for stdout and stderr."""
-    return subprocess.run(
-        [sys.executable, "-m", "search_service", *args],
-        capture_output=True, text=True, cwd=cwd, timeout=timeout, env={**os.environ, **(env or {})},
-    )
+pytestmark = pytest.mark.slow  # real indexer processes, killed and interrupted
 
 
 def cli_process(*args: str, **kwargs: object) -> subprocess.Popen[str]:
@@ -105,33 +48,12 @@ def kill_group(process: subprocess.Popen[str]) -> None:
     process.communicate(timeout=PROCESS_TIMEOUT)
 
 
-@dataclass
-class Summary:
-    """The counts on the summary line of ``search-service index``."""
-
-    added: int
-    updated: int
-    removed: int
-    skipped: int
-    duplicates: int
-    unchanged: int
-
-
 def index_cli(*paths: Path, index: Path, extra: tuple[str, ...] = ()) -> tuple[Summary, str]:
     """Run ``search-service index``, check it succeeded with one summary line; return it and stderr."""
     done = run_cli("index", *map(str, paths), "--index", str(index), *extra)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     return parse_summary(done.stdout), done.stderr
-
-
-def parse_summary(stdout: str) -> Summary:
-    """The counts of the single summary line in ``stdout``."""
-    lines = stdout.splitlines()
-    assert len(lines) == 1, stdout
-    found = SUMMARY.search(lines[0])
-    assert found, lines[0]
-    return Summary(**{k: int(v or 0) for k, v in found.groupdict().items()})
 
 
 def search_ids(index: Path, query: str) -> list[str]:
@@ -296,7 +218,33 @@ def test_bad_files_are_skipped_with_reasons_and_strict_fails(tmp_path: Path) -> 
     assert strict.returncode != 0
     assert "skipped" in strict.stderr and "--strict" in strict.stderr
     assert "Traceback" not in strict.stderr
-    assert parse_summary(strict.stdout).skipped == 1
+    assert parse_summary(strict.stdout).skipped == 4  # the changed file and the three still broken
+
+
+def test_a_rerun_reports_broken_files_again_and_strict_still_fails(tmp_path: Path) -> None:
+    stories = tmp_path / "stories"
+    write_story(stories / "good.txt", "702", "Ferry timetable", "The ferry sails at noon.")
+    (stories / "nocode.txt").write_text("A note with no story code\n", encoding="utf-8")
+    (stories / "lines.jsonl").write_text(
+        '{"id": "j10", "headline": "Otters return", "body": "Otters were seen."}\n{"id": "j11"}\n', encoding="utf-8"
+    )
+    index = tmp_path / "ix"
+    index_cli(stories, index=index)
+
+    for _ in range(2):  # nothing changed: the same skips, every run
+        again = run_cli("index", str(stories), "--index", str(index), "--strict")
+        assert again.returncode != 0 and "--strict" in again.stderr
+        summary = parse_summary(again.stdout)
+        assert (summary.added, summary.skipped) == (0, 2), again.stdout
+        assert f"skipped {stories / 'nocode.txt'}: " in again.stderr
+        assert f"skipped {stories / 'lines.jsonl'}:2: " in again.stderr
+
+    write_story(stories / "nocode.txt", "703", "Fixed at last", "The note became a story.")
+    (stories / "lines.jsonl").write_text('{"id": "j10", "headline": "Otters return", "body": "Otters were seen."}\n')
+    fixed = run_cli("index", str(stories), "--index", str(index), "--strict")
+    assert fixed.returncode == 0, fixed.stderr
+    assert parse_summary(fixed.stdout).skipped == 0
+    assert run_cli("index", str(stories), "--index", str(index), "--strict").returncode == 0
 
 
 # ---------------------------------------------------------------- crash safety, locking, Ctrl-C
@@ -471,7 +419,7 @@ def test_parallel_build_scores_like_a_single_process_build(tmp_path: Path) -> No
     with open_index(single).reader() as reader:
         lexicon = [t.decode("utf-8") for t in reader.lexicon("body")]
         sample = reader.stored_fields(7)
-    terms = lexicon[:: max(1, len(lexicon) // 12)][:12] + ["revised"]
+    terms = [*lexicon[::max(1, len(lexicon) // 12)][:12], "revised"]
     body_words, headline_word = sample["body"].split(), sample["headline"].split()[0].lower()
     queries = [*terms[:4], f"{terms[4]} {terms[5]}", f'"{body_words[0]} {body_words[1]}"', f"headline:{headline_word}",
                "revised edition"]
@@ -511,7 +459,7 @@ def _furniture_headlines(page: str) -> tuple[list[str], list[str]]:
     featured: list[str] = []
     if "Featured Stories" in lines:
         rest = lines[lines.index("Featured Stories") + 1:]
-        featured = [a for a, b in zip(rest, rest[1:]) if a and a == b]
+        featured = [a for a, b in itertools.pairwise(rest) if a and a == b]
     return related, featured
 
 

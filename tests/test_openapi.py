@@ -131,7 +131,7 @@ def test_schemas_reject_what_the_service_never_sends(document: dict[str, Any]) -
     assert not error.is_valid({"error": "boom"})
     assert not error.is_valid({"error": {"code": "x", "message": "y"}})
     hit = {"id": "1", "headline": "h", "published": "2021-06-02", "score": 1.0,
-           "highlights": {"headline": "h", "body": []}}
+           "highlights": {"headline": "h", "body": []}, "similar": None}
     assert not _validator(document, "Hit").is_valid(hit)  # a date without the time
     assert _validator(document, "Hit").is_valid(hit | {"published": "2021-06-02T09:08:00"})
     assert not _validator(document, "Hit").is_valid(hit | {"published": None, "extra": 1})

@@ -345,7 +345,7 @@ def test_story_page_shows_paragraphs_escaped_and_marked(sample_server) -> None:
     page = Page(html)
     paragraphs = [p for p in story["body"].split("\n\n") if p.strip()]
     body_tags = re.search(r'<div class="story-body">(.*?)</div>', html, re.S)
-    assert body_tags and body_tags.group(1).count("<p>") == len(paragraphs) > 1
+    assert body_tags and body_tags.group(1).count('<p dir="auto">') == len(paragraphs) > 1
     assert page.find("time", datetime=story["published"])
     assert "/work/" not in page.text and "Source: " in page.text, "the file's name, not the server's folders"
     related = api(sample_server, f"/api/stories/{story_id}/related")["hits"]

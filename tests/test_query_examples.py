@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from conftest import SAMPLES
 from search_service.backends.whoosh import WhooshEngine
 from search_service.config import Config
 from search_service.web import create_app
+
+from conftest import SAMPLES
 
 #: Every written story has this word, so "dispatch -word" lists all but those with the word.
 SHARED = "dispatch"

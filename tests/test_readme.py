@@ -12,6 +12,8 @@ import pytest
 
 from conftest import REPO, SAMPLES, LiveServer
 
+pytestmark = pytest.mark.slow  # the README against a live server
+
 TOKEN = "secret"
 
 

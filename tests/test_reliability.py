@@ -24,10 +24,12 @@ from whoosh import index as whoosh_index
 from whoosh.index import LockError
 from whoosh.query import Term
 
-from conftest import SAMPLES, LiveServer
 from search_service.backends.whoosh.indexer import add_stories, index_paths
 from search_service.stories import Story
-from test_write_api import shut_down
+
+from conftest import SAMPLES, LiveServer
+
+pytestmark = pytest.mark.slow  # servers and indexers under faults
 
 TIMEOUT = 10
 SAMPLE_COUNT = len(list(SAMPLES.glob("*.txt")))
@@ -172,7 +174,7 @@ def test_index_while_serving_fails_no_search_and_shows_the_batch_within_seconds(
         stop.set()
         for thread in clients:
             thread.join(timeout=30)
-        shut_down(server)
+        server.stop()
     print(f"\nindex while serving: {answered[0]} searches by 4 clients, {len(failures)} failed; "
           f"new stories visible {delay:.2f} s after the commit")
     assert failures == []
@@ -201,7 +203,7 @@ def test_kill_9_during_a_merge_keeps_the_last_commit_and_the_next_run_completes(
     write_stories(stories / "final", "final", 1, 50, seed=99)
     for threshold in (150_000, 700_000):
         indexer = start_index([stories], index_dir, "--procs", "1")
-        wait_for(lambda: uncommitted_bytes(index_dir) > threshold or indexer.poll() is not None, 120, "the merge")
+        wait_for(lambda t=threshold, i=indexer: uncommitted_bytes(index_dir) > t or i.poll() is not None, 120, "the merge")
         assert indexer.poll() is None, "the run ended before its merge could be interrupted"
         indexer.send_signal(signal.SIGKILL)
         indexer.communicate(timeout=30)
@@ -260,6 +262,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
+@pytest.mark.root
 def test_full_disk_during_a_commit_fails_cleanly_and_the_next_run_completes(small_disk: Path, tmp_path: Path) -> None:
     index_dir = small_disk / "index"
     big = tmp_path / "big"
@@ -309,7 +312,7 @@ def test_rate_limit_per_client_not_on_health_checks(sample_index: Path) -> None:
             assert r.status_code == 200, (path, r.status_code)
             assert "Retry-After" not in r.headers
     finally:
-        logged = shut_down(server)
+        logged = server.stop()
     assert re.search(r"GET /api/suggest\?q=oi 429 ", logged), logged[-2000:]
 
 
@@ -356,7 +359,7 @@ def test_a_500_shows_only_a_request_id_and_logs_the_traceback_with_it(tmp_path: 
         assert page.status_code == 500 and page.headers["Content-Type"].startswith("text/html")
         assert page.headers["X-Request-ID"] in page.text and "Traceback" not in page.text
     finally:
-        logged = shut_down(server)
+        logged = server.stop()
     at = logged.index(f"unhandled error id={error['request_id']}")
     assert "Traceback (most recent call last)" in logged[at : at + 200], logged[at : at + 500]
     assert re.search(rf"GET /api/search\?q=oil 500 [\d.]+ms id={error['request_id']}$", logged, re.M)

@@ -20,15 +20,13 @@ from typing import Any
 import pytest
 
 from search_service.analysis import fold, normalize, tokens
+from search_service.backends.whoosh import WhooshEngine, evaluation, postings
+from search_service.backends.whoosh.corpus import Corpus, day_number
+from search_service.backends.whoosh.indexer import add_stories, delete_story, open_index
+from search_service.backends.whoosh.query import COORDINATION_BONUS, make_parser, parse
 from search_service.config import Limits
 from search_service.highlight import FRAGMENT_CHARS, MAX_FRAGMENTS
-from search_service.backends.whoosh.indexer import add_stories, delete_story, open_index
-from search_service.backends.whoosh import evaluation, postings
-from search_service.backends.whoosh.corpus import Corpus, day_number
-from search_service.model import QueryError
-from search_service.backends.whoosh.query import COORDINATION_BONUS, make_parser, parse
-from search_service.backends.whoosh import WhooshEngine
-from search_service.model import SearchRequest, SearchResult
+from search_service.model import QueryError, SearchRequest, SearchResult
 from search_service.spelling import closest, distance
 from search_service.stories import Story
 
@@ -59,6 +57,18 @@ def having(stories: dict[str, dict[str, Any]], word: str, fields: Iterable[str] 
 
 def search(engine: WhooshEngine, q: str, **kwargs: Any) -> SearchResult:
     return engine.search(SearchRequest(q=q, **kwargs))
+
+
+def all_scores(engine: WhooshEngine, q: str) -> dict[str, float]:
+    """Every matching story's score, page by page."""
+    scores: dict[str, float] = {}
+    page = 1
+    while True:
+        result = search(engine, q, per_page=100, page=page)
+        scores.update((h.id, h.score) for h in result.hits if h.score is not None)
+        if page * 100 >= result.total:
+            return scores
+        page += 1
 
 
 def all_ids(engine: WhooshEngine, q: str, **kwargs: Any) -> set[str]:
@@ -116,10 +126,17 @@ def test_a_repeated_word_counts_as_often_as_it_is_given(reuters: WhooshEngine) -
     once, twice = search(reuters, "coffee", per_page=20), search(reuters, "coffee coffee", per_page=20)
     assert [h.id for h in once.hits] == [h.id for h in twice.hits]
     assert all(b.score == pytest.approx(2 * a.score) for a, b in zip(once.hits, twice.hits))
-    # Beside another word, the repeated one weighs more: its stories move up.
-    plain = [h.id for h in search(reuters, "coffee quotas", per_page=20).hits]
-    stressed = [h.id for h in search(reuters, "coffee coffee coffee quotas", per_page=20).hits]
-    assert plain != stressed
+    # Beside another word, the repeated one weighs three times; the other word's part is unchanged.
+    coffee, quotas = all_scores(reuters, "coffee"), all_scores(reuters, "quotas")
+    plain, stressed = all_scores(reuters, "coffee quotas"), all_scores(reuters, "coffee coffee coffee quotas")
+    assert plain.keys() == stressed.keys() == coffee.keys() | quotas.keys()
+    both = coffee.keys() & quotas.keys()
+    assert len(both) >= 10
+    for story in both:  # the same bonus for matching both words, so the ratio is the words' sums'
+        ratio = (3 * coffee[story] + quotas[story]) / (coffee[story] + quotas[story])
+        assert stressed[story] == pytest.approx(ratio * plain[story]), story
+    for story in quotas.keys() - coffee.keys():
+        assert stressed[story] == pytest.approx(plain[story]), story
 
 
 def test_the_bonus_for_matching_more_words_fades_for_long_questions(sample_index: Path) -> None:
@@ -325,6 +342,32 @@ def test_sample_markup_is_escaped(sample: WhooshEngine, sample_stories: dict[str
     assert "&lt;hia&gt;" in hit.highlights["headline"]
     assert any("&lt;script&gt;" in TAG.sub("", f) for f in hit.highlights["body"])
     check_highlights(hit.highlights, sample_stories[hit.id])
+
+
+def marked_words(highlights: dict[str, Any]) -> list[str]:
+    text = " ".join([highlights["headline"], *highlights["body"]])
+    return [fold(w) for w in re.findall(r"<mark>(.*?)</mark>", text)]
+
+
+def test_a_phrase_is_marked_where_its_words_stand_together(sample: WhooshEngine) -> None:
+    hit = search(sample, '"war of attrition"').hits[0]
+    body = " ".join(hit.highlights["body"])
+    assert "<mark>war</mark> of <mark>attrition</mark>" in body
+    assert "wars" in html.unescape(TAG.sub("", body)), "the sample has a lone 'wars' beside the phrase"
+    assert marked_words(hit.highlights) == ["war", "attrition"]
+    # The same words, not as a phrase, are each marked wherever they are.
+    loose = search(sample, "war attrition").hits[0]
+    assert hit.id == loose.id and "wars" in marked_words(loose.highlights)
+
+
+def test_a_long_question_marks_its_distinctive_words_not_its_filler(reuters: WhooshEngine) -> None:
+    question = "what would the oil ministers have said about the opec production quota agreement"
+    result = search(reuters, question, per_page=20)
+    marked = {w for hit in result.hits for w in marked_words(hit.highlights)}
+    assert {"opec", "quota"} <= marked
+    assert not marked & {"said", "would"}, marked
+    # Typed alone, or in a short query, a common word is marked.
+    assert "said" in marked_words(search(reuters, "opec said").hits[0].highlights)
 
 
 # ---------------------------------------------------------------- suggestions, related, autocomplete

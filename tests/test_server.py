@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import LiveServer
 from search_service.backends.whoosh.engine import REFRESH_SECONDS
+
+from conftest import LiveServer
+
+pytestmark = pytest.mark.slow  # real waitress workers
 
 
 def children_of(pid: int) -> list[int]:

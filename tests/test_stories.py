@@ -284,7 +284,7 @@ def test_paragraphs_not_separated_by_blank_lines(tmp_path: Path, seed_text: str)
     lines = [line for line in seed_text.split("\n")]
     start = lines.index("Story Code : 935898")
     end = lines.index("Related Stories")
-    squeezed = lines[: start + 2] + [l for l in lines[start + 2 : end] if l.strip()] + lines[end:]
+    squeezed = lines[: start + 2] + [line for line in lines[start + 2 : end] if line.strip()] + lines[end:]
     story = only_story(read_file(write(tmp_path, "\n".join(squeezed))))
     assert story.body == only_story(read_file(SEED)).body
 

@@ -16,11 +16,12 @@ import pytest
 import requests
 from whoosh import index as whoosh_index
 
-from conftest import SAMPLES, LiveServer
 from search_service.backends.whoosh.indexer import index_paths
 
-TOKEN = "s3cret-token-for-tests"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+from conftest import AUTH, SAMPLES, TOKEN, LiveServer
+
+pytestmark = pytest.mark.slow  # a live server with writes on
+
 #: Small enough that an oversized body is cheap to send.
 MAX_BODY = 64 * 1024
 #: Seconds a write waits for the lock before the server answers 503.
@@ -48,16 +49,7 @@ def server(write_index: Path) -> Iterator[LiveServer]:
         "8",
     )
     yield live
-    shut_down(live)
-
-
-def shut_down(live: LiveServer) -> str:
-    """Stop ``live`` and close its pipe and log file (LiveServer.stop leaves them open: ResourceWarning)."""
-    logged = live.stop()
-    if live.process.stdout is not None:
-        live.process.stdout.close()
-    live.log.close()
-    return logged
+    live.stop()
 
 
 def story(story_id: str, word: str, headline: str = "Write API story") -> dict[str, str]:
@@ -145,10 +137,10 @@ def test_a_write_is_visible_to_every_reader_as_soon_as_it_returns(server: LiveSe
             r = post(server, json.dumps(story(sid, word)))
             assert r.status_code == 201, r.text
             assert r.json() == {"added": 1, "updated": 0, "ids": [sid]}
-            gets = list(pool.map(lambda _: requests.get(f"{server.url}/api/stories/{sid}", timeout=TIMEOUT), range(8)))
+            gets = list(pool.map(lambda _, s=sid: requests.get(f"{server.url}/api/stories/{s}", timeout=TIMEOUT), range(8)))
             assert [g.status_code for g in gets] == [200] * 8
             assert all(g.json()["headline"] == f"Write API story {word}" for g in gets)
-            found = list(pool.map(lambda _: hits_for(server, word), range(8)))
+            found = list(pool.map(lambda _, w=word: hits_for(server, w), range(8)))
             assert found == [[sid]] * 8
 
 

@@ -39,7 +39,7 @@ def create_app(
     app = Flask(__name__)
     app.config["SEARCH_SERVICE"] = config
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["search_engine"] = engine or open_engine(config)
     # Registered before the limiter: the request id exists when it refuses a
     # request, and _finish_request (after_request hooks run in reverse) sees
@@ -50,7 +50,7 @@ def create_app(
         client_key,
         app=app,
         storage_uri="shared://",
-        storage_options={"counters": rate_counters or SharedCounters()},
+        storage_options={"counters": rate_counters or SharedCounters()},  # type: ignore[dict-item]
         headers_enabled=True,
         default_limits=[],
     )

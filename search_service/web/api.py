@@ -5,14 +5,13 @@ from __future__ import annotations
 import hmac
 import json
 from datetime import date
-from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from ..config import Config
 from ..engine import Engine
 from ..model import IndexBusyError, SearchRequest
-from ..stories import ID_PATTERN, Story, StoryError, story_from_mapping
+from ..stories import ID_PATTERN, Story, StoryError, parse_json_lines, story_from_mapping
 from .errors import BadRequest, error_response
 from .openapi import openapi_document
 
@@ -59,6 +58,7 @@ def search_request() -> SearchRequest:
         sort=request.args.get("sort", "relevance") or "relevance",
         date_from=date_arg("from"),
         date_to=date_arg("to"),
+        collapse=request.args.get("collapse", "on").strip().lower() not in ("off", "false", "0", "no"),
     )
 
 
@@ -131,32 +131,24 @@ def _authorize() -> None:
 
 
 def _stories_from_body() -> list[Story]:
-    """One JSON object, or NDJSON (one object per line); errors name the line and field."""
+    """One JSON object (which may span lines), or NDJSON (one object per line); errors name the line and field."""
     text = request.get_data(cache=False, as_text=True)
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    if not lines:
+    if not text.strip():
         raise BadRequest("the body is empty: send a JSON story object or NDJSON lines")
     try:
         single = json.loads(text)
     except ValueError:
         single = None
-    items: list[tuple[str, Any]] = []
     if isinstance(single, dict):
-        items = [("body", single)]
-    else:
-        for n, line in lines:
-            try:
-                items.append((f"line {n}", json.loads(line)))
-            except ValueError as exc:
-                raise BadRequest(f"line {n}: not valid JSON ({exc.msg})") from None
-    stories = []
-    for where, item in items:
-        if not isinstance(item, dict):
-            raise BadRequest(f"{where}: a story must be a JSON object")
         try:
-            stories.append(story_from_mapping(item, source=item.get("source") or "api"))
+            return [story_from_mapping(single, source="api")]
         except StoryError as exc:
-            raise BadRequest(f"{where}: {exc}") from None
+            raise BadRequest(f"body: {exc}") from None
+    stories = []
+    for number, story, reason in parse_json_lines(text, source="api"):
+        if story is None:
+            raise BadRequest(f"line {number}: {reason}")
+        stories.append(story)
     return stories
 
 

@@ -7,7 +7,7 @@ import logging
 from flask import Flask, Response, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from ..model import QueryError
+from ..model import EngineUnavailable, QueryError
 
 log = logging.getLogger("search_service.web")
 
@@ -38,6 +38,12 @@ def register(app: Flask) -> None:
     def bad_request(exc: ValueError):  # type: ignore[no-untyped-def]
         return error_response(400, "bad_request", str(exc))
 
+    @app.errorhandler(EngineUnavailable)
+    def unavailable(exc: EngineUnavailable):  # type: ignore[no-untyped-def]
+        response, status = error_response(503, "unavailable", str(exc))
+        response.headers["Retry-After"] = "5"
+        return response, status
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
         code = (exc.name or "error").lower().replace(" ", "_")
@@ -47,8 +53,9 @@ def register(app: Flask) -> None:
             # Retry-After, counted to the end of its window, after this handler.
             message = f"too many requests: the limit is {message}; wait for the seconds in Retry-After"
         response, status = error_response(exc.code or 500, code, message)
-        if exc.code == 405 and exc.valid_methods:
-            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        valid_methods = getattr(exc, "valid_methods", None)  # werkzeug's MethodNotAllowed
+        if exc.code == 405 and valid_methods:
+            response.headers["Allow"] = ", ".join(valid_methods)
         return response, status
 
     @app.errorhandler(Exception)

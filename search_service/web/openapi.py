@@ -59,7 +59,10 @@ _ERRORS: dict[str, dict[str, Any]] = {
         {"Retry-After": {"$ref": "#/components/headers/Retry-After"}},
     ),
     "500": _error("An unexpected failure; the request id is in the server log with the details."),
-    "503": _error("Another writer holds the index lock; retry shortly."),
+    "503": _error(
+        "Another writer holds the index lock, or (engines with shards) a shard has no copy answering "
+        "and partial results are off, or a write's shard is down; retry shortly."
+    ),
 }
 
 
@@ -181,7 +184,7 @@ def _param(name: str) -> Schema:
 
 
 def _paths(limits: Limits, max_request_bytes: int) -> dict[str, Any]:
-    write_security = [{"bearer": []}]
+    write_security: list[dict[str, list[str]]] = [{"bearer": []}]
     return {
         "/healthz": {
             "get": {
@@ -198,7 +201,7 @@ def _paths(limits: Limits, max_request_bytes: int) -> dict[str, Any]:
                 f"{limits.max_expansions} words per wildcard, {limits.time_limit:g} s of work; "
                 "breaking one is a 400 that says which.",
                 "parameters": [_param(n) for n in ("q", "page", "per_page", "sort", "from", "to")],
-                "responses": {"200": _json(ref("SearchResult"), "One page of hits."), **_errors(400)},
+                "responses": {"200": _json(ref("SearchResult"), "One page of hits."), **_errors(400, 503)},
             }
         },
         "/api/stories": {
@@ -233,7 +236,7 @@ def _paths(limits: Limits, max_request_bytes: int) -> dict[str, Any]:
             "get": {
                 "operationId": "getStory",
                 "summary": "One story",
-                "responses": {"200": _json(ref("Story"), "The story."), **_errors(400, 404)},
+                "responses": {"200": _json(ref("Story"), "The story."), **_errors(400, 404, 503)},
             },
             "delete": {
                 "operationId": "deleteStory",
@@ -247,7 +250,7 @@ def _paths(limits: Limits, max_request_bytes: int) -> dict[str, Any]:
             "get": {
                 "operationId": "relatedStories",
                 "summary": "Stories most like this one (not itself)",
-                "responses": {"200": _json(ref("Related"), "Up to 10 stories."), **_errors(400, 404)},
+                "responses": {"200": _json(ref("Related"), "Up to 10 stories."), **_errors(400, 404, 503)},
             },
         },
         "/api/suggest": {

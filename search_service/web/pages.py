@@ -17,7 +17,6 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import PureWindowsPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -65,9 +64,10 @@ def search_url(
         "from": args.get("from") if date_from is KEEP else date_from,
         "to": args.get("to") if date_to is KEEP else date_to,
         "per_page": args.get("per_page"),
+        "collapse": args.get("collapse"),
         "page": page,
     }
-    params = {
+    params: dict[str, Any] = {
         name: str(value)
         for name, value in wanted.items()
         if value not in (None, "") and (name, str(value)) not in (("page", "1"), ("sort", "relevance"))
@@ -158,11 +158,6 @@ def facet_links(result: SearchResult, date_from: date | None, date_to: date | No
     return Facets(years, months, months_hidden=len(month_counts) > MAX_MONTH_FACETS)
 
 
-def _source_label(source: str | None) -> str | None:
-    """Where a story came from, without the server's folders (a file's name, or e.g. ``api``)."""
-    return PureWindowsPath(source).name if source else None
-
-
 def _web_url(url: str | None) -> str | None:
     """The story's original address if it is an http(s) one; anything else (``javascript:``…) is not linked."""
     return url if url and urlsplit(url).scheme in ("http", "https") else None
@@ -220,7 +215,7 @@ def story(raw_id: str) -> str:
         story=found,
         headline=mark_all(found.headline, terms.get("headline", frozenset())),
         paragraphs=[mark_all(p, terms.get("body", frozenset())) for p in paragraphs],
-        source=_source_label(found.source),
+        source=found.source,
         web_url=_web_url(found.url),
         related=engine().related(found.id) or [],
     )

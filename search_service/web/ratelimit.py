@@ -142,7 +142,7 @@ class SharedStorage(Storage):
     in ``storage_options={"counters": ...}``.
     """
 
-    STORAGE_SCHEME = ["shared"]
+    STORAGE_SCHEME = ["shared"]  # noqa: RUF012 - the limits library reads this name
 
     def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, counters: SharedCounters | None = None, **options: object) -> None:
         self.counters = counters or SharedCounters()

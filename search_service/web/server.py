@@ -9,6 +9,14 @@ keep-alive connections (16 of 16 in most bench runs) and the other idled.
 The parent reserves the port, prints the URL once every worker listens, and
 supervises: it restarts a worker that dies and stops them all on SIGTERM or
 Ctrl-C.  The workers share one set of rate-limit counters (:mod:`.ratelimit`).
+
+This master is kept because no maintained library pre-forks waitress:
+gunicorn and uWSGI bring their own HTTP servers (waitress is the design's),
+and circus or supervisor run workers as separate programs, with a daemon of
+their own, and cannot hand each one a ``SO_REUSEPORT`` socket reserved by a
+parent.  Each behaviour is under test in ``tests/test_server.py``: restart a
+dead worker, stop all on SIGTERM (also while they start), refuse a taken
+port, workers exit when the parent is killed.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from ...config import Config
 from .engine import WhooshEngine
 
 
-def open(config: Config, create: bool = False) -> WhooshEngine:  # noqa: A001 - the backend contract's name
+def open(config: Config, create: bool = False) -> WhooshEngine:
     """The engine over ``config.index_dir`` (see :func:`search_service.engine.open_engine`)."""
     return WhooshEngine(config.index_dir, config.limits, create=create, write_timeout=config.write_timeout)
 

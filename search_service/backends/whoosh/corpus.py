@@ -60,7 +60,8 @@ class Corpus:
             dated = _published_ticks(leaf)
             ticks[offset : offset + len(dated)] = dated
         live = max(1, int(alive.sum()))
-        average = {f: max(1.0, reader.field_length(f) / live) for f in TEXT_FIELDS}
+        # Whoosh's totals include deleted stories; theirs come off (their lengths as stored, one byte each).
+        average = {f: max(1.0, (reader.field_length(f) - lengths[f][~alive].sum()) / live) for f in TEXT_FIELDS}
         undated = ticks < 0
         days = np.where(undated, math.nan, (ticks - _EPOCH_TICKS) / _TICKS_PER_DAY)
         calendar = np.floor(np.nan_to_num(days)).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)

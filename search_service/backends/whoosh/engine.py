@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
-import time
 from dataclasses import dataclass
+from datetime import date, datetime
+from datetime import time as dtime
 from itertools import islice
-from datetime import date, datetime, time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import numpy as np
 from whoosh.searching import Searcher
 from whoosh.util.times import long_to_datetime
 
-from ...analysis import find_terms, fold, is_common, normalize
+from ...analysis import find_terms, fold, normalize
 from ...config import Limits
 from ...engine import Progress
 from ...highlight import fragments, mark_all
@@ -39,12 +40,14 @@ from ...model import (
     check_request,
 )
 from ...spelling import closest
-from ...stories import Story
+from ...stories import Story, public_source
 from .corpus import Corpus, day_number
 from .evaluation import Evaluation
-from .postings import POSTINGS_CACHE_SIZE, PostingsCache
+from .groups import Groups
 from .indexer import add_stories, delete_story, index_paths, open_index
-from .query import any_field, make_parser, parse
+from .postings import POSTINGS_CACHE_SIZE, PostingsCache
+from .query import make_parser, parse
+from .related import key_terms, related_scores
 from .schema import TEXT_FIELDS
 
 REFRESH_SECONDS = 0.5
@@ -56,8 +59,6 @@ RECENCY_WEIGHT = 1.0
 SUGGEST_BELOW = 3
 #: A suggested word's spelling is the commonest in this many stories with it.
 SURFACE_STORIES = 20
-#: Related stories: this many characteristic terms of the story are searched for.
-RELATED_TERMS = 12
 
 
 @dataclass
@@ -89,6 +90,7 @@ class WhooshEngine:
         self._surface: dict[str, str | None] = {}
         self._refresh_at = 0.0
         self._corpus: tuple[int, Corpus] | None = None
+        self._groups: tuple[int, Groups] | None = None
         self._corpus_lock = threading.Lock()
         self._cache = PostingsCache(cache_size)
 
@@ -158,6 +160,14 @@ class WhooshEngine:
                 self._corpus = (generation, Corpus.load(searcher, self._cache))
             return self._corpus[1]
 
+    def _groups_of(self, searcher: Searcher, corpus: Corpus) -> Groups:
+        """The near-duplicate groups of ``searcher``'s commit, shared by all threads."""
+        generation = searcher.reader().generation()
+        with self._corpus_lock:
+            if self._groups is None or self._groups[0] != generation:
+                self._groups = (generation, Groups.load(searcher, self.index_dir, corpus.size))
+            return self._groups[1]
+
     # ------------------------------------------------------------ search
 
     def search(self, request: SearchRequest) -> SearchResult:
@@ -170,11 +180,14 @@ class WhooshEngine:
         scores, matched = Evaluation(view.searcher, corpus, self.limits.time_limit).run(parsed.query)
         if request.date_from or request.date_to:
             matched &= _date_mask(corpus, request.date_from, request.date_to)
+        groups = self._groups_of(view.searcher, corpus)
+        if request.collapse:
+            matched = groups.collapse(matched, _rank(corpus, scores, request.sort))
         total = int(matched.sum())
         depth = request.page * request.per_page
         docnums, shown = _ordered(corpus, scores, matched, request.sort, depth)
         hits = [
-            self._hit(view.searcher.stored_fields(int(n)), s, parsed.highlight_terms)
+            self._hit(view.searcher, int(n), s, parsed.highlight_terms, groups if request.collapse else None)
             for n, s in zip(docnums[depth - request.per_page :], shown[depth - request.per_page :])
         ]
         return SearchResult(
@@ -191,7 +204,12 @@ class WhooshEngine:
         )
 
     @staticmethod
-    def _hit(stored: dict[str, Any], score: float | None, terms: dict[str, frozenset[str]]) -> Hit:
+    def _hit(
+        searcher: Searcher, docnum: int, score: float | None, terms: dict[str, frozenset[str]], groups: Groups | None
+    ) -> Hit:
+        """The hit for document ``docnum``; with ``groups``, its versions are named as ``similar``."""
+        stored = searcher.stored_fields(docnum)
+        versions = [searcher.stored_fields(d)["id"] for d in groups.versions(docnum)] if groups else []
         return Hit(
             id=stored["id"],
             headline=stored["headline"],
@@ -201,6 +219,7 @@ class WhooshEngine:
                 "headline": mark_all(stored["headline"], terms.get("headline", frozenset())),
                 "body": fragments(stored["body"], terms.get("body", frozenset())),
             },
+            similar={"count": len(versions), "ids": versions} if versions else None,
         )
 
     # ------------------------------------------------------------ suggestions
@@ -274,14 +293,18 @@ class WhooshEngine:
 
     def story(self, story_id: str) -> StoredStory | None:
         """The stored story with this id, or None."""
-        fields = self._view().searcher.document(id=story_id)
-        return _stored_story(fields) if fields else None
+        searcher = self._view().searcher
+        docnum = searcher.document_number(id=story_id)
+        if docnum is None:
+            return None
+        versions = [searcher.stored_fields(d) for d in self._groups_of(searcher, self._corpus_of(searcher)).versions(docnum)]
+        return _stored_story(searcher.stored_fields(docnum), versions)
 
     def related(self, story_id: str, limit: int = 10) -> list[Hit] | None:
-        """Stories most like this one by headline and body (not itself); None for an unknown id.
+        """Stories sharing this one's most distinctive words (not itself); None for an unknown id.
 
-        The story's most characteristic terms (Whoosh's Bo1 model over its
-        headline, counted twice, and body) are searched for in both fields.
+        See :mod:`.related`: tf-idf key terms over headline and body, and a
+        minimum score, so the list may be short or empty.
         """
         view = self._view()
         searcher = view.searcher
@@ -289,17 +312,15 @@ class WhooshEngine:
         if docnum is None:
             return None
         stored = searcher.stored_fields(docnum)
-        text = f"{stored['headline']}\n{stored['headline']}\n{stored['body']}"
-        # Common words are indexed, and Bo1 can rank one high in a short story ("in"): they are left out.
-        candidates = searcher.key_terms_from_text("body", text, numterms=2 * RELATED_TERMS)
-        key_terms = [term for term, _ in candidates if not is_common(term)][:RELATED_TERMS]
-        q = any_field(key_terms)
-        corpus = self._corpus_of(view.searcher)
-        scores, matched = Evaluation(searcher, corpus, self.limits.time_limit).run(q)
-        matched[docnum] = False
+        corpus = self._corpus_of(searcher)
+        terms = key_terms(searcher.reader(), {f: stored[f] for f in TEXT_FIELDS})
+        scores, matched = related_scores(Evaluation(searcher, corpus, self.limits.time_limit), docnum, terms)
+        groups = self._groups_of(searcher, corpus)
+        matched[[docnum, *groups.versions(docnum)]] = False  # its versions are listed as such, not as related
+        matched = groups.collapse(matched, -scores)
         docnums, shown = _ordered(corpus, scores, matched, "relevance", limit)
-        terms = {f: frozenset(key_terms) for f in TEXT_FIELDS}
-        return [self._hit(searcher.stored_fields(int(n)), s, terms) for n, s in zip(docnums, shown)]
+        marked = dict.fromkeys(TEXT_FIELDS, frozenset(t for t, _ in terms))
+        return [self._hit(searcher, int(n), s, marked, groups) for n, s in zip(docnums, shown)]
 
     def highlight_terms(self, q: str) -> dict[str, frozenset[str]]:
         """The terms ``q`` would mark, per text field: a story page opened from results marks them too.
@@ -322,15 +343,22 @@ MIN_SUGGEST_PREFIX = 2
 SUGGEST_SCAN = 2000
 
 
-def _stored_story(fields: dict[str, Any]) -> StoredStory:
+def _stored_story(fields: dict[str, Any], versions: list[dict[str, Any]]) -> StoredStory:
+    dated = sorted(versions, key=lambda v: (_as_datetime(v.get("published")) or datetime.max, v["id"]))
     return StoredStory(
         id=fields["id"],
         headline=fields["headline"],
         published=_as_datetime(fields.get("published")),
         body=fields["body"],
-        source=fields.get("source"),
+        source=public_source(fields.get("source")),
         url=fields.get("url"),
+        versions=[{"id": v["id"], "headline": v["headline"], "published": _iso(v.get("published"))} for v in dated],
     )
+
+
+def _iso(value: Any) -> str | None:
+    moment = _as_datetime(value)
+    return moment.isoformat() if moment else None
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -345,24 +373,27 @@ def _date_mask(corpus: Corpus, date_from: date | None, date_to: date | None) -> 
         return (corpus.days >= low) & (corpus.days <= high)
 
 
+def _rank(corpus: Corpus, scores: np.ndarray, sort: str) -> np.ndarray:
+    """Per story, lower is shown first in ``sort`` order (undated stories last by date)."""
+    if sort in ("newest", "oldest"):
+        days = np.nan_to_num(corpus.days, nan=-math.inf if sort == "newest" else math.inf)
+        return -days if sort == "newest" else days
+    return -(scores * _recency(corpus)) if sort == "recent" else -scores
+
+
 def _ordered(
     corpus: Corpus, scores: np.ndarray, matched: np.ndarray, sort: str, depth: int
 ) -> tuple[list[int], list[float | None]]:
     """The first ``depth`` matched documents in ``sort`` order, and the scores to show."""
     candidates = np.flatnonzero(matched)
-    if sort in ("newest", "oldest"):
-        days = np.nan_to_num(corpus.days[candidates], nan=-math.inf if sort == "newest" else math.inf)
-        key = -days if sort == "newest" else days
-        order = candidates[np.lexsort((candidates, key))][:depth]
-        return order.tolist(), [None] * len(order)
-    if sort == "recent":
-        scores = scores * _recency(corpus)
-    key = scores[candidates]
+    rank = _rank(corpus, scores, sort)[candidates]
     if len(candidates) > depth:
-        keep = np.argpartition(-key, depth - 1)[:depth]
-        candidates, key = candidates[keep], key[keep]
-    order = np.lexsort((candidates, -key))
-    return candidates[order].tolist(), key[order].tolist()
+        keep = np.argpartition(rank, depth - 1)[:depth]
+        candidates, rank = candidates[keep], rank[keep]
+    order = np.lexsort((candidates, rank))
+    if sort in ("newest", "oldest"):
+        return candidates[order].tolist(), [None] * len(order)
+    return candidates[order].tolist(), (-rank[order]).tolist()
 
 
 def _recency(corpus: Corpus) -> np.ndarray:

@@ -29,7 +29,7 @@ What each query node means:
 from __future__ import annotations
 
 import time
-from functools import singledispatchmethod
+from functools import partial, singledispatchmethod
 
 import numpy as np
 from whoosh import query as wq
@@ -75,7 +75,7 @@ class Evaluation:
         for leaf, offset in self.reader.leaf_readers():
             if (fieldname, text) in leaf:
                 key = (leaf.segment().segment_id(), fieldname, text)
-                parts.append((self.corpus.cache.get(key, lambda: read_postings(leaf, fieldname, text)), offset))
+                parts.append((self.corpus.cache.get(key, partial(read_postings, leaf, fieldname, text)), offset))
         return parts[0][0] if len(parts) == 1 and parts[0][1] == 0 else JoinedPostings(parts)
 
     def _check_time(self) -> None:
@@ -145,7 +145,7 @@ class Evaluation:
     @_node.register
     def _not(self, q: wq.Not) -> tuple[np.ndarray, np.ndarray]:
         """What query.py left as an alternative: every story without it."""
-        scores, matched = self._empty()
+        scores, _matched = self._empty()
         return scores, ~self._eval(q.query)[1]
 
     @_node.register
@@ -165,9 +165,10 @@ class Evaluation:
         ids = np.flatnonzero(matched) if len(fields) > 1 else postings.ids
         if len(ids) == 0:
             return scores, matched
-        length = sum(weight * self.corpus.lengths[f][ids] for f, weight in fields)
+        length = np.sum([weight * self.corpus.lengths[f][ids] for f, weight in fields], axis=0)
         average = sum(weight * self.corpus.average_length[f] for f, weight in fields)
-        scores[ids] = bm25f(tf[ids], length, average, self.reader.doc_count(), len(ids), boost)
+        with_term = int(np.count_nonzero(self.corpus.alive[ids]))  # deleted stories' postings stay until a merge
+        scores[ids] = bm25f(tf[ids], length, average, self.reader.doc_count(), with_term, boost)
         return scores, matched
 
     @_node.register
@@ -176,7 +177,7 @@ class Evaluation:
         first = q.subqueries[0]
         if not isinstance(first, wq.Phrase):
             return self._bm25f(fields, first.text, q.boost)
-        scores = sum(self._bm25f(fields, w, q.boost)[0] for w in first.words)
+        scores = np.sum([self._bm25f(fields, w, q.boost)[0] for w in first.words], axis=0)
         matched = np.logical_or.reduce([self._adjacent(c, self._has_all(c.fieldname, c.words)) for c in q.subqueries])
         return np.where(matched, scores, 0.0), matched
 
@@ -186,7 +187,7 @@ class Evaluation:
     def _union(self, parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
         if not parts:
             return self._empty()
-        return sum(p[0] for p in parts), np.logical_or.reduce([p[1] for p in parts])
+        return np.sum([p[0] for p in parts], axis=0), np.logical_or.reduce([p[1] for p in parts])
 
     def _or(self, parts: list[tuple[np.ndarray, np.ndarray]], scale: float | None) -> tuple[np.ndarray, np.ndarray]:
         scores, matched = self._union(parts)

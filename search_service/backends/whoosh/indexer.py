@@ -3,9 +3,10 @@
 How a run works, and why:
 
 * **Plan.** The files under the given paths are compared with the *manifest*
-  of the last commit (path -> mtime and size).  Only new and changed files
-  are read; files that vanished from an indexed folder have their stories
-  removed.  The manifest is written for the new index generation *before*
+  of the last commit (path -> mtime and size, and what was skipped in it).
+  Only new and changed files are read; files that vanished from an indexed
+  folder have their stories removed.  An unchanged file's skips are reported
+  again, so a run is only clean once the broken files are fixed.  The manifest is written for the new index generation *before*
   Whoosh's table of contents is atomically renamed into place, so whatever
   commit a reader sees has a matching manifest.
 * **Build.** Each worker process reads, analyses and writes its share of the
@@ -33,7 +34,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from whoosh import index as whoosh_index
 from whoosh.index import FileIndex, LockError
 from whoosh.writing import SegmentWriter
@@ -41,12 +44,15 @@ from whoosh.writing import SegmentWriter
 from ...model import IndexBusyError, IndexSummary, IndexWriteError
 from ...processes import exit_with_parent
 from ...stories import Skip, Story, iter_story_files, read_file
+from . import groups
+from .groups import SIGNATURE_FIELD, document_fields
 from .internals import (
     abandon_writer,
     apply_fixes,
     commit_segments,
     discard_segment,
     finish_segment,
+    lock_fd,
     unlocked_segment_writer,
 )
 from .schema import CODEC, build_schema, to_document
@@ -62,10 +68,18 @@ _PROGRESS_EVERY = 64
 
 
 @dataclass
+class Manifest:
+    """The files behind a commit: path -> mtime:size, and path -> what was skipped in it."""
+
+    files: dict[str, str] = field(default_factory=dict)
+    skips: dict[str, list[Skip]] = field(default_factory=dict)
+
+
+@dataclass
 class _Plan:
     to_read: list[str]
     gone: list[str]
-    manifest: dict[str, str]
+    manifest: Manifest
     skips: list[Skip]
     unchanged: int
 
@@ -74,10 +88,14 @@ class _Plan:
 class _Batch:
     """One worker's output: a finished segment and the stories in it, in docnum order."""
 
-    segment: object | None = None
+    segment: Any = None  # Whoosh's segment, once written
     docs: list[tuple[tuple[int, int], str]] = field(default_factory=list)
+    #: MinHash signature of each story in ``docs`` (None: too short to group), for :func:`.groups.assign`
+    signatures: list[np.ndarray | None] = field(default_factory=list)
     skips: list[Skip] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: path -> its skips, for the files read that had any
+    skipped_files: dict[str, list[Skip]] = field(default_factory=dict)
 
 
 def default_procs() -> int:
@@ -125,19 +143,24 @@ def _manifest_path(ix: FileIndex, generation: int) -> Path:
     return Path(ix.storage.folder) / f"{_MANIFEST_PREFIX}{generation}.json"
 
 
-def load_manifest(ix: FileIndex) -> dict[str, str]:
-    """The files behind the latest commit (path -> mtime:size); empty if unknown."""
+def load_manifest(ix: FileIndex) -> Manifest:
+    """The files behind the latest commit; empty if unknown."""
     try:
-        return json.loads(_manifest_path(ix, ix.latest_generation()).read_text("utf-8"))
+        data = json.loads(_manifest_path(ix, ix.latest_generation()).read_text("utf-8"))
     except FileNotFoundError:
-        return {}
+        return Manifest()
+    if "files" not in data:  # written before skips were kept: path -> key only
+        return Manifest(data)
+    skips = {path: [Skip(where, reason) for where, reason in found] for path, found in data["skips"].items()}
+    return Manifest(data["files"], skips)
 
 
-def _write_manifest(ix: FileIndex, generation: int, manifest: dict[str, str]) -> None:
+def _write_manifest(ix: FileIndex, generation: int, manifest: Manifest) -> None:
     path = _manifest_path(ix, generation)
     tmp = path.with_suffix(".tmp")
+    skips = {p: [[skip.where, skip.reason] for skip in found] for p, found in manifest.skips.items()}
     with open(tmp, "w", encoding="utf-8") as out:
-        json.dump(manifest, out, separators=(",", ":"))
+        json.dump({"files": manifest.files, "skips": skips}, out, separators=(",", ":"))
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, path)
@@ -152,11 +175,13 @@ def _remove_old_manifests(ix: FileIndex, keep: int) -> None:
 # ---------------------------------------------------------------- planning
 
 
-def _plan(paths: Sequence[str | os.PathLike], manifest: dict[str, str]) -> _Plan:
+def _plan(paths: Sequence[str | os.PathLike], manifest: Manifest) -> _Plan:
     roots = [os.path.abspath(p) for p in paths]
     current: dict[str, str] = {}
     to_read: list[str] = []
     skips: list[Skip] = []
+    # Files not looked at in this run keep their skips; those looked at have only what this run finds.
+    kept = Manifest(skips=dict(manifest.skips))
     unchanged = 0
     for found in iter_story_files(paths):
         path = os.path.abspath(found)
@@ -166,18 +191,27 @@ def _plan(paths: Sequence[str | os.PathLike], manifest: dict[str, str]) -> _Plan
             skips.append(Skip(path, f"cannot read file: {exc.strerror or exc}"))
             continue
         key = current[path] = _file_key(stat)
-        if manifest.get(path) == key:
-            unchanged += 1
+        kept.skips.pop(path, None)
+        if manifest.files.get(path) == key:
+            again = manifest.skips.get(path, [])
+            if again:
+                kept.skips[path] = again
+                skips.extend(again)
+            unchanged += not any(skip.where == path for skip in again)  # a broken file is skipped, not unchanged
             continue
         if path.lower().endswith(".txt") and stat.st_size > MAX_STORY_FILE_BYTES:
             limit_mb = MAX_STORY_FILE_BYTES // 2**20
-            skips.append(Skip(path, f"file is {stat.st_size / 2**20:.1f} MB, over the {limit_mb} MB limit for one story"))
+            kept.skips[path] = [
+                Skip(path, f"file is {stat.st_size / 2**20:.1f} MB, over the {limit_mb} MB limit for one story")
+            ]
+            skips.extend(kept.skips[path])
             continue
         to_read.append(path)
-    gone = [p for p in manifest if p not in current and _is_under(p, roots)]
-    new_manifest = {p: k for p, k in manifest.items() if p not in gone}
-    new_manifest.update(current)
-    return _Plan(to_read, gone, new_manifest, skips, unchanged)
+    gone = [p for p in manifest.files if p not in current and _is_under(p, roots)]
+    kept.files = {p: k for p, k in manifest.files.items() if p not in gone}
+    kept.files.update(current)
+    kept.skips = {p: s for p, s in kept.skips.items() if p in kept.files}
+    return _Plan(to_read, gone, kept, skips, unchanged)
 
 
 def _is_under(path: str, roots: list[str]) -> bool:
@@ -194,10 +228,13 @@ def _build_segment(
 ) -> _Batch:
     """Write ``(order, story, path)`` items into a new, uncommitted segment."""
     writer = unlocked_segment_writer(ix, CODEC)
+    grouping = SIGNATURE_FIELD in ix.schema  # an index from before near-duplicate groups has no such field
     try:
         for order, story, path in items:
-            writer.add_document(**to_document(story, path))
+            extra, sig = document_fields(story.body) if grouping else ({}, None)
+            writer.add_document(**to_document(story, path), **extra)
             batch.docs.append((order, story.id))
+            batch.signatures.append(sig)
         if batch.docs:
             batch.segment = finish_segment(writer)
             return batch
@@ -214,6 +251,8 @@ def _file_items(
     for done, (seq, path) in enumerate(jobs, 1):
         result = read_file(path)
         batch.skips.extend(result.skips)
+        if result.skips:
+            batch.skipped_files[path] = result.skips
         batch.warnings.extend(result.warnings)
         for line_no, story in enumerate(result.stories):
             yield (seq, line_no), story, path
@@ -262,7 +301,7 @@ def _build_parallel(
                 kind, payload = out.get(timeout=1.0)
             except queue.Empty:
                 if not any(w.is_alive() for w in workers) and out.empty():
-                    raise IndexWriteError("an indexing worker died unexpectedly; nothing was committed")
+                    raise IndexWriteError("an indexing worker died unexpectedly; nothing was committed") from None
                 continue
             if kind == "progress":
                 tick(payload)
@@ -304,8 +343,8 @@ def _lock(ix: FileIndex, timeout: float) -> SegmentWriter:
         ) from None
 
 
-def _drop_duplicates(batches: list[_Batch], summary: IndexSummary) -> dict[str, tuple[int, int]]:
-    """Keep the last story of each code across ``batches``; return code -> order kept."""
+def _drop_duplicates(batches: list[_Batch], summary: IndexSummary) -> dict[str, np.ndarray | None]:
+    """Keep the last story of each code across ``batches``; return code -> signature of the one kept."""
     winner: dict[str, tuple[tuple[int, int], int, int]] = {}
     for b, batch in enumerate(batches):
         for docnum, (order, story_id) in enumerate(batch.docs):
@@ -316,7 +355,7 @@ def _drop_duplicates(batches: list[_Batch], summary: IndexSummary) -> dict[str, 
                 summary.duplicates += 1
                 loser = previous if previous[0] < order else (order, b, docnum)
                 batches[loser[1]].segment.delete_document(loser[2])
-    return {story_id: w[0] for story_id, w in winner.items()}
+    return {story_id: batches[b].signatures[docnum] for story_id, (_, b, docnum) in winner.items()}
 
 
 def _commit(
@@ -324,12 +363,16 @@ def _commit(
     writer: SegmentWriter,
     batches: list[_Batch],
     gone_paths: Iterable[str],
-    manifest: dict[str, str],
+    manifest: Manifest,
     summary: IndexSummary,
 ) -> None:
     """Apply deletions, then atomically publish old and new segments together."""
-    has_old = writer.reader().doc_count_all() > 0
-    for story_id in _drop_duplicates(batches, summary):
+    reader = writer.reader()
+    has_old = reader.doc_count_all() > 0
+    kept = _drop_duplicates(batches, summary)
+    folder = ix.storage.folder
+    found_groups = groups.assign(reader, groups.load(folder, ix.latest_generation()), list(kept.items()))
+    for story_id in kept:
         if has_old and writer.delete_by_term("id", story_id):
             summary.updated += 1
         else:
@@ -338,8 +381,10 @@ def _commit(
         summary.removed += writer.delete_by_term("path", path)
     ix_gen = writer.generation
     _write_manifest(ix, ix_gen, manifest)
+    groups.write(folder, ix_gen, found_groups)
     commit_segments(writer, [batch.segment for batch in batches if batch.segment is not None])
     _remove_old_manifests(ix, ix_gen)
+    groups.remove_older(folder, ix_gen)
 
 
 def _guarded(index_dir: str | os.PathLike, timeout: float, work: Callable[[FileIndex, SegmentWriter], None]) -> None:
@@ -387,10 +432,11 @@ def index_paths(
         summary.skips.extend(plan.skips)
         summary.unchanged_files = plan.unchanged
         tick = progress(len(plan.to_read), plan.unchanged) if progress else (lambda n: None)
-        batches = _build(ix, plan.to_read, procs, tick, writer.writelock.fd) if plan.to_read else []
+        batches = _build(ix, plan.to_read, procs, tick, lock_fd(writer)) if plan.to_read else []
         for batch in batches:
             summary.skips.extend(batch.skips)
             summary.warnings.extend(batch.warnings)
+            plan.manifest.skips.update(batch.skipped_files)
         _commit(ix, writer, batches, plan.gone, plan.manifest, summary)
 
     _guarded(index_dir, timeout, work)

@@ -15,12 +15,14 @@ upgrade that changes them fails there, loudly, and nowhere else.
   :func:`datetime_column`), and a wildcard's expansions (:func:`expansions`).
 * **Segments** written by several processes and committed together
   (:func:`unlocked_segment_writer`, :func:`finish_segment`,
-  :func:`discard_segment`, :func:`commit_segments`, :func:`abandon_writer`).
+  :func:`discard_segment`, :func:`commit_segments`, :func:`abandon_writer`,
+  :func:`lock_fd`).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import itertools
 import pickle
 from array import array
 from collections.abc import Iterator
@@ -53,6 +55,9 @@ _check_version()
 
 
 # ---------------------------------------------------------------- fixes
+
+#: Whoosh's own method, kept for the contract tests (its signature is what the fix must match).
+_WHOOSH_CACHED_READER = whoosh3.W3PerDocReader._cached_reader
 
 
 def _cached_column_reader(self, fieldname, column):  # type: ignore[no-untyped-def]
@@ -176,7 +181,7 @@ def expansions(q: MultiTerm, reader: IndexReader) -> Iterator[bytes]:
 def encode_positions(positions: list[int]) -> bytes:
     """A posting's value in Whoosh's ``Positions`` format: the count, then the pickled position gaps."""
     deltas = [positions[0]]
-    deltas.extend(b - a for a, b in zip(positions, positions[1:]))
+    deltas.extend(b - a for a, b in itertools.pairwise(positions))
     return pack_uint(len(positions)) + pickle.dumps(deltas, 2)
 
 
@@ -214,6 +219,11 @@ def commit_segments(writer: SegmentWriter, segments: list[Any]) -> None:
     writer._finish()
 
 
+def lock_fd(writer: SegmentWriter) -> int:
+    """The file descriptor of the writer's index lock (a forked worker closes its copy)."""
+    return int(writer.writelock.fd)
+
+
 def abandon_writer(ix: FileIndex, writer: SegmentWriter) -> None:
     """Undo a failed run: delete its uncommitted segment files, then release the lock.
 
@@ -242,6 +252,7 @@ __all__ = [
     "expansions",
     "finish_segment",
     "length_codes",
+    "lock_fd",
     "posting_blocks",
     "unlocked_segment_writer",
 ]

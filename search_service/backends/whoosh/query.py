@@ -20,6 +20,7 @@ a message meant for the person who typed it.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from whoosh import query as wq
@@ -35,6 +36,7 @@ from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 
 from ...config import Limits
+from ...highlight import distinctive
 from ...model import QueryError
 from ...syntax import Repaired, as_phrase, repair, words_only
 from .common import without_common_words
@@ -123,7 +125,8 @@ def parse(text: str, parser: MultifieldParser, searcher: Searcher, limits: Limit
     if not _has_positive(q):
         notice = EXCLUSIONS_ONLY.format(text=text) if _excludes(repaired.text) else repaired.notice or NOTHING_TO_SEARCH
         return ParsedQuery(text, wq.NullQuery, {}, notice)
-    return ParsedQuery(text, _shaped(q), {f: frozenset(t) for f, t in terms.items()}, repaired.notice)
+    marked = {f: distinctive(t, _stories_with(reader), reader.doc_count()) for f, t in terms.items()}
+    return ParsedQuery(text, _shaped(q), marked, repaired.notice)
 
 
 #: The notices of queries that search for nothing (they find no stories; they are not errors).
@@ -165,6 +168,11 @@ def _has_positive(q: wq.Query) -> bool:
 
 def _excludes(text: str) -> bool:
     return any(w.startswith("-") or w == "NOT" for w in text.split())
+
+
+def _stories_with(reader: IndexReader) -> Callable[[str], int]:
+    """Stories with a term in any text field, as near as one lookup per field gives (the largest)."""
+    return lambda term: max(reader.doc_frequency(f, term) for f in TEXT_FIELDS)
 
 
 def _repeats_weighed(q: wq.Query) -> wq.Query:
@@ -317,6 +325,10 @@ def _collect(
     elif not q.is_leaf():
         for child in q.children():
             _collect(child, reader, limits, terms, seen, negated)
+    elif isinstance(q, wq.Phrase) and q.field() in TEXT_FIELDS:
+        seen.update(q.words)
+        if not negated:
+            terms[q.field()].add(" ".join(q.words))  # marked where the words stand together (highlight.py)
     elif q.field() in TEXT_FIELDS:
         for _, text in q.iter_all_terms():
             word = text if isinstance(text, str) else text.decode("utf-8")

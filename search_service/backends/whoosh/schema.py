@@ -18,6 +18,7 @@ from whoosh.codec import whoosh3
 
 from ...analysis import fold, term_positions, tokens
 from ...stories import Story
+from .groups import schema_fields
 from .internals import encode_positions
 
 #: Fields a query may name (``headline:word``); the rest are internal.
@@ -103,6 +104,7 @@ def build_schema() -> fields.Schema:
         path=fields.ID(stored=True),
         source=fields.STORED(),
         url=fields.STORED(),
+        **schema_fields(),
     )
 
 

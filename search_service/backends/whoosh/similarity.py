@@ -52,4 +52,4 @@ def bm25f(
     return boost * idf(max(stories, with_term), with_term) * tf * (k1 + 1.0) / saturation
 
 
-__all__ = ["B", "K1", "bm25f", "idf"]
+__all__ = ["K1", "B", "bm25f", "idf"]

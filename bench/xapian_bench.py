@@ -1,0 +1,172 @@
+"""Xapian shards on Reuters: per-shard and merged latency, 1 database vs 3 shards, beside Whoosh and FTS5.
+
+The queries are those of ``bench/query_bench.py`` (single words, two words,
+two-word phrases, drawn with its seed from frequent headline words).  Each
+configuration runs ``engine.search`` with ``per_page=10`` (highlights, the
+total and the facets, as the service answers), after one warm-up pass:
+
+* ``whoosh``: the Whoosh engine over the same stories (in process);
+* ``fts5+count``: SQLite FTS5 with a ``count(*)``, as in query_bench.py;
+* ``xapian 1 db (local)``: one Xapian database of every story, in process;
+* ``shard I/3 (local)``: each shard's database alone, in process;
+* ``xapian 1 db (tcpsrv)``: the one database behind ``xapian-tcpsrv`` on loopback;
+* ``xapian 3 shards (tcpsrv)``: the three shards, each behind its own
+  ``xapian-tcpsrv``, searched as one (what a frontend does).
+
+The merge overhead is the 3-shard p50 minus the 1-database p50, both over
+tcpsrv.  The shards are built as ``search-service index --shard I/3`` builds
+them (incrementally: a second run reuses them) and the one database is
+``xapian-compact`` of the three.  All servers share this machine's cores,
+so three shards here cost more than one; on three hosts each shard's work
+runs on its own host.
+
+With ``--corpus PATH`` (story files or JSON Lines, e.g. a corpus written by
+``../shared/tools/make_scale_corpus.py``) the Xapian configurations run on
+that corpus instead (queries drawn from its headlines the same way; Whoosh
+and FTS5 are left out), to see how latency grows with the collection.
+
+    python bench/xapian_bench.py [--per-class 200] [--rounds 3]
+    python ../shared/tools/make_scale_corpus.py bench/.work/scale/s100k --stories 100000 --jsonl
+    python bench/xapian_bench.py --corpus bench/.work/scale/s100k/stories.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import xapian
+
+from search_service.backends.xapian.shards import SHARD_KEY
+from search_service.config import Config
+from search_service.engine import open_engine
+from search_service.stories import iter_story_files, read_file
+
+from _common import load_note, percentile, reuters_index, reuters_stories, stored_stories, table, work_dir
+from query_bench import CLASSES, build_fts5, sample_queries, time_engine, time_fts5, time_searches
+
+SHARDS = 3
+
+
+def build(stories: Path, folder: Path) -> tuple[list[Path], Path]:
+    """The shard databases (incrementally) and one database of all of them (compacted anew)."""
+    dbs = []
+    for number in range(1, SHARDS + 1):
+        db = folder / f"shard{number}"
+        started = time.perf_counter()
+        engine = open_engine(Config(engine=f"xapian:{db}", shard=f"{number}/{SHARDS}"), create=True)
+        summary = engine.index_files([stories])
+        print(f"shard {number}/{SHARDS}: {summary.line()} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+        dbs.append(db)
+    single = folder / "single"
+    shutil.rmtree(single, ignore_errors=True)
+    subprocess.run(["xapian-compact", "--no-full", *map(str, dbs), str(single)], check=True, capture_output=True)
+    merged = xapian.WritableDatabase(str(single), xapian.DB_OPEN)
+    merged.set_metadata(SHARD_KEY, "")  # compact kept shard 1's; the merge holds every story
+    merged.commit()
+    merged.close()
+    return dbs, single
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def tcpsrv(dbs: list[Path]) -> Iterator[list[str]]:
+    """One ``xapian-tcpsrv`` per database on loopback; yields their addresses, kills them (and their children) after."""
+    procs, addresses = [], []
+    try:
+        for db in dbs:
+            port = _free_port()
+            procs.append(subprocess.Popen(["xapian-tcpsrv", "--interface", "127.0.0.1", "--port", str(port), str(db)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+            addresses.append(f"127.0.0.1:{port}")
+            deadline = time.monotonic() + 15
+            while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("xapian-tcpsrv did not start")
+                time.sleep(0.05)
+        yield addresses
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--per-class", type=int, default=200, help="queries per class (default 200)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed passes over the queries (default 3)")
+    parser.add_argument("--seed", type=int, default=1987)
+    parser.add_argument("--corpus", type=Path, default=None, help="stories to use instead of Reuters (Xapian only)")
+    args = parser.parse_args()
+    if not shutil.which("xapian-tcpsrv"):
+        sys.exit("needs xapian-tcpsrv: apt-get install xapian-tools")
+
+    print(f"before: {load_note()}")
+    runs: dict[str, tuple[dict[str, list[float]], dict[str, float]]] = {}
+    if args.corpus is None:
+        index_dir = reuters_index()
+        stories = stored_stories(index_dir)
+        queries = sample_queries(stories, args.per_class, args.seed)
+        dbs, single = build(reuters_stories(), work_dir("xapian"))
+        fts_path = work_dir("fts5") / "reuters.db"
+        build_fts5(stories, fts_path)
+        runs["whoosh"] = time_engine(index_dir, queries, args.rounds)
+        _, counted, fts_totals = time_fts5(fts_path, queries, args.rounds)
+        runs[f"fts5+count (SQLite {sqlite3.sqlite_version})"] = (counted, fts_totals)
+    else:
+        stories = [{"headline": s.headline} for path in iter_story_files([args.corpus]) for s in read_file(path).stories]
+        queries = sample_queries(stories, args.per_class, args.seed)
+        dbs, single = build(args.corpus, work_dir(f"xapian-{args.corpus.resolve().parent.name}"))
+    runs["xapian 1 db (local)"] = time_searches(open_engine(Config(engine=f"xapian:{single}")), queries, args.rounds)
+    for number, db in enumerate(dbs, 1):
+        runs[f"shard {number}/{SHARDS} (local)"] = time_searches(open_engine(Config(engine=f"xapian:{db}")), queries, args.rounds)
+    with tcpsrv([single, *dbs]) as addresses:
+        one = open_engine(Config(engine=f"xapian+tcp://{addresses[0]}"))
+        runs["xapian 1 db (tcpsrv)"] = time_searches(one, queries, args.rounds)
+        three = open_engine(Config(engine="xapian+tcp://" + ",".join(addresses[1:])))
+        runs[f"xapian {SHARDS} shards (tcpsrv)"] = time_searches(three, queries, args.rounds)
+
+    corpus = "Reuters" if args.corpus is None else str(args.corpus)
+    print(f"{len(stories):,} stories ({corpus}); {args.per_class} queries per class (seed {args.seed}), "
+          f"{args.rounds} timed rounds; search(per_page=10) with highlights, total and facets")
+    headers = ["configuration"]
+    for c in CLASSES:
+        headers += [f"{c} p50", f"{c} p99"]
+    headers.append("mean totals " + " / ".join(CLASSES))
+    rows = []
+    for name, (times, totals) in runs.items():
+        row: list[object] = [name]
+        for c in CLASSES:
+            row += [percentile(times[c], 50), percentile(times[c], 99)]
+        row.append(" / ".join(f"{totals[c]:,.0f}" for c in CLASSES))
+        rows.append(row)
+    print(table(headers, rows))
+    merged, base = runs[f"xapian {SHARDS} shards (tcpsrv)"][0], runs["xapian 1 db (tcpsrv)"][0]
+    print("merge overhead (3 shards - 1 db, both over tcpsrv), p50 / p99 ms: " + ", ".join(
+        f"{c} {percentile(merged[c], 50) - percentile(base[c], 50):+.2f} / "
+        f"{percentile(merged[c], 99) - percentile(base[c], 99):+.2f}" for c in CLASSES))
+    sizes = [sum(f.stat().st_size for f in db.rglob("*") if f.is_file()) / 2**20 for db in (single, *dbs)]
+    print(f"database sizes (MiB): 1 db {sizes[0]:.0f} (compacted); shards " + ", ".join(f"{x:.0f}" for x in sizes[1:]))
+    print(f"after: {load_note()}")
+
+
+if __name__ == "__main__":
+    main()

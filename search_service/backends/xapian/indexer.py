@@ -1,0 +1,116 @@
+"""Indexing story files into one Xapian database (a whole collection or one shard), incrementally.
+
+As the Whoosh indexer: the database keeps a manifest of the files it has
+read (path -> mtime and size, in its metadata); a run reads only new and
+changed files, drops the stories of changed and vanished files (each story
+carries a term for its file), and commits everything in one transaction,
+so readers see the previous commit or the new one, never half a run.  A
+story code seen twice is one story: the later file wins.
+
+A shard (``I/N``, kept in the database's metadata so later runs need not
+repeat it) holds only the stories whose id hashes to it
+(:func:`.shards.shard_of`); every shard reads every file.  Files are read in
+this process (Xapian's writer is single-threaded).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+
+import xapian
+
+from ...model import IndexSummary, IndexWriteError
+from ...stories import Skip, iter_story_files, read_file
+from .document import FILE, ID, fields_of, file_key, to_document
+from .shards import SHARD_KEY, shard_of
+
+MANIFEST_KEY = "search_service_files"
+#: As the Whoosh indexer: a story file larger than this is skipped.
+MAX_STORY_FILE_BYTES = 16 * 1024 * 1024
+
+
+def index_paths(
+    db: xapian.WritableDatabase,
+    paths: Sequence[str | os.PathLike[str]],
+    shard: tuple[int, int] | None,
+    progress: Callable[[int, int], Callable[[int], None]] | None,
+) -> IndexSummary:
+    """Index the files under ``paths`` into ``db`` (committed by the caller); see the module docstring."""
+    started = time.perf_counter()
+    summary = IndexSummary()
+    shard = _shard(db, shard)
+    manifest: dict[str, str] = json.loads(db.get_metadata(MANIFEST_KEY) or b"{}")
+    roots = [os.path.abspath(p) for p in paths]
+    current: dict[str, str] = {}
+    to_read: list[str] = []
+    for found in iter_story_files(paths):
+        path = os.path.abspath(found)
+        try:
+            stat = os.stat(path)
+        except OSError as exc:
+            summary.skips.append(Skip(path, f"cannot read file: {exc.strerror or exc}"))
+            continue
+        key = current[path] = f"{stat.st_mtime_ns}:{stat.st_size}"
+        if manifest.get(path) == key:
+            summary.unchanged_files += 1
+        elif path.lower().endswith(".txt") and stat.st_size > MAX_STORY_FILE_BYTES:
+            summary.skips.append(Skip(path, f"file is {stat.st_size / 2**20:.1f} MB, over the 16 MB limit for one story"))
+        else:
+            to_read.append(path)
+    gone = [p for p in manifest if p not in current and any(p == r or p.startswith(r.rstrip(os.sep) + os.sep) for r in roots)]
+    tick = progress(len(to_read), summary.unchanged_files) if progress else (lambda n: None)
+    db.begin_transaction(False)
+    try:
+        dropped = set()
+        for path in [*to_read, *gone]:
+            term = FILE + file_key(path)
+            for posting in list(db.postlist(term)):
+                dropped.add(fields_of(db.get_document(posting.docid))["id"])
+            db.delete_document(term)
+        seen: set[str] = set()
+        for _n, path in enumerate(to_read, 1):
+            result = read_file(path)
+            summary.skips.extend(result.skips)
+            summary.warnings.extend(result.warnings)
+            for story in result.stories:
+                if shard and shard_of(story.id, shard[1]) != shard[0]:
+                    continue
+                if story.id in seen:
+                    summary.duplicates += 1
+                elif story.id in dropped or db.get_termfreq(ID + story.id):
+                    summary.updated += 1
+                else:
+                    summary.added += 1
+                seen.add(story.id)
+                db.replace_document(ID + story.id, to_document(story, path))
+            tick(1)
+        summary.removed = len(dropped - seen)
+        new_manifest = {p: k for p, k in manifest.items() if p not in gone}
+        new_manifest.update(current)
+        db.set_metadata(MANIFEST_KEY, json.dumps(new_manifest))
+        db.commit_transaction()
+    except BaseException:
+        db.cancel_transaction()
+        raise
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _shard(db: xapian.WritableDatabase, wanted: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The shard this database holds: ``wanted``, or the one recorded by an earlier run."""
+    recorded = db.get_metadata(SHARD_KEY).decode()
+    if wanted is None:
+        if not recorded:
+            return None
+        number, _, count = recorded.partition("/")
+        return int(number) - 1, int(count)
+    text = f"{wanted[0] + 1}/{wanted[1]}"
+    if recorded and recorded != text:
+        raise IndexWriteError(f"this database holds shard {recorded}, not {text}; index shard {text} into another folder")
+    if not recorded and db.get_doccount():
+        raise IndexWriteError(f"this database holds every story, not shard {text}; index the shard into another folder")
+    db.set_metadata(SHARD_KEY, text)
+    return wanted

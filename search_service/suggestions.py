@@ -1,0 +1,85 @@
+"""Words to offer: a spelling fix for a query, and completions of its last word, for any engine.
+
+The engine supplies what only it can read from its index: whether a term
+is indexed, the indexed terms near a misspelt one with their story counts,
+and the texts of a few stories with a term; what to offer is chosen here,
+the same way for every engine.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+from .analysis import find_terms, fold, normalize
+from .spelling import closest
+
+#: Below this many hits a spelling suggestion is looked for.
+SUGGEST_BELOW = 3
+#: A suggested word's spelling is the commonest in this many stories with it.
+SURFACE_STORIES = 20
+#: Autocomplete needs this many letters, and looks at this many indexed words with them, at most.
+MIN_SUGGEST_PREFIX = 2
+SUGGEST_SCAN = 2000
+
+
+def spelling_fix(
+    text: str,
+    indexed: Callable[[str], bool],
+    near: Callable[[str], Iterable[tuple[str, int]]],
+    surface: Callable[[str], str | None],
+) -> str | None:
+    """``text`` with each word whose term is not ``indexed`` replaced by the nearest indexed word, or None.
+
+    ``near(term)`` gives the candidate terms (within two edits) and their
+    story counts, :func:`.spelling.closest` picks one, and ``surface(term)``
+    turns the stem back into a real word.
+    """
+    changed = False
+    out = []
+    for piece in text.split():
+        word = fold(piece.strip("\"'()*+-?!.,;:"))
+        term = normalize(word) if word.isalpha() else None
+        if term is None or indexed(term):
+            out.append(piece)
+            continue
+        best = closest(term, near(term))
+        spelt = surface(best) if best else None
+        out.append(spelt or piece)
+        changed = changed or spelt is not None
+    return " ".join(out) if changed else None
+
+
+def commonest_spelling(texts: Iterable[str], term: str) -> str | None:
+    """The commonest real word (folded) whose term is ``term`` in ``texts``; the shortest among equals.
+
+    Several stories, not one: the first may only have "Mexico's" or
+    "tariffs" where most say "mexico" and "tariff".
+    """
+    seen: Counter[str] = Counter()
+    for text in texts:
+        seen.update(fold(text[s:e]) for s, e, _ in find_terms(text, frozenset((term,))))
+    return min(seen, key=lambda w: (-seen[w], len(w), w)) if seen else None
+
+
+def completion_prefix(prefix: str, max_chars: int) -> tuple[str, str] | None:
+    """``prefix`` split into the words before the last and the last word folded; None when too short to complete."""
+    head, _, last = prefix[:max_chars].rpartition(" ")
+    folded = fold(last)
+    if len(folded) < MIN_SUGGEST_PREFIX or not folded.isalnum():
+        return None
+    return head, folded
+
+
+def completions(
+    head: str, start: str, terms: Iterable[tuple[int, str]], surface: Callable[[str], str | None], limit: int
+) -> list[str]:
+    """Up to ``limit`` of ``head`` + a real word starting with ``start``, from ``(story count, term)`` pairs, commonest first."""
+    words: list[str] = []
+    for _, term in sorted(terms, reverse=True):
+        word = surface(term)
+        if word and word.startswith(start) and word not in words:
+            words.append(word)
+        if len(words) == limit:
+            break
+    return [f"{head} {w}".strip() for w in words]

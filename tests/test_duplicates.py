@@ -1,0 +1,133 @@
+"""Near-duplicate stories: grouped at index time, collapsed in results, listed as versions."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from search_service.backends.whoosh import WhooshEngine
+from search_service.duplicates import signature, similarity
+from search_service.model import SearchRequest
+from search_service.stories import Story
+
+from conftest import LiveServer
+
+BODY = (
+    "The port authority said on Tuesday that container traffic through the harbour rose 12 percent in May, "
+    "the third monthly rise in a row, as shipping lines added routes to Asia and Europe. "
+    "Officials credited a new deep-water berth opened in March and faster customs checks. "
+    "Dock workers' unions warned that staffing had not kept pace with the volumes and called for talks "
+    "with the authority before the summer peak. "
+    "The authority expects traffic for the whole year to exceed last year's record of 4.1 million boxes."
+)
+SENTENCES = BODY.split(". ")
+
+
+def version(story_id: str, headline: str, body: str, day: int) -> Story:
+    return Story(id=story_id, headline=headline, body=body, published=datetime(2024, 6, day, 9), source="test")
+
+
+VARIANTS = [
+    version("port-1", "Harbour container traffic rises 12 pct", BODY, 4),
+    version("port-2", "Harbour container traffic rises 12 pct", BODY.replace(". ", ".\n\n").replace(" the ", "\nthe "), 4),
+    version("port-3", "UPDATE 1-Harbour traffic up for third month", BODY + " A union meeting is set for Friday.", 5),
+    version("port-4", "CORRECTED-Harbour container traffic rises", BODY.replace("12 percent", "14 percent"), 6),
+    version("port-5", "Port sees record year as traffic climbs", ". ".join(SENTENCES[:-1]) + ".", 7),
+]
+OTHER = version(
+    "port-other",
+    "Harbour dredging contract awarded",
+    "The port authority said on Tuesday it awarded a dredging contract for the outer channel to a Dutch firm. "
+    "Work will start in September and take two years, deepening the channel so that larger ships can call. "
+    "The authority did not disclose the value of the contract, which environmental groups had opposed.",
+    8,
+)
+
+
+def test_signatures_of_versions_agree_and_of_other_stories_do_not() -> None:
+    first = signature(VARIANTS[0].body)
+    assert first is not None
+    for story in VARIANTS[1:]:
+        assert similarity(first, signature(story.body)) >= 0.7, story.id
+    assert similarity(first, signature(OTHER.body)) < 0.3
+    assert signature("Qtly div 30 cts vs 30 cts prior") is None, "too short to tell versions from a template"
+
+
+@pytest.fixture(scope="module")
+def grouped(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Each version written separately (a later write joins the group), and one other story on the subject."""
+    index = tmp_path_factory.mktemp("dups") / "index"
+    engine = WhooshEngine(index, create=True)
+    engine.upsert([*VARIANTS[:2], OTHER])
+    for story in VARIANTS[2:]:
+        engine.upsert([story])
+    return index
+
+
+def test_versions_written_one_by_one_join_one_group(grouped: Path) -> None:
+    engine = WhooshEngine(grouped)
+    result = engine.search(SearchRequest(q="container traffic harbour"))
+    assert result.total == 2, "one hit for the five versions, one for the other story"
+    (hit,) = [h for h in result.hits if h.id.startswith("port-") and h.id != "port-other"]
+    assert hit.similar is not None and hit.similar["count"] == 4
+    assert sorted([hit.id, *hit.similar["ids"]]) == [s.id for s in VARIANTS]
+    assert {h.id for h in result.hits} >= {"port-other"}
+    other = next(h for h in result.hits if h.id == "port-other")
+    assert other.similar is None
+    assert sum(result.facets["year"].values()) == result.total, "facets count what the total counts"
+
+    every = engine.search(SearchRequest(q="container traffic harbour", collapse=False, per_page=10))
+    assert every.total == 6 and all(h.similar is None for h in every.hits)
+
+
+def test_the_best_ranked_version_is_shown_in_each_sort(grouped: Path) -> None:
+    engine = WhooshEngine(grouped)
+    newest = engine.search(SearchRequest(q="harbour", sort="newest"))
+    assert [h.id for h in newest.hits] == ["port-other", "port-5"]
+    oldest = engine.search(SearchRequest(q="harbour", sort="oldest"))
+    assert oldest.hits[0].id in ("port-1", "port-2")
+    # A word only one version has: that version stands for the group.
+    assert [h.id for h in engine.search(SearchRequest(q="union meeting friday")).hits] == ["port-3"]
+
+
+def test_story_lists_its_versions_and_related_leaves_them_out(grouped: Path) -> None:
+    engine = WhooshEngine(grouped)
+    story = engine.story("port-3")
+    assert story is not None
+    assert [v["id"] for v in story.versions] == ["port-1", "port-2", "port-4", "port-5"]
+    assert [v["published"][:10] for v in story.versions] == ["2024-06-04", "2024-06-04", "2024-06-06", "2024-06-07"]
+    related = engine.related("port-3")
+    assert related is not None and not {h.id for h in related} & {s.id for s in VARIANTS}
+    assert engine.story("port-other").versions == []
+
+
+def test_a_rewritten_story_leaves_its_group(grouped: Path, tmp_path: Path) -> None:
+    engine = WhooshEngine(grouped)
+    engine.upsert([version("port-5", "Ferry strike called off", OTHER.body.replace("dredging", "ferry"), 9)])
+    try:
+        assert [v["id"] for v in engine.story("port-1").versions] == ["port-2", "port-3", "port-4"]
+    finally:
+        engine.upsert([VARIANTS[4]])
+    assert "port-5" in [v["id"] for v in engine.story("port-1").versions]
+
+
+def test_api_and_pages_show_similar_stories(grouped: Path) -> None:
+    server = LiveServer(grouped)
+    try:
+        body = requests.get(f"{server.url}/api/search", params={"q": "container traffic"}, timeout=30).json()
+        assert body["hits"][0]["similar"]["count"] == 4 and body["total"] == 1
+        every = requests.get(f"{server.url}/api/search", params={"q": "container traffic", "collapse": "off"}, timeout=30)
+        assert every.json()["total"] == 5
+        page = requests.get(f"{server.url}/search", params={"q": "container traffic"}, timeout=30).text
+        assert "4 similar stories</a>" in page and "#versions" in page
+        story = requests.get(f"{server.url}/stories/port-1", timeout=30).text
+        assert 'id="versions"' in story and "/stories/port-5" in story and "7 June 2024" in story
+        api_story = requests.get(f"{server.url}/api/stories/port-1", timeout=30).json()
+        assert [v["id"] for v in api_story["versions"]] == ["port-2", "port-3", "port-4", "port-5"]
+        json.dumps(api_story)
+    finally:
+        server.stop()

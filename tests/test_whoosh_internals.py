@@ -1,0 +1,246 @@
+"""Contract tests for ``backends/whoosh/internals.py``: every private Whoosh name, signature and format we use.
+
+An upgrade of whoosh-reloaded that renames a method, changes a signature
+or the on-disk encoding fails here, by name, rather than somewhere deep in
+ranking or indexing.  Each public Whoosh API used as the reference here
+(matchers, ``doc_field_length``, stored fields, ``expanded_terms``) is the
+slow, supported way to get the same answer.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from whoosh import formats
+from whoosh import query as wq
+from whoosh.codec import whoosh3
+from whoosh.filedb import compound
+from whoosh.index import FileIndex
+from whoosh.matching import FilterMatcher
+from whoosh.util.numeric import byte_to_length
+from whoosh.util.times import datetime_to_long
+from whoosh.writing import SegmentWriter
+
+from search_service.backends.whoosh import internals
+from search_service.backends.whoosh.indexer import add_stories, delete_story, open_index
+from search_service.backends.whoosh.schema import CODEC, to_document
+from search_service.stories import Story
+
+STORIES = [
+    Story("s1", "Zinc prices rise", "Zinc output fell. Zinc stocks rose and zinc traders smiled.", datetime(2021, 3, 4, 5, 6), "t"),
+    Story("s2", "Copper quiet", "Traders said copper was steady; zinc was not mentioned much.", None, "t"),
+    Story("s3", "Tin output up", "The price of tin rose sharply in March.", datetime(1987, 10, 19, 23, 59, 59), "t"),
+]
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    index_dir = tmp_path_factory.mktemp("internals") / "index"
+    add_stories(index_dir, STORIES)
+    add_stories(index_dir, [Story("s4", "Zinc again", "More zinc news, zinc everywhere.", None, "t")])
+    delete_story(index_dir, "s2")  # a segment with deletions: its matchers come wrapped
+    return index_dir
+
+
+# ---------------------------------------------------------------- version and names
+
+
+def test_the_installed_whoosh_is_the_supported_one() -> None:
+    assert importlib.metadata.version("whoosh-reloaded") == internals.SUPPORTED_WHOOSH
+
+
+def test_another_whoosh_version_is_refused_with_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "3.0.0")
+    with pytest.raises(ImportError, match=r"needs whoosh-reloaded 2\.7\.5, but 3\.0\.0 .*pip install whoosh-reloaded==2\.7\.5"):
+        internals._check_version()
+
+
+#: (owner, private name, its parameters) for each private member internals.py touches.
+PRIVATE_MEMBERS = [
+    (SegmentWriter, "__init__", ["self", "ix", "poolclass", "timeout", "delay", "_lk", "limitmb", "docbase",
+                                 "codec", "compound", "kwargs"]),
+    (SegmentWriter, "_finalize_segment", ["self"]),
+    (SegmentWriter, "_close_segment", ["self"]),
+    (SegmentWriter, "_merge_segments", ["self", "mergetype", "optimize", "merge"]),
+    (SegmentWriter, "_commit_toc", ["self", "segments"]),
+    (SegmentWriter, "_finish", ["self"]),
+    (FileIndex, "_segments", ["self"]),
+    (whoosh3.W3PerDocReader, "_cached_reader", ["self", "fieldname", "column"]),
+    (whoosh3.W3LeafMatcher, "_read_data", ["self"]),
+    (whoosh3.W3LeafMatcher, "_next_block", ["self"]),
+    (wq.MultiTerm, "_btexts", ["self", "ixreader"]),
+]
+
+
+@pytest.mark.parametrize("owner, name, params", PRIVATE_MEMBERS, ids=lambda v: getattr(v, "__name__", None))
+def test_private_members_have_the_signatures_relied_on(owner: type, name: str, params: list[str]) -> None:
+    member = getattr(owner, name)
+    if owner is whoosh3.W3PerDocReader and name == "_cached_reader":
+        member = internals._WHOOSH_CACHED_READER  # the original, before apply_fixes replaced it
+    assert list(inspect.signature(member).parameters) == params
+
+
+def test_compound_files_are_opened_through_the_module_global_buffer_file() -> None:
+    source = inspect.getsource(compound.CompoundStorage.open_file)
+    assert "BufferFile(buf, name=name)" in source
+
+
+# ---------------------------------------------------------------- fixes
+
+
+def test_fixes_are_applied_when_an_index_is_opened_not_on_import(index: Path) -> None:
+    code = (
+        "import search_service.backends.whoosh as b\n"
+        "from whoosh.codec import whoosh3\n"
+        "from whoosh.filedb import compound\n"
+        "from search_service.backends.whoosh import internals\n"
+        "assert whoosh3.W3PerDocReader._cached_reader is internals._WHOOSH_CACHED_READER\n"
+        "assert compound.BufferFile is not internals._CompoundPartFile\n"
+        f"b.WhooshEngine({str(index)!r})\n"
+        "assert whoosh3.W3PerDocReader._cached_reader is internals._cached_column_reader\n"
+        "assert compound.BufferFile is internals._CompoundPartFile\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_column_cache_fix_is_what_whoosh_calls(index: Path) -> None:
+    ix = open_index(index)
+    with ix.searcher() as searcher:
+        for leaf, _ in searcher.reader().leaf_readers():
+            lengths = leaf._perdoc._cached_reader("_body_len", whoosh3.LENGTHS_COLUMN)
+            assert lengths.__class__.__name__ == "array"  # loaded in one piece by the fix
+            assert leaf._perdoc._cached_reader("_id_len", whoosh3.LENGTHS_COLUMN) is None
+            assert "_id_len" in leaf._perdoc._readers  # the missing column is remembered
+            # Whoosh's own scoring path reads lengths through the patched cache.
+            assert [leaf.doc_field_length(n, "body") for n in range(leaf.doc_count_all())] == [
+                byte_to_length(b) for b in lengths
+            ]
+
+
+def test_compound_parts_are_read_through_the_memory_file(index: Path) -> None:
+    ix = open_index(index)
+    segment = ix._segments()[0]
+    assert segment.is_compound()
+    storage = segment.open_compound_file(ix.storage)
+    name = next(n for n in storage.list() if n.endswith(".trm"))
+    part = storage.open_file(name)
+    assert isinstance(part, internals._CompoundPartFile)
+    assert part.read(16) == bytes(part._buf[:16])
+
+
+# ---------------------------------------------------------------- formats and reads
+
+
+def test_positions_encode_as_whoosh_does() -> None:
+    fmt = formats.Positions()
+    for positions in ([0], [3, 4, 9], list(range(0, 3000, 7))):
+        encoded = internals.encode_positions(positions)
+        assert encoded == fmt.encode(positions)
+        assert internals.decode_positions([encoded])[0] == [positions[0], *np.diff(positions).tolist()]
+        assert fmt.decode_positions(encoded) == positions
+
+
+def test_posting_blocks_hold_what_whooshs_matcher_returns(index: Path) -> None:
+    ix = open_index(index)
+    with ix.searcher() as searcher:
+        leaves = searcher.reader().leaf_readers()
+        assert any(leaf.has_deletions() for leaf, _ in leaves)
+        for leaf, _ in leaves:
+            for term in ("zinc", "trader", "output"):
+                if ("body", term) not in leaf:
+                    continue
+                ids, weights, values = [], [], []
+                for deltas, block_weights, block_values in internals.posting_blocks(leaf, "body", term):
+                    ids.extend(np.cumsum(deltas).tolist())
+                    weights.extend([block_weights] * len(deltas) if not hasattr(block_weights, "__len__")
+                                   else list(block_weights))
+                    values.extend(block_values)
+                matcher = leaf.postings("body", term)
+                if isinstance(matcher, FilterMatcher):
+                    matcher = matcher.child  # deleted stories included, as posting_blocks does
+                expected = []
+                while matcher.is_active():
+                    expected.append((matcher.id(), matcher.weight(), matcher.value()))
+                    matcher.next()
+                assert list(zip(ids, [float(w or 1.0) for w in weights], values)) == expected
+
+
+def test_length_codes_and_dates_read_as_arrays_equal_whooshs_values(index: Path) -> None:
+    ix = open_index(index)
+    with ix.searcher() as searcher:
+        for leaf, _ in searcher.reader().leaf_readers():
+            codes = internals.length_codes(leaf, "headline")
+            assert [byte_to_length(c) for c in codes] == [
+                leaf.doc_field_length(n, "headline") for n in range(leaf.doc_count_all())
+            ]
+            ticks = internals.datetime_column(leaf, "published")
+            for docnum in range(leaf.doc_count_all()):
+                published = leaf.stored_fields(docnum).get("published")
+                if published is not None:
+                    assert int(ticks[docnum]) == datetime_to_long(published)
+                elif docnum < len(ticks):  # a segment where no story has a date has no column
+                    assert int(ticks[docnum]) == leaf.schema["published"].default
+
+
+def test_expansions_are_the_wildcards_words(index: Path) -> None:
+    ix = open_index(index)
+    with ix.searcher() as searcher:
+        q = wq.Prefix("body", "tr")
+        expected = sorted(text.decode() for _, text in q.expanded_terms(searcher.reader()))
+        assert sorted(b.decode() for b in internals.expansions(q, searcher.reader())) == expected == ["trader"]
+
+
+# ---------------------------------------------------------------- writing
+
+
+def test_segments_from_unlocked_writers_commit_together(tmp_path: Path) -> None:
+    ix = open_index(tmp_path / "index", create=True)
+    writer = ix.writer(codec=CODEC)  # holds the lock for the whole run, as the indexer's parent does
+    segments = []
+    for story in STORIES:
+        worker = internals.unlocked_segment_writer(ix, CODEC)
+        worker.add_document(**to_document(story))
+        segments.append(internals.finish_segment(worker))
+    spare = internals.unlocked_segment_writer(ix, CODEC)
+    internals.discard_segment(spare)
+    internals.commit_segments(writer, segments)
+    with open_index(tmp_path / "index").searcher() as searcher:
+        assert sorted(f["id"] for f in searcher.all_stored_fields()) == ["s1", "s2", "s3"]
+        assert len(searcher.reader().leaf_readers()) == 3
+
+
+def test_an_abandoned_writer_leaves_the_last_commit_and_frees_the_lock(index: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "index"
+    shutil.copytree(index, copy)
+    ix = open_index(copy)
+    before = sorted(p.name for p in copy.iterdir())
+    writer = ix.writer(codec=CODEC)
+    worker = internals.unlocked_segment_writer(ix, CODEC)
+    worker.add_document(**to_document(Story("new", "Never committed", "Lost words.", None, "t")))
+    internals.finish_segment(worker)
+    writer.add_document(**to_document(Story("new2", "Never committed", "Lost words.", None, "t")))
+    internals.abandon_writer(ix, writer)
+    assert sorted(p.name for p in copy.iterdir()) == before
+    ix.writer(timeout=0).cancel()  # the lock is free
+
+
+def test_the_lock_fd_is_the_locked_file(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    ix = open_index(tmp_path / "index", create=True)
+    writer = ix.writer()
+    fd = internals.lock_fd(writer)
+    assert os.path.samefile(f"/proc/self/fd/{fd}", tmp_path / "index" / "MAIN_WRITELOCK")
+    with open(tmp_path / "index" / "MAIN_WRITELOCK") as other, pytest.raises(BlockingIOError):
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    writer.cancel()
