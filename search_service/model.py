@@ -203,7 +203,6 @@ class SearchResult:
         },
         default=None,
     )
-
     shards: dict[str, int] | None = shaped(
         closed_object({"total": {"type": "integer", "minimum": 1}, "failed": {"type": "integer", "minimum": 0}})
         | {

@@ -43,7 +43,7 @@ from conftest import AUTH, SAMPLES, TOKEN, parse_summary, run_cli
 TCPSRV = shutil.which("xapian-tcpsrv") or "/usr/bin/xapian-tcpsrv"
 SHARDS = 3
 HIT_KEYS = {"id", "headline", "published", "score", "highlights", "similar"}
-SEARCH_KEYS = {"query", "total", "page", "per_page", "sort", "took_ms", "hits", "suggestion", "facets"}
+SEARCH_KEYS = {"query", "total", "page", "per_page", "sort", "took_ms", "hits", "suggestion", "facets", "notice"}
 
 
 # ---------------------------------------------------------------- xapian-tcpsrv processes
