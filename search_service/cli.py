@@ -139,6 +139,8 @@ def search(query: str, index_dir: Path | None, engine: str | None, limit: int, s
         raise click.ClickException(str(exc)) from None
     color = sys.stdout.isatty()
     noun = "story matches" if result.total == 1 else "stories match"
+    if result.corrected_from is not None:
+        click.echo(f"showing results for: {result.query} (no story matches {result.corrected_from})")
     click.echo(f"{result.total:,} {noun} ({result.took_ms:.0f} ms)")
     if result.notice:
         click.echo(result.notice)

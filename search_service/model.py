@@ -96,6 +96,8 @@ class SearchRequest:
     date_to: date | None = None
     #: Near-duplicate stories shown as one hit (the best-ranked) with the others as ``similar``; False shows each.
     collapse: bool = True
+    #: Off: the results of the query as typed, even when a spelling correction would find stories.
+    spell: bool = True
 
 
 def check_request(request: SearchRequest, limits: Limits) -> None:
@@ -167,7 +169,7 @@ class Hit:
 
 @dataclass
 class SearchResult:
-    """One page of hits, the total, the facets, a spelling suggestion and a notice."""
+    """One page of hits, the total, the facets, a spelling suggestion or correction, and a notice."""
 
     query: str = shaped({"type": "string"})
     total: int = shaped(
@@ -185,7 +187,8 @@ class SearchResult:
     hits: list[Hit] = shaped(lambda limits: {"type": "array", "maxItems": limits.max_per_page, "items": ref("Hit")})
     suggestion: str | None = shaped(
         nullable({"type": "string"})
-        | {"description": "A spelling fix that finds more, offered only when few stories match."}
+        | {"description": "The query with its misspelt words corrected, when that finds stories "
+           "and the results are not already those of the correction."}
     )
     facets: dict[str, dict[str, int]] = shaped(
         closed_object(
@@ -210,6 +213,13 @@ class SearchResult:
             "(their stories are missing from this result)."
         },
         optional=True,
+        default=None,
+    )
+
+    corrected_from: str | None = shaped(
+        nullable({"type": "string"})
+        | {"description": "The query as typed, when it found nothing and these are the results of its "
+           "spelling correction (`query`); `spell=off` asks for the query as typed."},
         default=None,
     )
 

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow  # live servers (the in-process API tier is test_e
 
 TOKEN = "api-test-token"
 HIT_KEYS = {"id", "headline", "published", "score", "highlights", "similar"}
-SEARCH_KEYS = {"query", "total", "page", "per_page", "sort", "took_ms", "hits", "suggestion", "facets", "notice"}
+SEARCH_KEYS = {"query", "total", "page", "per_page", "sort", "took_ms", "hits", "suggestion", "facets", "corrected_from", "notice"}
 #: The small body limit of the writable server, so the 413 test sends little.
 SMALL_BODY_LIMIT = 64 * 1024
 

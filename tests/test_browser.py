@@ -374,7 +374,7 @@ def test_story_and_related_story(reuters_server, watch) -> None:
 
 
 def test_did_you_mean_fixes_a_typo(reuters_server, watch) -> None:
-    typo = "petrolium"
+    typo = "sumatra petrolium"  # "sumatra" finds a few stories: the suggestion is offered above them
     w = watch(reuters_server)
     page = w.page
     w.open("/")

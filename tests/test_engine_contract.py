@@ -43,7 +43,7 @@ from conftest import AUTH, SAMPLES, TOKEN, parse_summary, run_cli
 TCPSRV = shutil.which("xapian-tcpsrv") or "/usr/bin/xapian-tcpsrv"
 SHARDS = 3
 HIT_KEYS = {"id", "headline", "published", "score", "highlights", "similar"}
-SEARCH_KEYS = {"query", "total", "page", "per_page", "sort", "took_ms", "hits", "suggestion", "facets", "notice"}
+SEARCH_KEYS = {"query", "total", "page", "per_page", "sort", "took_ms", "hits", "suggestion", "facets", "corrected_from", "notice"}
 
 
 # ---------------------------------------------------------------- xapian-tcpsrv processes
@@ -296,6 +296,7 @@ def test_story_related_suggest_and_stats(svc: Service) -> None:
     story_id = search(svc, q="drought")["hits"][0]["id"]
     got = svc.client.get(f"/api/stories/{story_id}").get_json()
     assert (got["id"], got["headline"], got["body"]) == (story_id, stories[story_id].headline, stories[story_id].body)
+    assert got["source"] == Path(stories[story_id].source).name  # a file's name, never the server's path
     assert svc.client.get("/api/stories/no-such-story").status_code == 404
     related = svc.client.get(f"/api/stories/{story_id}/related").get_json()["hits"]
     assert related and story_id not in {h["id"] for h in related}
@@ -303,7 +304,9 @@ def test_story_related_suggest_and_stats(svc: Service) -> None:
     assert svc.client.get("/api/stories/no-such-story/related").status_code == 404
     suggestions = svc.client.get("/api/suggest", query_string={"q": "dro"}).get_json()["suggestions"]
     assert "drought" in suggestions and all(s.startswith("dro") for s in suggestions)
-    assert search(svc, q="drout")["suggestion"] == "drought"
+    assert search(svc, q="drout", spell="off")["suggestion"] == "drought"
+    corrected = search(svc, q="drout")
+    assert (corrected["query"], corrected["corrected_from"], corrected["suggestion"]) == ("drought", "drout", None)
     health = svc.client.get("/healthz").get_json()
     assert health["stories"] == len(stories)
     assert health["first"] == min(s.published for s in stories.values() if s.published).isoformat()
@@ -356,11 +359,12 @@ def test_odd_syntax_is_never_a_server_error(svc: Service, q: str) -> None:
 @pytest.mark.parametrize("q", ["drought", "food prices", '"war of attrition" OR drought', "drought -kenya", "dro*",
                                "headline:drought", "* -drought", "drout"])
 def test_engines_find_the_same_stories(svc: Service, sample_index: Path, q: str) -> None:
-    """Every engine finds the stories the Whoosh engine finds, and suggests the same spelling."""
+    """Every engine finds the stories the Whoosh engine finds, and suggests or corrects the same spelling."""
     reference = open_engine(Config(engine="whoosh", index_dir=sample_index)).search(SearchRequest(q=q, per_page=100))
     result = search(svc, q=q, per_page=100)
     assert {h["id"] for h in result["hits"]} == {h.id for h in reference.hits}
     assert (result["total"], result["suggestion"], result["facets"]) == (reference.total, reference.suggestion, reference.facets)
+    assert (result["query"], result["corrected_from"]) == (reference.query, reference.corrected_from)
 
 
 # ---------------------------------------------------------------- shards: failure and equality

@@ -225,15 +225,20 @@ def test_nothing_found_says_so_and_offers_a_way_out(sample_server) -> None:
     assert Page(get(sample_server, "/search?q=said").text).find("li", **{"class": "result"})
 
 
-def test_did_you_mean_links_to_the_fixed_query(sample_server) -> None:
-    suggestion = api(sample_server, "/api/search", q="webiste")["suggestion"]
-    assert suggestion
+def test_a_typo_shows_the_corrected_results_and_did_you_mean_links_to_the_fixed_query(sample_server) -> None:
+    corrected = api(sample_server, "/api/search", q="webiste")
+    assert corrected["corrected_from"] == "webiste" and corrected["total"] > 0
     page = Page(get(sample_server, "/search", q="webiste").text)
-    assert "Did you mean" in page.text
-    (link,) = [a["href"] for t, a in page.tags if t == "a" and a.get("rel") == "nofollow"]
-    assert query_of(link)["q"] == [suggestion]
+    assert f"Showing results for {corrected['query']} . Search instead for webiste" in page.text
+    assert page.find("li", **{"class": "result"})
+    (instead,) = [a["href"] for t, a in page.tags if t == "a" and a.get("rel") == "nofollow"]
+    assert query_of(instead) == {"q": ["webiste"], "spell": ["off"]}
+    typed = Page(get(sample_server, instead).text)
+    assert "Did you mean" in typed.text and not typed.find("li", **{"class": "result"})
+    (link,) = [a["href"] for t, a in typed.tags if t == "a" and a.get("rel") == "nofollow"]
+    assert query_of(link)["q"] == [corrected["query"]]
     fixed = Page(get(sample_server, link).text)
-    assert fixed.box_value() == suggestion and fixed.find("li", **{"class": "result"})
+    assert fixed.box_value() == corrected["query"] and fixed.find("li", **{"class": "result"})
 
 
 def test_pages_links_walk_through_all_results(sample_server) -> None:

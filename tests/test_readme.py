@@ -66,6 +66,6 @@ def test_every_curl_example_runs(token_server: LiveServer) -> None:
     assert newest["total"] == len(list(SAMPLES.glob("*.txt"))) and len(newest["hits"]) == 3
     assert [h["published"] for h in newest["hits"]] == sorted((h["published"] for h in newest["hits"]), reverse=True)
     typo = next(body for c, (_, body) in zip(examples, results) if "q=drout" in c)
-    assert typo["suggestion"] == "drought"
+    assert (typo["query"], typo["corrected_from"]) == ("drought", "drout") and typo["total"] > 0
     added = next(body for c, (_, body) in zip(examples, results) if "-X POST" in c)
     assert added["ids"] == ["demo-1"]

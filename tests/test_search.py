@@ -385,13 +385,16 @@ def reuters_words(reuters_index: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("typo", ["petrolium", "inflasion", "economik", "irak"])
-def test_spelling_suggestion_is_a_real_word(reuters: WhooshEngine, reuters_words: set[str], typo: str) -> None:
+def test_a_query_that_finds_nothing_shows_the_results_of_its_correction(
+    reuters: WhooshEngine, reuters_words: set[str], typo: str
+) -> None:
+    assert search(reuters, typo, spell=False).total == 0
     result = search(reuters, typo)
-    assert result.total == 0
-    assert result.suggestion and result.suggestion != typo
+    assert result.corrected_from == typo and result.query != typo and result.suggestion is None
     # A word from a story, not a stem ("inflat", "econom" are no words of any story).
-    assert result.suggestion in reuters_words
-    assert search(reuters, result.suggestion).total > 0
+    assert result.query in reuters_words
+    assert result.total == search(reuters, result.query).total > 0
+    assert [h.id for h in result.hits] == [h.id for h in search(reuters, result.query).hits]
 
 
 @pytest.mark.parametrize(("typo", "meant"), [
@@ -404,8 +407,9 @@ def test_spelling_suggestion_is_a_real_word(reuters: WhooshEngine, reuters_words
     ("mexicco", "mexico"),  # the usual spelling, not the first story's "Mexico's"
     ("drout", "drought"),  # not "droit": a silent "gh" left out is a slip
 ])
-def test_spelling_suggestion_is_the_word_meant(reuters: WhooshEngine, typo: str, meant: str) -> None:
-    assert search(reuters, typo).suggestion == meant
+def test_spelling_correction_is_the_word_meant(reuters: WhooshEngine, typo: str, meant: str) -> None:
+    assert search(reuters, typo).query == meant
+    assert search(reuters, typo, spell=False).suggestion == meant
 
 
 def test_spelling_prefers_fewer_and_sound_keeping_edits() -> None:
@@ -421,9 +425,9 @@ def test_spelling_prefers_fewer_and_sound_keeping_edits() -> None:
     assert closest("zzz", []) is None
 
 
-def test_no_suggestion_when_the_query_finds_plenty(reuters: WhooshEngine) -> None:
+def test_no_suggestion_when_every_word_is_right(reuters: WhooshEngine) -> None:
     result = search(reuters, "oil prices")
-    assert result.total > 100 and result.suggestion is None
+    assert result.total > 100 and result.suggestion is None and result.corrected_from is None
 
 
 def test_related_stories(sample: WhooshEngine, reuters: WhooshEngine, reuters_index: Path) -> None:

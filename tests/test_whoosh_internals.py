@@ -210,7 +210,9 @@ def test_segments_from_unlocked_writers_commit_together(tmp_path: Path) -> None:
         segments.append(internals.finish_segment(worker))
     spare = internals.unlocked_segment_writer(ix, CODEC)
     internals.discard_segment(spare)
-    internals.commit_segments(writer, segments)
+    prepared: list[object] = []
+    internals.commit_segments(writer, segments, prepared.extend)
+    assert prepared == segments, "prepare sees every segment of the commit before it is published"
     with open_index(tmp_path / "index").searcher() as searcher:
         assert sorted(f["id"] for f in searcher.all_stored_fields()) == ["s1", "s2", "s3"]
         assert len(searcher.reader().leaf_readers()) == 3

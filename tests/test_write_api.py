@@ -67,7 +67,8 @@ def post(server: LiveServer, body: str | bytes, headers: dict[str, str] | None =
 
 
 def hits_for(server: LiveServer, q: str) -> list[str]:
-    r = requests.get(f"{server.url}/api/search", params={"q": q}, timeout=TIMEOUT)
+    """The ids of the stories with the words of ``q`` (as typed: no spelling correction)."""
+    r = requests.get(f"{server.url}/api/search", params={"q": q, "spell": "off"}, timeout=TIMEOUT)
     assert r.status_code == 200, r.text
     return [h["id"] for h in r.json()["hits"]]
 

@@ -49,6 +49,11 @@ def date_arg(name: str) -> date | None:
         raise BadRequest(f"{name} must be a date as YYYY-MM-DD, not {raw[:40]!r}") from None
 
 
+def switch_arg(name: str) -> bool:
+    """A switch that is on unless ``off`` (or ``false``, ``0``, ``no``): ``collapse``, ``spell``."""
+    return request.args.get(name, "on").strip().lower() not in ("off", "false", "0", "no")
+
+
 def search_request() -> SearchRequest:
     """The search parameters of this request (shared by the API and the pages)."""
     return SearchRequest(
@@ -58,7 +63,8 @@ def search_request() -> SearchRequest:
         sort=request.args.get("sort", "relevance") or "relevance",
         date_from=date_arg("from"),
         date_to=date_arg("to"),
-        collapse=request.args.get("collapse", "on").strip().lower() not in ("off", "false", "0", "no"),
+        collapse=switch_arg("collapse"),
+        spell=switch_arg("spell"),
     )
 
 

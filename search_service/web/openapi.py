@@ -170,6 +170,13 @@ def _parameters(limits: Limits) -> dict[str, Schema]:
             "description": "Only stories published on or before this day.",
             "schema": {"type": "string", "format": "date"},
         },
+        "spell": {
+            "name": "spell",
+            "in": "query",
+            "description": "on: a query that finds nothing is run with its misspelt words corrected, if that "
+            "finds stories (`corrected_from` is then the query as typed); off: the results of the query as typed.",
+            "schema": {"type": "string", "enum": ["on", "off"], "default": "on"},
+        },
         "id": {
             "name": "id",
             "in": "path",
@@ -200,7 +207,7 @@ def _paths(limits: Limits, max_request_bytes: int) -> dict[str, Any]:
                 "description": f"Limits: {limits.max_query_chars} characters, {limits.max_terms} distinct terms, "
                 f"{limits.max_expansions} words per wildcard, {limits.time_limit:g} s of work; "
                 "breaking one is a 400 that says which.",
-                "parameters": [_param(n) for n in ("q", "page", "per_page", "sort", "from", "to")],
+                "parameters": [_param(n) for n in ("q", "page", "per_page", "sort", "from", "to", "spell")],
                 "responses": {"200": _json(ref("SearchResult"), "One page of hits."), **_errors(400, 503)},
             }
         },

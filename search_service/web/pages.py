@@ -51,6 +51,7 @@ def search_url(
     sort: str | None = KEEP,
     date_from: str | date | None = KEEP,
     date_to: str | date | None = KEEP,
+    spell: str | None = KEEP,
 ) -> str:
     """The current search's URL with some parameters changed (``None`` drops one).
 
@@ -65,6 +66,7 @@ def search_url(
         "to": args.get("to") if date_to is KEEP else date_to,
         "per_page": args.get("per_page"),
         "collapse": args.get("collapse"),
+        "spell": args.get("spell") if spell is KEEP else spell,
         "page": page,
     }
     params: dict[str, Any] = {

@@ -34,29 +34,29 @@ from ...model import (
     CollectionStats,
     Hit,
     IndexSummary,
+    QueryError,
     SearchRequest,
     SearchResult,
     StoredStory,
     check_request,
 )
-from ...spelling import closest
+from ...spelling import correct_query
 from ...stories import Story, public_source
 from .corpus import Corpus, day_number
 from .evaluation import Evaluation
 from .groups import Groups
 from .indexer import add_stories, delete_story, index_paths, open_index
 from .postings import POSTINGS_CACHE_SIZE, PostingsCache
-from .query import make_parser, parse
+from .query import ParsedQuery, make_parser, parse
 from .related import key_terms, related_scores
 from .schema import TEXT_FIELDS
+from .wordfiles import Dictionaries
 
 REFRESH_SECONDS = 0.5
 #: "recent" ranking: relevance times (1 + RECENCY_WEIGHT * 2^(-age / half-life)),
 #: age counted from the newest story in the index (archives are not "now").
 RECENCY_HALF_LIFE_DAYS = 30.0
 RECENCY_WEIGHT = 1.0
-#: Below this many hits a spelling suggestion is looked for.
-SUGGEST_BELOW = 3
 #: A suggested word's spelling is the commonest in this many stories with it.
 SURFACE_STORIES = 20
 
@@ -93,6 +93,7 @@ class WhooshEngine:
         self._groups: tuple[int, Groups] | None = None
         self._corpus_lock = threading.Lock()
         self._cache = PostingsCache(cache_size)
+        self._dictionaries = Dictionaries(self.index_dir)
 
     # ------------------------------------------------------------ searchers
 
@@ -171,15 +172,25 @@ class WhooshEngine:
     # ------------------------------------------------------------ search
 
     def search(self, request: SearchRequest) -> SearchResult:
-        """Run ``request``; raise :class:`QueryError` for anything a user must change."""
+        """Run ``request``; raise :class:`QueryError` for anything a user must change.
+
+        A query with misspelt words (:func:`.spelling.correct_query`) that
+        finds nothing as typed is run corrected, if that finds stories (unless
+        ``request.spell`` is off); otherwise the correction is the suggestion.
+        """
         started = time.perf_counter()
         check_request(request, self.limits)
         view = self._view()
-        parsed = parse(request.q, self._parser, view.searcher, self.limits)
         corpus = self._corpus_of(view.searcher)
-        scores, matched = Evaluation(view.searcher, corpus, self.limits.time_limit).run(parsed.query)
-        if request.date_from or request.date_to:
-            matched &= _date_mask(corpus, request.date_from, request.date_to)
+        query, corrected_from, suggestion = request.q, None, None
+        parsed, scores, matched = self._matches(view.searcher, corpus, query, request)
+        correction = self._correction(view.searcher, query)
+        fixed = self._matches_of_correction(view.searcher, corpus, correction, request)
+        if fixed and correction and request.spell and not matched.any():
+            query, corrected_from = correction, query
+            parsed, scores, matched = fixed
+        elif fixed:
+            suggestion = correction
         groups = self._groups_of(view.searcher, corpus)
         if request.collapse:
             matched = groups.collapse(matched, _rank(corpus, scores, request.sort))
@@ -191,17 +202,40 @@ class WhooshEngine:
             for n, s in zip(docnums[depth - request.per_page :], shown[depth - request.per_page :])
         ]
         return SearchResult(
-            query=request.q,
+            query=query,
             total=total,
             page=request.page,
             per_page=request.per_page,
             took_ms=(time.perf_counter() - started) * 1000.0,
             hits=hits,
-            suggestion=self._suggestion(view.searcher, request.q) if total < SUGGEST_BELOW else None,
+            suggestion=suggestion,
+            corrected_from=corrected_from,
             facets=_facets(corpus, matched),
             sort=request.sort,
             notice=parsed.notice,
         )
+
+    def _matches(
+        self, searcher: Searcher, corpus: Corpus, q: str, request: SearchRequest
+    ) -> tuple[ParsedQuery, np.ndarray, np.ndarray]:
+        """``q`` parsed and evaluated within the request's dates: ``(parsed, scores, matched)``."""
+        parsed = parse(q, self._parser, searcher, self.limits)
+        scores, matched = Evaluation(searcher, corpus, self.limits.time_limit).run(parsed.query)
+        if request.date_from or request.date_to:
+            matched &= _date_mask(corpus, request.date_from, request.date_to)
+        return parsed, scores, matched
+
+    def _matches_of_correction(
+        self, searcher: Searcher, corpus: Corpus, correction: str | None, request: SearchRequest
+    ) -> tuple[ParsedQuery, np.ndarray, np.ndarray] | None:
+        """:meth:`_matches` of a spelling correction, if it finds stories."""
+        if correction is None:
+            return None
+        try:
+            found = self._matches(searcher, corpus, correction, request)
+        except QueryError:  # out of time, say: the query as typed still has its answer
+            return None
+        return found if found[2].any() else None
 
     @staticmethod
     def _hit(
@@ -224,29 +258,15 @@ class WhooshEngine:
 
     # ------------------------------------------------------------ suggestions
 
-    def _suggestion(self, searcher: Searcher, text: str) -> str | None:
-        """A spelling fix for ``text`` that finds more stories, or None.
-
-        Words whose term is missing from the index are replaced by the
-        nearest indexed word within two edits (:func:`.spelling.closest`);
-        candidates are stems, turned back into real words from a story that
-        contains them.
-        """
+    def _correction(self, searcher: Searcher, text: str) -> str | None:
+        """``text`` with its misspelt words corrected from the words of the stories, or None."""
         reader = searcher.reader()
-        changed = False
-        out = []
-        for piece in text.split():
-            word = fold(piece.strip("\"'()*+-?!.,;:"))
-            term = normalize(word) if word.isalpha() else None
-            if term is None or any(reader.doc_frequency(f, term) for f in TEXT_FIELDS):
-                out.append(piece)
-                continue
-            candidates = ((c, reader.doc_frequency("body", c)) for c in reader.terms_within("body", term, 2, prefix=1))
-            best = closest(term, candidates)
-            surface = self._surface_word(searcher, "body", best) if best else None
-            out.append(surface or piece)
-            changed = changed or surface is not None
-        return " ".join(out) if changed else None
+
+        def found(word: str) -> int:
+            term = normalize(word)
+            return max(reader.doc_frequency(f, term) for f in TEXT_FIELDS) if term else 0
+
+        return correct_query(text, self._dictionaries.of(searcher), found)
 
     def _surface_word(self, searcher: Searcher, fieldname: str, term: str) -> str | None:
         """The commonest real word whose term is ``term`` in the first stories that have it (cached).

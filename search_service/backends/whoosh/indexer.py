@@ -13,7 +13,9 @@ How a run works, and why:
   files into a segment of its own (Whoosh's ``SegmentWriter`` without the
   lock), so both cores parse, analyse and encode postings.  Scores equal a
   single-writer index because statistics are summed over segments at search
-  time; nothing is merged or re-counted.
+  time; nothing is merged or re-counted.  Each worker also counts the words
+  of its stories for spelling correction and writes them beside its
+  segment (:mod:`.wordfiles`).
 * **Commit.** The parent, which holds the index lock from the start, deletes
   superseded stories from the old segments, drops duplicate story codes
   within the run (the later file wins), and commits old and new segments in
@@ -31,6 +33,7 @@ import multiprocessing
 import os
 import queue
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +47,7 @@ from whoosh.writing import SegmentWriter
 from ...model import IndexBusyError, IndexSummary, IndexWriteError
 from ...processes import exit_with_parent
 from ...stories import Skip, Story, iter_story_files, read_file
+from ...vocabulary import story_words
 from . import groups
 from .groups import SIGNATURE_FIELD, document_fields
 from .internals import (
@@ -56,6 +60,7 @@ from .internals import (
     unlocked_segment_writer,
 )
 from .schema import CODEC, build_schema, to_document
+from .wordfiles import complete_words, write_words
 
 log = logging.getLogger(__name__)
 
@@ -229,14 +234,17 @@ def _build_segment(
     """Write ``(order, story, path)`` items into a new, uncommitted segment."""
     writer = unlocked_segment_writer(ix, CODEC)
     grouping = SIGNATURE_FIELD in ix.schema  # an index from before near-duplicate groups has no such field
+    words: Counter[str] = Counter()
     try:
         for order, story, path in items:
             extra, sig = document_fields(story.body) if grouping else ({}, None)
             writer.add_document(**to_document(story, path), **extra)
+            words.update(story_words(story))
             batch.docs.append((order, story.id))
             batch.signatures.append(sig)
         if batch.docs:
             batch.segment = finish_segment(writer)
+            write_words(ix.storage.folder, batch.segment, words)
             return batch
     finally:
         if batch.segment is None:
@@ -382,7 +390,8 @@ def _commit(
     ix_gen = writer.generation
     _write_manifest(ix, ix_gen, manifest)
     groups.write(folder, ix_gen, found_groups)
-    commit_segments(writer, [batch.segment for batch in batches if batch.segment is not None])
+    segments = [batch.segment for batch in batches if batch.segment is not None]
+    commit_segments(writer, segments, lambda committed: complete_words(ix, committed))
     _remove_old_manifests(ix, ix_gen)
     groups.remove_older(folder, ix_gen)
 

@@ -25,7 +25,7 @@ import importlib.metadata
 import itertools
 import pickle
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -208,13 +208,19 @@ def discard_segment(writer: SegmentWriter) -> None:
     writer._close_segment()
 
 
-def commit_segments(writer: SegmentWriter, segments: list[Any]) -> None:
-    """Commit the writer's old segments (deletions applied), its own, and ``segments`` in one TOC write."""
+def commit_segments(writer: SegmentWriter, segments: list[Any], prepare: Callable[[list[Any]], None]) -> None:
+    """Commit the writer's old segments (deletions applied), its own, and ``segments`` in one TOC write.
+
+    ``prepare`` is called with every segment of the commit just before the
+    TOC is written (the writer's own segment holds the stories of any
+    segments Whoosh merged).
+    """
     kept = writer._merge_segments(None, False, True)
     if writer._added:
         kept.append(writer._finalize_segment())
     else:
         writer._close_segment()
+    prepare(kept + segments)
     writer._commit_toc(kept + segments)
     writer._finish()
 

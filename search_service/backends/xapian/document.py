@@ -29,7 +29,7 @@ import xapian
 
 from ...analysis import term_positions
 from ...model import StoredStory
-from ...stories import Story
+from ...stories import Story, public_source
 
 HEADLINE = "XH"
 BODY = "XB"
@@ -115,6 +115,6 @@ def stored_story(doc: xapian.Document) -> StoredStory:
         headline=data["headline"],
         published=data["published"],
         body=data["body"],
-        source=data.get("source"),
+        source=public_source(data.get("source")),
         url=data.get("url"),
     )

@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from datetime import time as dtime
 from itertools import islice
@@ -139,10 +140,21 @@ class XapianEngine:
     # ------------------------------------------------------------ search
 
     def search(self, request: SearchRequest) -> SearchResult:
-        """Run ``request``; raise :class:`QueryError` for anything a user must change."""
+        """Run ``request``; raise :class:`QueryError` for anything a user must change.
+
+        A query that finds nothing is run as its suggestion instead, if that
+        finds stories (``corrected_from``), unless ``request.spell`` is off.
+        """
         started = time.perf_counter()
         check_request(request, self.limits)
-        return self._read(lambda view: self._search(view, request, started))
+        result = self._read(lambda view: self._search(view, request, started))
+        if request.spell and not result.total and result.suggestion:
+            fixed = replace(request, q=result.suggestion)
+            corrected = self._read(lambda view: self._search(view, fixed, started))
+            if corrected.total:
+                corrected.corrected_from = request.q
+                return corrected
+        return result
 
     def _search(self, view: View, request: SearchRequest, started: float) -> SearchResult:
         db = view.db

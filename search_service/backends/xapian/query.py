@@ -30,6 +30,7 @@ from whoosh.filedb.filestore import RamStorage
 from whoosh.util.times import long_to_datetime
 
 from ...config import Limits
+from ...highlight import distinctive
 from ...model import QueryError
 from ..whoosh.query import FIELD_WEIGHTS, EveryStory, Word, make_parser, parse
 from ..whoosh.schema import build_schema
@@ -63,7 +64,12 @@ class Parser:
             parsed = parse(text, parser, searcher, self.limits)
         terms = {f: set(t) for f, t in parsed.highlight_terms.items()}
         query = _Translation(db, self.limits, terms).run(parsed.query)
-        return Translated(query, {f: frozenset(t) for f, t in terms.items()})
+        # As the Whoosh engine counts a word's stories: in the field that has it in most.
+        def stories(term: str) -> int:
+            return max(db.get_termfreq(prefix + term) for prefix in FIELD_PREFIXES.values())
+
+        count = db.get_doccount()
+        return Translated(query, {f: distinctive(t, stories, count) for f, t in terms.items()})
 
 
 def value_range(low: float | None, high: float | None) -> xapian.Query:

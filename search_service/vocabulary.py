@@ -1,0 +1,167 @@
+"""The dictionary of real words behind spelling correction: each word as stories spell it, and in how many.
+
+Indexing counts the words of each batch of stories it writes
+(:func:`story_words`) and keeps them beside the batch as
+:class:`WordCounts`: each word folded as :func:`~search_service.analysis.fold`
+folds it (case, accents and apostrophes; not stemmed, so a suggestion is a
+word people write), the number of stories with it, and a deletion index for
+finding the words within two edits of a typo.  The index is SymSpell's
+symmetric delete: every word is filed under itself and each string left by
+deleting one or two of its first :data:`PREFIX` letters, so a typo's own
+deletions meet the words it is two edits or less from (and a few more,
+which the caller measures).  Keys are CRC-32 hashes in a sorted array, so a
+search is a binary search per key, and the arrays are written to disk once,
+at indexing time.
+
+:class:`Vocabulary` merges the counts of the batches a search sees, updated
+from the previous one by the batches added and dropped since.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from .analysis import TOKEN_RE, fold
+from .stories import Story
+
+#: Deletions are taken from a word's first PREFIX letters (SymSpell's default):
+#: longer words add no keys, only candidates, which the caller measures.
+PREFIX = 7
+#: Words of this many letters or more are kept.
+MIN_WORD = 2
+_APOSTROPHES = dict.fromkeys(map(ord, "'`"), None)
+
+
+def text_words(text: str) -> set[str]:
+    """The distinct words of ``text``, folded; tokens with digits or dots (``1987``, ``U.S``) are no words."""
+    if text.isascii():
+        folded = {t.translate(_APOSTROPHES) for t in set(TOKEN_RE.findall(text.lower()))}
+    else:
+        folded = {fold(t) for t in set(TOKEN_RE.findall(text))}
+    return {w for w in folded if w.isalpha() and len(w) >= MIN_WORD}
+
+
+def story_words(story: Story) -> set[str]:
+    """The distinct words of a story's headline and body."""
+    return text_words(f"{story.headline}\n{story.body}")
+
+
+def deletions(word: str, edits: int = 2) -> set[str]:
+    """``word``'s first :data:`PREFIX` letters, and every string left by deleting up to ``edits`` of them."""
+    found = {word[:PREFIX]}
+    frontier = found
+    for _ in range(edits):
+        frontier = {w[:i] + w[i + 1 :] for w in frontier for i in range(len(w))}
+        found |= frontier
+    return found
+
+
+def _key(text: str) -> int:
+    return zlib.crc32(text.encode("utf-8"))
+
+
+class WordCounts:
+    """The words of one batch of stories, their story counts and their deletion index."""
+
+    def __init__(self, words: list[str], counts: np.ndarray, keys: np.ndarray, ids: np.ndarray) -> None:
+        self.words = words
+        self.counts = counts
+        self._keys = keys
+        self._ids = ids
+
+    @classmethod
+    def of(cls, counts: Mapping[str, int]) -> WordCounts:
+        """The batch with these ``word -> stories`` counts, its deletion index built."""
+        words = sorted(counts)
+        keys: list[int] = []
+        ids: list[int] = []
+        for n, word in enumerate(words):
+            found = [_key(d) for d in deletions(word)]
+            keys.extend(found)
+            ids.extend([n] * len(found))
+        key_array = np.array(keys, dtype=np.uint32)
+        order = np.argsort(key_array, kind="stable")
+        return cls(
+            words,
+            np.array([counts[w] for w in words], dtype=np.int32),
+            key_array[order],
+            np.array(ids, dtype=np.int32)[order],
+        )
+
+    def items(self) -> Iterable[tuple[str, int]]:
+        return zip(self.words, self.counts.tolist())
+
+    def near(self, keys: np.ndarray) -> list[str]:
+        """The words filed under any of the deletion ``keys``."""
+        left = np.searchsorted(self._keys, keys, side="left")
+        sizes = np.searchsorted(self._keys, keys, side="right") - left
+        starts = np.repeat(left - np.cumsum(sizes) + sizes, sizes)
+        ids = np.unique(self._ids[starts + np.arange(starts.size)])
+        return [self.words[i] for i in ids.tolist()]
+
+    def write(self, path: Path) -> None:
+        """Write to ``path`` durably (a temporary file, flushed, then renamed into place)."""
+        buffer = io.BytesIO()
+        blob = np.frombuffer("\n".join(self.words).encode("utf-8"), dtype=np.uint8)
+        np.savez(buffer, words=blob, counts=self.counts, keys=self._keys, ids=self._ids)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as out:
+            out.write(buffer.getvalue())
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def read(cls, path: Path) -> WordCounts:
+        """Read what :meth:`write` wrote; raises OSError if the file is gone."""
+        with np.load(path) as data:
+            text = data["words"].tobytes().decode("utf-8")
+            return cls(text.split("\n") if text else [], data["counts"], data["keys"], data["ids"])
+
+
+class Vocabulary:
+    """The words of the stories a search sees: the sum of its batches' :class:`WordCounts`.
+
+    Counts include stories deleted since their batch was written, until the
+    engine rewrites the batch (for Whoosh, when it merges segments): the
+    same approximation as the engine's own document frequencies.
+    """
+
+    def __init__(self, batches: Mapping[str, WordCounts], previous: Vocabulary | None = None) -> None:
+        self.batches = dict(batches)
+        old = previous.batches if previous else {}
+        self._counts: dict[str, int] = dict(previous._counts) if previous else {}
+        for name, batch in old.items():
+            if name not in self.batches:
+                self._add(batch, -1)
+        for name, batch in self.batches.items():
+            if name not in old:
+                self._add(batch, 1)
+        self.largest = max(self._counts.values(), default=0)
+
+    def _add(self, batch: WordCounts, sign: int) -> None:
+        counts = self._counts
+        for word, n in batch.items():
+            left = counts.get(word, 0) + sign * n
+            if left > 0:
+                counts[word] = left
+            else:
+                counts.pop(word, None)
+
+    def frequency(self, word: str) -> int:
+        """Stories with ``word`` (folded), 0 for a word no story has."""
+        return self._counts.get(word, 0)
+
+    def candidates(self, word: str, edits: int = 2) -> set[str]:
+        """Words of the stories within ``edits`` edits (at most 2) of ``word``, with some farther ones."""
+        keys = np.array([_key(d) for d in deletions(word, edits)], dtype=np.uint32)
+        found: set[str] = set()
+        for batch in self.batches.values():
+            found.update(batch.near(keys))
+        return {w for w in found if w in self._counts}
