@@ -215,7 +215,7 @@ def stored_stories(index_dir: Path) -> list[dict[str, object]]:
         return list(searcher.all_stored_fields())
 
 
-_WORD = re.compile(r"\w+(?:[.'’]\w+)*")
+WORD = re.compile(r"\w+(?:[.'’]\w+)*")
 
 
 def headline_words(headline: str) -> list[str | None]:
@@ -223,7 +223,7 @@ def headline_words(headline: str) -> list[str | None]:
     from search_service.analysis import STOP, fold
 
     out: list[str | None] = []
-    for raw in _WORD.findall(headline):
+    for raw in WORD.findall(headline):
         word = fold(raw)
         out.append(word if word.isalpha() and len(word) >= 3 and word not in STOP else None)
     return out

@@ -40,6 +40,7 @@ from statistics import mean
 from search_service.config import DEFAULT_THREADS  # after _common, which puts the checkout on sys.path
 
 from _common import (
+    WORD,
     Server,
     headline_vocabulary,
     headline_words,
@@ -52,7 +53,7 @@ from _common import (
     work_dir,
 )
 
-CLASSES = ("single", "two-term", "phrase")
+CLASSES = ("single", "two-term", "phrase", "with-common", "only-common")
 VOCABULARY = 1000
 
 WRK_SCRIPT = """
@@ -101,11 +102,33 @@ def sample_queries(stories: list[dict[str, object]], per_class: int, seed: int) 
         a, b = sorted(rng.sample(range(len(known)), 2))
         two_term.append(f"{known[a]} {known[b]}" if known[a] != known[b] else f"{known[a]} {known[-1]}")
     common_phrases = sorted(p for p, n in phrases.items() if n >= 3)
-    return {
+    queries = {
         "single": rng.sample(sorted(vocabulary), per_class),
         "two-term": two_term,
         "phrase": [f'"{p}"' for p in rng.sample(common_phrases, per_class)],
     }
+    with_common, only_common = common_word_runs(stories, vocabulary)
+    queries["with-common"] = rng.sample(with_common, per_class)
+    queries["only-common"] = rng.sample(only_common, min(per_class, len(only_common)))
+    return queries
+
+
+def common_word_runs(stories: list[dict[str, object]], vocabulary: set[str]) -> tuple[list[str], list[str]]:
+    """Runs of three headline words with a common word and a vocabulary word ("cut in rates"), and
+    runs of two or three common words ("of the", "it is not"): free text as people type it."""
+    from search_service.analysis import STOP, fold
+
+    mixed, common = set(), Counter()
+    for story in stories:
+        words = [fold(w) for w in WORD.findall(str(story["headline"]))]
+        for n in (2, 3):
+            for i in range(len(words) - n + 1):
+                run = words[i : i + n]
+                if all(w in STOP for w in run):
+                    common[" ".join(run)] += 1
+                elif n == 3 and any(w in STOP for w in run) and any(w in vocabulary for w in run):
+                    mixed.add(" ".join(run))
+    return sorted(mixed), sorted(r for r, k in common.items() if k >= 3)
 
 
 def fts5_match(query: str) -> str:
@@ -116,6 +139,16 @@ def fts5_match(query: str) -> str:
 
 
 # ---------------------------------------------------------------- engine and FTS5
+
+
+def searched(engine: object, q: str) -> int:
+    """The total of one search (per_page=10); a query the engine refuses counts as nothing found."""
+    from search_service.model import QueryError, SearchRequest
+
+    try:
+        return engine.search(SearchRequest(q=q, per_page=10)).total  # type: ignore[attr-defined]
+    except QueryError:
+        return 0
 
 
 def time_engine(
@@ -136,16 +169,13 @@ def time_searches(
     engine: object, queries: dict[str, list[str]], rounds: int
 ) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Per-class latencies (ms) of ``engine.search(per_page=10)`` over ``rounds`` passes, after a warm-up pass that also gives the mean totals."""
-    from search_service.model import SearchRequest
-
-    search = engine.search  # type: ignore[attr-defined]
-    totals = {c: mean(search(SearchRequest(q=q)).total for q in qs) for c, qs in queries.items()}
+    totals = {c: mean(searched(engine, q) for q in qs) for c, qs in queries.items()}
     times: dict[str, list[float]] = {c: [] for c in queries}
     for _ in range(rounds):
         for c, qs in queries.items():
             for q in qs:
                 t0 = time.perf_counter()
-                search(SearchRequest(q=q, per_page=10))
+                searched(engine, q)
                 times[c].append((time.perf_counter() - t0) * 1000.0)
     return times, totals
 
@@ -171,7 +201,7 @@ def after_commit(index_dir: Path, queries: dict[str, list[str]]) -> list[list[ob
         times = []
         for q in mix:
             t0 = time.perf_counter()
-            engine.search(SearchRequest(q=q, per_page=10))
+            searched(engine, q)
             times.append((time.perf_counter() - t0) * 1000.0)
         return times
 
@@ -337,7 +367,8 @@ def main() -> None:
     stories = stored_stories(index_dir)
     queries = sample_queries(stories, args.per_class, args.seed)
     print(f"{len(stories):,} stories; {args.per_class} queries per class (seed {args.seed}), {args.rounds} timed rounds; "
-          f"e.g. {queries['single'][:3]}, {queries['two-term'][:2]}, {queries['phrase'][:2]}")
+          f"e.g. {queries['single'][:3]}, {queries['two-term'][:2]}, {queries['phrase'][:2]}, "
+          f"{queries['with-common'][:2]}, {queries['only-common'][:2]}")
     fts_path = work_dir("fts5") / "reuters.db"
     print(f"FTS5 (SQLite {sqlite3.sqlite_version}) table built in {build_fts5(stories, fts_path):.1f} s")
 

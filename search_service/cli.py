@@ -142,6 +142,8 @@ def search(query: str, index_dir: Path | None, engine: str | None, limit: int, s
     if result.corrected_from is not None:
         click.echo(f"showing results for: {result.query} (no story matches {result.corrected_from})")
     click.echo(f"{result.total:,} {noun} ({result.took_ms:.0f} ms)")
+    if result.notice:
+        click.echo(result.notice)
     if result.shards and result.shards["failed"]:
         click.echo(f"partial: {result.shards['failed']} of {result.shards['total']} shards did not answer")
     if result.suggestion:

@@ -28,7 +28,7 @@ import zlib
 
 import numpy as np
 
-from .analysis import TOKEN_RE, normalize
+from .analysis import TOKEN_RE, is_common, normalize
 
 SHINGLE = 3
 PERMUTATIONS = 64
@@ -46,7 +46,7 @@ _B = _rng.integers(0, 2**63, PERMUTATIONS, dtype=np.uint64)[:, None]
 _HIGH = np.uint64(32)
 _MIX = (np.uint64(0x9E3779B1), np.uint64(0x85EBCA77), np.uint64(0xC2B2AE3D))
 _BAND_MIX = np.uint64(0x100000001B3)
-#: word as written -> CRC-32 of its term, or -1 for a stop word
+#: word as written -> CRC-32 of its term, or -1 for a common word (indexed, but no sign of a version)
 _word_hashes: dict[str, int] = {}
 
 
@@ -54,7 +54,7 @@ def _word_hash(word: str) -> int:
     term = normalize(word)
     if len(_word_hashes) > 500_000:
         _word_hashes.clear()
-    found = _word_hashes[word] = -1 if term is None else zlib.crc32(term.encode("utf-8"))
+    found = _word_hashes[word] = -1 if term is None or is_common(term) else zlib.crc32(term.encode("utf-8"))
     return found
 
 

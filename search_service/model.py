@@ -169,7 +169,7 @@ class Hit:
 
 @dataclass
 class SearchResult:
-    """One page of hits, the total, the facets and a spelling suggestion or correction."""
+    """One page of hits, the total, the facets, a spelling suggestion or correction, and a notice."""
 
     query: str = shaped({"type": "string"})
     total: int = shaped(
@@ -198,7 +198,14 @@ class SearchResult:
             }
         )
     )
-
+    notice: str | None = shaped(
+        nullable({"type": "string"})
+        | {
+            "description": "Set when the query was not searched as typed: what was searched and why "
+            "(malformed syntax searched as words, only exclusions, nothing to search for)."
+        },
+        default=None,
+    )
     shards: dict[str, int] | None = shaped(
         closed_object({"total": {"type": "integer", "minimum": 1}, "failed": {"type": "integer", "minimum": 0}})
         | {

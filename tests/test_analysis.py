@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from search_service.analysis import find_terms, fold, normalize, term_positions, tokens
+from search_service.analysis import find_terms, fold, is_common, normalize, term_positions, tokens
 from search_service.backends.whoosh.schema import NewsAnalyzer, build_schema
 
 
@@ -33,11 +33,54 @@ def test_folding_makes_variants_equal(left: str, right: str) -> None:
     assert terms(left)  # and they are not all dropped
 
 
-def test_stop_words_dropped_and_positions_close_up() -> None:
-    """A phrase with a stop word inside must still match (Whoosh phrases need adjacent positions)."""
+def test_common_words_are_indexed_with_their_positions() -> None:
+    """A phrase matches exactly: "war of attrition" has its "of" between the words."""
     found = list(tokens("the war of attrition"))
-    assert [t for t, _, _, _ in found] == ["war", "attrit"]
-    assert [pos for _, pos, _, _ in found] == [0, 1]
+    assert [t for t, _, _, _ in found] == ["the", "war", "of", "attrit"]
+    assert [pos for _, pos, _, _ in found] == [0, 1, 2, 3]
+    assert all(is_common(t) for t in ("the", "of")) and not is_common("war")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("C++", ["c++"]),
+        ("c#", ["c#"]),
+        ("F# and C#", ["f#", "and", "c#"]),
+        (".NET", [".net"]),
+        ("AT&T", ["at&t"]),
+        ("S&P 500", ["s&p", "500"]),
+        ("9/11", ["9/11"]),
+        ("COVID-19", ["covid19"]),
+        ("$5bn", ["$5bn"]),
+        ("$1,000", ["$1000"]),
+        ("3.5%", ["3.5%"]),
+        ("U.S.", ["u.s"]),
+        ("US", ["u.s"]),
+        ("us", ["us"]),
+        ("U.K.", ["uk"]),
+        ("e-mail", ["email"]),
+        ("ASP.NET", ["asp.net"]),
+    ],
+)
+def test_symbol_tokens_keep_their_identity(text: str, expected: list[str]) -> None:
+    assert terms(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [("U.S.", "US"), ("e-mail", "email"), ("COVID-19", "COVID19"), ("U.K.", "UK"), ("C++", "c++"), ("AT&T", "at&t")],
+)
+def test_symbol_variants_are_the_same_term(left: str, right: str) -> None:
+    assert terms(left) == terms(right)
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [("C++", "C"), ("C#", "C"), ("AT&T", "at t"), ("9/11", "9 11"), ("US", "us"), ("$5bn", "5bn"), ("3.5%", "3.5")],
+)
+def test_symbols_are_not_their_letters(left: str, right: str) -> None:
+    assert terms(left) != terms(right)
 
 
 def test_stemming_joins_inflections() -> None:
@@ -50,9 +93,10 @@ def test_offsets_point_into_the_original_text() -> None:
         assert normalize(text[start:end]) == term
 
 
-def test_stop_words_normalize_to_none() -> None:
-    assert normalize("The") is None
-    assert normalize("which") is None
+def test_common_words_normalize_unstemmed_and_single_letters_to_none() -> None:
+    assert normalize("The") == "the"
+    assert normalize("does") == "does"  # not Porter2's "doe"
+    assert normalize("a") is None and normalize("I") is None
     assert normalize("Negotiations") == "negoti"
 
 
@@ -70,8 +114,12 @@ def test_query_analyzer_matches_index_path() -> None:
     assert sorted(via_whoosh) == via_index
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.text(max_size=300))
+#: Text made of the characters symbol tokens are made of, to meet their edge cases often.
+SYMBOL_TEXT = st.text(alphabet=st.sampled_from(list("aCcNnTtUS19$£%&/+#.,'’-_ \n\té")), max_size=120)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(max_size=300), SYMBOL_TEXT))
 def test_index_and_query_paths_agree_on_any_text(text: str) -> None:
     analyzer = NewsAnalyzer()
     via_whoosh = sorted((t.text, t.pos) for t in analyzer(text, positions=True))
@@ -102,8 +150,12 @@ def spans_by_full_scan(text: str, terms: frozenset[str]) -> list[tuple[int, int,
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.text(alphabet=st.sampled_from(list("aoeOPIpr1 .'’-_éÉ\nxyzﬁ")), max_size=120),
-    st.lists(st.sampled_from(["oil", "price", "pri", "o", "1", "eco", "fin", "ecole", "x.y", "zy"]), max_size=4),
+    st.text(alphabet=st.sampled_from(list("aoeOPIpr1 .'’-_éÉ\nxyzﬁ+#&/%$9NnTt")), max_size=120),
+    st.lists(
+        st.sampled_from(["oil", "price", "pri", "o", "1", "eco", "fin", "ecole", "x.y", "zy", "net", ".net", "t", "9/1",
+                         "p&t", "x-oil", "1%", "$9", "c++", "o#", "e-o", "us"]),
+        max_size=4,
+    ),
 )
 def test_find_terms_finds_exactly_what_a_full_scan_finds(text: str, words: list[str]) -> None:
     terms = frozenset(t for w in words for t in terms_of(w))

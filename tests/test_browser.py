@@ -185,15 +185,23 @@ def test_planted_script_and_html_queries_stay_text(sample_server, watch) -> None
     page.wait_for_timeout(300)  # give any injected handler the chance to fire before the dialog check
 
 
-def test_a_bad_query_shows_what_is_wrong_and_keeps_it(sample_server, watch) -> None:
+def test_a_malformed_query_is_searched_and_a_limit_shows_what_is_wrong(sample_server, watch) -> None:
     w = watch(sample_server)
     page = w.page
     w.open("/")
     with page.expect_response(lambda r: urlsplit(r.url).path == "/search") as answer:
         w.search_for("econ*omy")
-    assert answer.value.status == 400
-    expect(page.get_by_role("alert")).to_contain_text("only a trailing wildcard")
+    assert answer.value.status == 200
+    expect(page.locator(".query-notice")).to_contain_text("a * only works at the end of a word")
     expect(page.locator("#q")).to_have_value("econ*omy")
+    w.screenshot("notice")
+    pasted = " ".join(["drought"] * 150)  # 1,199 characters: the box once cut at 500
+    page.locator("#q").fill(pasted)
+    expect(page.locator("#q")).to_have_value(pasted)
+    response = w.open("/search?q=drought&per_page=101")
+    assert response.status == 400
+    expect(page.get_by_role("alert")).to_contain_text("per_page must be between")
+    expect(page.locator("#q")).to_have_value("drought")
     w.screenshot("error")
     response = w.open("/stories/no-such-story")
     assert response.status == 404

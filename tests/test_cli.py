@@ -180,13 +180,21 @@ def test_search_marks_matches_in_bold_on_a_terminal(sample_cli_index: Path) -> N
     assert "\x1b[1mdrought\x1b[0m" in terminal.lower()
 
 
-@pytest.mark.parametrize("query", ["econ*omy", "the and of", "e*"])
-def test_bad_query_is_a_clear_error(query: str, sample_cli_index: Path) -> None:
-    done = run_cli("search", query, "--index", str(sample_cli_index))
+def test_a_query_past_a_limit_is_a_clear_error(sample_cli_index: Path) -> None:
+    done = run_cli("search", "drought " * 600, "--index", str(sample_cli_index))
     assert done.returncode == 1
     assert done.stderr.startswith("Error: ") and len(done.stderr.splitlines()) == 1, done.stderr
-    assert "Traceback" not in done.stderr
+    assert "the limit is 4000" in done.stderr and "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize(("query", "notice"), [("econ*omy", "end of a word"), ('"drought', "unclosed quote"),
+                                               ("published:[2021 TO", "published:[2021-01-01 TO 2021-06-30]")])
+def test_malformed_syntax_is_searched_and_the_notice_printed(query: str, notice: str, sample_cli_index: Path) -> None:
+    done = run_cli("search", query, "--index", str(sample_cli_index))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1].startswith("Searched for the words") and notice in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
 
 
 def test_search_without_an_index_says_how_to_build_one(tmp_path: Path) -> None:

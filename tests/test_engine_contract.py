@@ -43,7 +43,7 @@ from conftest import AUTH, SAMPLES, TOKEN, parse_summary, run_cli
 TCPSRV = shutil.which("xapian-tcpsrv") or "/usr/bin/xapian-tcpsrv"
 SHARDS = 3
 HIT_KEYS = {"id", "headline", "published", "score", "highlights", "similar"}
-SEARCH_KEYS = {"query", "total", "page", "per_page", "sort", "took_ms", "hits", "suggestion", "facets", "corrected_from"}
+SEARCH_KEYS = {"query", "total", "page", "per_page", "sort", "took_ms", "hits", "suggestion", "facets", "corrected_from", "notice"}
 
 
 # ---------------------------------------------------------------- xapian-tcpsrv processes

@@ -122,7 +122,7 @@ def test_fuzzed_search_page_never_5xx_nor_reflects_markup(
 @pytest.mark.parametrize("payload", XSS)
 def test_search_page_escapes_a_script_in_the_query(sample_server: LiveServer, payload: str) -> None:
     r = get(sample_server, "/search", {"q": f"oil {payload}"})
-    assert r.status_code in (200, 400), r.status_code
+    assert r.status_code == 200, r.status_code
     assert r.headers["Content-Type"].startswith("text/html")
     assert payload not in r.text
     assert payload.replace("<", "&lt;").replace(">", "&gt;")[:12] in r.text.replace("&#34;", '"').replace("&quot;", '"')
@@ -135,18 +135,16 @@ def test_search_page_escapes_a_script_in_the_query(sample_server: LiveServer, pa
 @pytest.mark.parametrize(
     "q",
     [
-        "a*",
-        "s*",
+        "co*",
         "body:[a TO z]",
         "headline:[a TO zzzz]",
         " OR ".join(f"w{n}" for n in range(2_000)),
         " ".join(f"t{n}" for n in range(600)),
-        "(" * 500 + "oil" + ")" * 500,
         "oil " * 2_500,
         "x" * 10_000,
     ],
-    ids=["a-star", "one-letter-prefix", "body-range", "headline-range", "2000-ors", "600-terms",
-         "nested-500", "10000-chars-words", "10000-chars-word"],
+    ids=["two-letter-prefix", "body-range", "headline-range", "2000-ors", "600-terms", "10000-chars-words",
+         "10000-chars-word"],
 )
 def test_expensive_queries_are_refused_quickly(reuters_server: LiveServer, q: str) -> None:
     """Over the 19,040-story vocabulary, where expansions are really costly: 400 with a message."""
@@ -160,17 +158,28 @@ def test_expensive_queries_are_refused_quickly(reuters_server: LiveServer, q: st
 
 @pytest.mark.parametrize(
     "q",
-    ["published:[1900 TO 2100]", "(" * 240 + "oil" + ")" * 240, " OR ".join(f"oil{n}*" for n in range(60)), "*", "* -oil"],
-    ids=["wide-date-range", "nested-240", "60-prefixes", "every-story", "every-story-but"],
+    [
+        "published:[1900 TO 2100]",
+        "(" * 240 + "oil" + ")" * 240,
+        "(" * 500 + "oil" + ")" * 500,
+        " OR ".join(f"oil{n}*" for n in range(60)),
+        "*",
+        "* -oil",
+        "a*",
+        "s*",
+    ],
+    ids=["wide-date-range", "nested-240", "nested-500", "60-prefixes", "every-story", "every-story-but",
+         "one-letter-prefix", "other-one-letter-prefix"],
 )
 def test_costly_looking_queries_within_the_limits_are_answered_quickly(reuters_server: LiveServer, q: str) -> None:
-    """A date range and a bare ``*`` are array masks; deep but valid nesting collapses: capped, not refused."""
+    """A date range and a bare ``*`` are array masks; deep nesting collapses (or, past what the parser
+    reads, is searched as its words); a one-letter wildcard is searched as the letter, with a notice:
+    answered, never refused, and quickly."""
     started = time.monotonic()
     r = get(reuters_server, "/api/search", {"q": q, "per_page": "100", "page": "100"})
     elapsed = time.monotonic() - started
-    assert_api_answer(r, {200, 400})
-    if r.status_code == 200:
-        assert len(r.json()["hits"]) <= 100
+    assert_api_answer(r, {200})
+    assert len(r.json()["hits"]) <= 100
     assert elapsed < 5, f"took {elapsed:.1f} s"
 
 

@@ -214,16 +214,12 @@ def test_phrases_fields_dates_and_wildcards(sample: WhooshEngine, sample_stories
     [
         ("x" * (Limits().max_query_chars + 1), {}, [str(Limits().max_query_chars)]),
         (" ".join(f"word{n}" for n in range(Limits().max_terms + 1)), {}, [str(Limits().max_terms)]),
-        ("*ought", {}, ["trailing"]),
-        ("d*", {}, ["wildcard"]),
         ("drought", {"per_page": Limits().max_per_page + 1}, ["per_page"]),
         ("drought", {"per_page": 0}, ["per_page"]),
         ("drought", {"page": 0}, ["page"]),
         ("drought", {"page": Limits().max_depth // 10 + 1, "per_page": 10}, [f"{Limits().max_depth:,}"]),
         ("drought", {"sort": "best"}, ["sort"]),
         ("drought", {"date_from": date(2022, 1, 1), "date_to": date(2021, 1, 1)}, ["after"]),
-        ("", {}, ["empty"]),
-        ("the of and", {}, ["common"]),
     ],
 )
 def test_limits_raise_query_error_with_a_message(
@@ -233,6 +229,12 @@ def test_limits_raise_query_error_with_a_message(
         search(sample, q, **request_args)
     for word in words:
         assert word in str(raised.value)
+
+
+@pytest.mark.parametrize("q", ["", "   ", "?!", "(", '""', "+"])
+def test_nothing_to_search_for_is_no_stories_and_a_notice(sample: WhooshEngine, q: str) -> None:
+    result = search(sample, q)
+    assert result.total == 0 and result.hits == [] and result.notice
 
 
 def test_wildcard_expansion_is_bounded(sample_index: Path, sample_stories: dict[str, dict[str, Any]]) -> None:
@@ -352,9 +354,9 @@ def marked_words(highlights: dict[str, Any]) -> list[str]:
 def test_a_phrase_is_marked_where_its_words_stand_together(sample: WhooshEngine) -> None:
     hit = search(sample, '"war of attrition"').hits[0]
     body = " ".join(hit.highlights["body"])
-    assert "<mark>war</mark> of <mark>attrition</mark>" in body
+    assert "<mark>war</mark> <mark>of</mark> <mark>attrition</mark>" in body
     assert "wars" in html.unescape(TAG.sub("", body)), "the sample has a lone 'wars' beside the phrase"
-    assert marked_words(hit.highlights) == ["war", "attrition"]
+    assert marked_words(hit.highlights) == ["war", "of", "attrition"]
     # The same words, not as a phrase, are each marked wherever they are.
     loose = search(sample, "war attrition").hits[0]
     assert hit.id == loose.id and "wars" in marked_words(loose.highlights)
@@ -606,8 +608,8 @@ def test_a_bare_star_is_every_story(reuters: WhooshEngine, monkeypatch: pytest.M
     march = "published:[1987-03-01 TO 1987-03-31]"
     in_march = search(reuters, "*", date_from=date(1987, 3, 1), date_to=date(1987, 3, 31)).total
     assert search(reuters, f"* {march}").total == in_march > 0
-    with pytest.raises(QueryError, match=r"\* -coffee"):
-        search(reuters, "-coffee")
+    only_exclusions = search(reuters, "-coffee")
+    assert only_exclusions.total == 0 and "'* -coffee'" in (only_exclusions.notice or "")
 
 
 def test_a_not_inside_a_group_excludes_without_whoosh_matchers(reuters: WhooshEngine, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,6 +24,7 @@ from flask import Blueprint, Response, abort, jsonify, render_template, request,
 
 from ..highlight import mark_all
 from ..model import QueryError, SearchResult
+from ..syntax import has_words
 from .api import engine, search_request, story_id
 from .errors import BadRequest
 
@@ -74,6 +75,12 @@ def search_url(
         if value not in (None, "") and (name, str(value)) not in (("page", "1"), ("sort", "relevance"))
     }
     return url_for("pages.search", **params)
+
+
+@bp.app_context_processor
+def query_limit() -> dict[str, int]:
+    """The longest query the engine takes: the search box accepts as much, nothing is cut."""
+    return {"max_query_chars": engine().limits.max_query_chars}
 
 
 @bp.app_template_filter("day")
@@ -169,9 +176,9 @@ def home() -> str:
 
 @bp.get("/search")
 def search() -> str | tuple[str, int]:
-    """Results; an empty query shows the home page, a query that can't run a 400 page that keeps it."""
+    """Results; a query with no words shows the home page, one past a limit a 400 page that keeps it."""
     q = request.args.get("q", "")
-    if not q.strip():
+    if not has_words(q):
         return home()
     try:
         req = search_request()

@@ -212,6 +212,7 @@ class WhooshEngine:
             corrected_from=corrected_from,
             facets=_facets(corpus, matched),
             sort=request.sort,
+            notice=parsed.notice,
         )
 
     def _matches(

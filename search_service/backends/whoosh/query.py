@@ -10,9 +10,11 @@ whole, the bonus is small and it still finds something.  The syntax on top:
 ``body:``, ``published:[2021-01-01 TO 2021-06-30]``, trailing wildcards and
 a bare ``*`` for every story.
 
+Malformed syntax is repaired into words first (:mod:`search_service.syntax`),
+with a notice; common words are left out of free text beside rarer words.
 Every query is checked against :class:`~search_service.config.Limits`
-before it runs; anything too costly or malformed raises :class:`QueryError`
-with a message meant for the person who typed it.
+before it runs; only a query past a limit raises :class:`QueryError`, with
+a message meant for the person who typed it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from whoosh.searching import Searcher
 from ...config import Limits
 from ...highlight import distinctive
 from ...model import QueryError
+from ...syntax import Repaired, as_phrase, repair, words_only
+from .common import without_common_words
 from .internals import expansions
 from .schema import TEXT_FIELDS
 
@@ -51,7 +55,6 @@ FIELD_WEIGHTS = {"headline": 3.0, "body": 1.0}
 #: cost 0.006 nDCG@10 on Cranfield and 0.004 on CISI).
 KEYWORD_WORDS = 4
 COORDINATION_BONUS = 0.5
-MIN_PREFIX = 2
 
 
 class Word(wq.Or):
@@ -70,6 +73,7 @@ class ParsedQuery:
     text: str
     query: wq.Query
     highlight_terms: dict[str, frozenset[str]]
+    notice: str | None = None
 
 
 def make_parser(schema) -> MultifieldParser:  # type: ignore[no-untyped-def]
@@ -98,31 +102,72 @@ class _TrailingWildcardPlugin(WildcardPlugin):
 
 
 def parse(text: str, parser: MultifieldParser, searcher: Searcher, limits: Limits) -> ParsedQuery:
-    """Parse ``text``, enforce ``limits`` and collect highlight terms; raise QueryError."""
+    """Parse ``text`` (repairing malformed syntax), enforce ``limits``, collect highlight terms.
+
+    Only a limit raises :class:`QueryError`; anything else a person types
+    is searched, with a notice when it was not taken as written.
+    """
     text = text.strip()
-    if not text:
-        raise QueryError("the query is empty: type some words to search for")
     if len(text) > limits.max_query_chars:
         raise QueryError(f"the query is {len(text)} characters long; the limit is {limits.max_query_chars}")
-    try:
-        q = _repeats_weighed(_stars(parser.parse(text, normalize=False))).normalize()
-    except Exception as exc:  # Whoosh raises assorted errors on odd syntax
-        raise QueryError(f"could not understand the query: {exc}") from None
-    _check_errors(q)
+    repaired = repair(text)
+    q = _parsed(repaired.text, parser)
+    if q is None:
+        repaired = Repaired(words_only(repaired.text), repaired.problems).also("syntax that could not be read")
+        q = _parsed(repaired.text, parser) or wq.NullQuery
+    q = _common_words(q, repaired.text, parser)
     reader = searcher.reader()
     terms: dict[str, set[str]] = {name: set() for name in TEXT_FIELDS}
     seen: set[str] = set()
     _collect(q, reader, limits, terms, seen, negated=False)
     if len(seen) > limits.max_terms:
-        raise QueryError(f"the query has {len(seen)} different terms; the limit is {limits.max_terms}")
-    if isinstance(q, wq.Not) or (not seen and _only_exclusions(text)):
-        raise QueryError(
-            "'-word' and NOT only leave stories out: add a word to search for, as in 'drought -coffee', "
-            "or * for every story, as in '* -coffee'"
-        )
-    if not seen and not _contains(q, (wq.NumericRange, EveryStory)):
-        raise QueryError("the query has only common words (like 'the' or 'and'); add a more specific word")
-    return ParsedQuery(text, _shaped(q), {f: distinctive(t, _stories_with(reader), reader.doc_count()) for f, t in terms.items()})
+        raise QueryError(f"the query has {len(seen)} different words; the limit is {limits.max_terms}")
+    if not _has_positive(q):
+        notice = EXCLUSIONS_ONLY.format(text=text) if _excludes(repaired.text) else repaired.notice or NOTHING_TO_SEARCH
+        return ParsedQuery(text, wq.NullQuery, {}, notice)
+    marked = {f: distinctive(t, _stories_with(reader), reader.doc_count()) for f, t in terms.items()}
+    return ParsedQuery(text, _shaped(q), marked, repaired.notice)
+
+
+#: The notices of queries that search for nothing (they find no stories; they are not errors).
+EXCLUSIONS_ONLY = (
+    "'-word' and NOT only leave stories out: add a word to search for, as in 'drought -coffee', "
+    "or put * first for every story without them, as in '* {text}'"
+)
+NOTHING_TO_SEARCH = "There was nothing to search for: type a word, a \"phrase\", or * for every story"
+
+
+def _parsed(text: str, parser: MultifieldParser) -> wq.Query | None:
+    """Whoosh's reading of ``text``, with repeats weighed and ``*`` made explicit; None if it can't read it."""
+    try:
+        q = _repeats_weighed(_stars(parser.parse(text, normalize=False))).normalize()
+    except Exception:  # Whoosh raises assorted errors on syntax it can't read
+        return None
+    return None if _has_errors(q) else q
+
+
+def _common_words(q: wq.Query, text: str, parser: MultifieldParser) -> wq.Query:
+    """Common words left out beside rarer words (:func:`.common.without_common_words`); free text of
+    only common words searched as a phrase: only in order do they mean something ("The Who",
+    "to be or not to be")."""
+    rarer = without_common_words(q)
+    if rarer is not None:
+        return rarer
+    phrase = as_phrase(text)
+    return (_parsed(phrase, parser) if phrase else None) or q
+
+
+def _has_positive(q: wq.Query) -> bool:
+    """Whether ``q`` matches anything by itself (not only by leaving stories out)."""
+    if q is wq.NullQuery or isinstance(q, wq.Not):
+        return False
+    if isinstance(q, wq.AndNot):
+        return _has_positive(q.a)
+    return q.is_leaf() or any(_has_positive(c) for c in q.children())
+
+
+def _excludes(text: str) -> bool:
+    return any(w.startswith("-") or w == "NOT" for w in text.split())
 
 
 def _stories_with(reader: IndexReader) -> Callable[[str], int]:
@@ -256,21 +301,8 @@ def _ranges_as_filters(q: wq.Query) -> wq.Query:
     return q
 
 
-def _only_exclusions(text: str) -> bool:
-    words = text.split()
-    return any(w.startswith("-") or w == "NOT" for w in words)
-
-
-def _check_errors(q: wq.Query) -> None:
-    error = getattr(q, "error", None)
-    if error:
-        raise QueryError(f"could not understand part of the query: {error}")
-    for child in q.children():
-        _check_errors(child)
-
-
-def _contains(q: wq.Query, kinds: tuple[type, ...]) -> bool:
-    return isinstance(q, kinds) or any(_contains(c, kinds) for c in q.children())
+def _has_errors(q: wq.Query) -> bool:
+    return bool(getattr(q, "error", None)) or any(_has_errors(c) for c in q.children())
 
 
 def _collect(
@@ -284,6 +316,9 @@ def _collect(
     """Note the query's distinct terms in ``seen``, bound its expansions, gather positive text terms."""
     if isinstance(q, wq.Not):
         _collect(q.query, reader, limits, terms, seen, negated=True)
+    elif isinstance(q, wq.AndNot):
+        _collect(q.a, reader, limits, terms, seen, negated)
+        _collect(q.b, reader, limits, terms, seen, negated=True)
     elif isinstance(q, wq.MultiTerm) and q.field() in TEXT_FIELDS:
         seen.add(str(q))
         _expand(q, reader, limits, terms[q.field()] if not negated else set())
@@ -303,19 +338,14 @@ def _collect(
 
 
 def _expand(q: wq.MultiTerm, reader: IndexReader, limits: Limits, into: set[str]) -> None:
-    """Check a wildcard or range over words: trailing ``*`` only, bounded expansion."""
-    if isinstance(q, (wq.Wildcard, wq.Prefix)):
-        text = q.text
-        star = text.find("*")
-        if star != -1 and star != len(text) - 1:
-            raise QueryError(f"'{text}': only a trailing wildcard is supported, as in 'econom*'")
-        if len(text.rstrip("*")) < MIN_PREFIX:
-            raise QueryError(f"'{text}': a wildcard needs at least {MIN_PREFIX} letters before the '*'")
+    """A wildcard's or word range's words, at most ``limits.max_expansions`` of them."""
     expanded = []
     for btext in expansions(q, reader):
         expanded.append(btext.decode("utf-8"))
         if len(expanded) > limits.max_expansions:
+            typed = f"{q.text.rstrip('*')}*" if isinstance(q, (wq.Prefix, wq.Wildcard)) else str(q)
             raise QueryError(
-                f"'{q}' matches more than {limits.max_expansions} different words; make it more specific"
+                f"'{typed}' matches more than {limits.max_expansions} different words; "
+                "add letters before the * or make the range narrower"
             )
     into.update(expanded)

@@ -78,7 +78,8 @@ class NewsText(fields.TEXT):
     def __init__(self, stored: bool = True) -> None:
         # A hyphenated word (Al-Haq) is two tokens, searched as two words
         # (Lucene's default too): as a phrase, "heat-transfer" would miss
-        # "heat transfer" and "transfer of heat".
+        # "heat transfer" and "transfer of heat".  Only e-mail and COVID-19
+        # shapes are one word (see analysis.SYMBOL_PATTERNS).
         super().__init__(analyzer=NewsAnalyzer(), phrase=True, stored=stored, multitoken_query="default")
 
     def index(self, value: str, **kwargs: Any) -> Iterator[tuple[bytes, int, float, bytes]]:
