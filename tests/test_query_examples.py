@@ -187,6 +187,8 @@ def test_common_words_in_quotes_match_exactly(client: FlaskClient) -> None:
         ("p* park", "at least 2 letters", "p park"),
         ("… operators like *, +.)", "a + with no word after it", "operators like"),
         ("alpha (+)- thalassemia", "a + with no word after it", "alpha thalassemia"),
+        ('prince 0published:"0000"', "could not be read", "prince 0published 0000"),  # once a 500 (year 0)
+        ("AL[ TO ] prince", "a range needs", "AL TO prince"),  # once a 500 (IndexError)
     ],
 )
 def test_malformed_syntax_searches_the_words_and_says_so(client: FlaskClient, q: str, problem: str, words: str) -> None:

@@ -143,7 +143,14 @@ def _parsed(text: str, parser: MultifieldParser) -> wq.Query | None:
         q = _repeats_weighed(_stars(parser.parse(text, normalize=False))).normalize()
     except Exception:  # Whoosh raises assorted errors on syntax it can't read
         return None
-    return None if _has_errors(q) else q
+    return None if _has_errors(q) or _has_loose_date(q) else q
+
+
+def _has_loose_date(q: wq.Query) -> bool:
+    """A ``published:`` word or phrase, not a range (``0published:"0000"``): no date Whoosh could compare."""
+    if isinstance(q, (wq.Term, wq.Phrase)) and q.fieldname == "published":
+        return True
+    return any(_has_loose_date(child) for child in q.children())
 
 
 def _common_words(q: wq.Query, text: str, parser: MultifieldParser) -> wq.Query:
