@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from .analysis import find_terms, fold, normalize
+from .analysis import find_terms, fold, is_common, normalize
 from .spelling import closest
 
 #: Below this many hits a spelling suggestion is looked for.
@@ -74,9 +74,15 @@ def completion_prefix(prefix: str, max_chars: int) -> tuple[str, str] | None:
 def completions(
     head: str, start: str, terms: Iterable[tuple[int, str]], surface: Callable[[str], str | None], limit: int
 ) -> list[str]:
-    """Up to ``limit`` of ``head`` + a real word starting with ``start``, from ``(story count, term)`` pairs, commonest first."""
+    """Up to ``limit`` of ``head`` + a real word starting with ``start``, from ``(story count, term)`` pairs, commonest first.
+
+    Common words ("the", "for") are not offered: nobody needs them completed, and they would push the
+    words people search for out of the list.
+    """
     words: list[str] = []
     for _, term in sorted(terms, reverse=True):
+        if is_common(term):
+            continue
         word = surface(term)
         if word and word.startswith(start) and word not in words:
             words.append(word)

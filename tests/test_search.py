@@ -453,6 +453,10 @@ def test_autocomplete(reuters: WhooshEngine, reuters_words: set[str]) -> None:
     assert all(c.startswith("petro") and c in reuters_words for c in completions)
     assert reuters.suggest("oil pri") and all(c.startswith("oil pri") for c in reuters.suggest("oil pri"))
     assert reuters.suggest("p") == []
+    # Common words are indexed (for "The Who") but not offered: they would crowd out the words people want.
+    for prefix, common in (("fo", "for"), ("th", "the"), ("wh", "which"), ("ab", "about")):
+        offered = reuters.suggest(prefix)
+        assert offered and common not in offered, (prefix, offered)
 
 
 # ---------------------------------------------------------------- live index

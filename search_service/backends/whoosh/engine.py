@@ -13,7 +13,6 @@ import math
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -26,7 +25,7 @@ import numpy as np
 from whoosh.searching import Searcher
 from whoosh.util.times import long_to_datetime
 
-from ...analysis import find_terms, fold, normalize
+from ...analysis import normalize
 from ...config import DEFAULT_CACHE_MB, Limits
 from ...engine import Progress
 from ...highlight import fragments, mark_all
@@ -42,6 +41,7 @@ from ...model import (
 )
 from ...spelling import correct_query
 from ...stories import Story, public_source
+from ...suggestions import SUGGEST_SCAN, commonest_spelling, completion_prefix, completions
 from .corpus import Corpus, day_number
 from .evaluation import Evaluation
 from .groups import Groups
@@ -269,45 +269,30 @@ class WhooshEngine:
         return correct_query(text, self._dictionaries.of(searcher), found)
 
     def _surface_word(self, searcher: Searcher, fieldname: str, term: str) -> str | None:
-        """The commonest real word whose term is ``term`` in the first stories that have it (cached).
-
-        Several stories, not one: the first may only have "Mexico's" or
-        "tariffs" where most say "mexico" and "tariff".
-        """
+        """The commonest real word whose term is ``term`` in the first stories that have it (cached)."""
         key = f"{fieldname}:{term}"
         if key not in self._surface:
             reader = searcher.reader()
-            seen: Counter[str] = Counter()
             live = (n for n in reader.postings(fieldname, term).all_ids() if not reader.is_deleted(n))
-            for docnum in islice(live, SURFACE_STORIES):
-                text = searcher.stored_fields(docnum).get(fieldname, "")
-                seen.update(fold(text[s:e]) for s, e, _ in find_terms(text, frozenset((term,))))
-            self._surface[key] = min(seen, key=lambda w: (-seen[w], len(w), w)) if seen else None
+            texts = (searcher.stored_fields(n).get(fieldname, "") for n in islice(live, SURFACE_STORIES))
+            self._surface[key] = commonest_spelling(texts, term)
         return self._surface[key]
 
     def suggest(self, prefix: str, limit: int = 10) -> list[str]:
         """Completions of the last word of ``prefix``, most common first (for autocomplete)."""
-        prefix = prefix[: self.limits.max_query_chars]
-        head, _, last = prefix.rpartition(" ")
-        stem_prefix = fold(last)
-        if len(stem_prefix) < MIN_SUGGEST_PREFIX or not stem_prefix.isalnum():
+        split = completion_prefix(prefix, self.limits.max_query_chars)
+        if split is None:
             return []
+        head, start = split
         view = self._view()
         reader = view.searcher.reader()
-        candidates = []
-        for n, btext in enumerate(reader.expand_prefix("headline", stem_prefix)):
+        terms = []
+        for n, btext in enumerate(reader.expand_prefix("headline", start)):
             if n >= SUGGEST_SCAN:
                 break
             term = btext.decode("utf-8") if isinstance(btext, bytes) else btext
-            candidates.append((reader.doc_frequency("headline", term), term))
-        words: list[str] = []
-        for _, term in sorted(candidates, reverse=True):
-            word = self._surface_word(view.searcher, "headline", term)
-            if word and word.startswith(stem_prefix) and word not in words:
-                words.append(word)
-            if len(words) == limit:
-                break
-        return [f"{head} {w}".strip() for w in words]
+            terms.append((reader.doc_frequency("headline", term), term))
+        return completions(head, start, terms, lambda term: self._surface_word(view.searcher, "headline", term), limit)
 
     # ------------------------------------------------------------ stories
 
@@ -358,9 +343,6 @@ class WhooshEngine:
         return CollectionStats(view.searcher.doc_count(), first, last)
 
 
-MIN_SUGGEST_PREFIX = 2
-#: Autocomplete looks at this many indexed words with the prefix, at most.
-SUGGEST_SCAN = 2000
 
 
 def _stored_story(fields: dict[str, Any], versions: list[dict[str, Any]]) -> StoredStory:
