@@ -90,9 +90,7 @@ class Server:
     pipe nobody reads would fill up and stall the server.
     """
 
-    def __init__(
-        self, index_dir: Path, threads: int | None = None, log_name: str = "server", workers: int = 1
-    ) -> None:
+    def __init__(self, index_dir: Path, threads: int | None = None, log_name: str = "server", workers: int = 1) -> None:
         self.log_path = work_dir("logs") / f"{log_name}-{os.getpid()}.log"
         self._log = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed by stop()
         args = [sys.executable, "-m", "search_service", "serve", "--index", str(index_dir), "--port", "0"]
@@ -166,9 +164,7 @@ class Server:
     def __enter__(self) -> Server:
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
 

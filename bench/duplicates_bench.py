@@ -70,7 +70,11 @@ def make_versions(story, rng: random.Random) -> list[dict[str, object]]:  # type
     }
     records = []
     for kind, text in bodies.items():
-        headline = "UPDATE 1-" + story.headline if kind != "headline" else f"Wire: {' '.join(reversed(story.headline.split()))}"
+        headline = (
+            "UPDATE 1-" + story.headline
+            if kind != "headline"
+            else f"Wire: {' '.join(reversed(story.headline.split()))}"
+        )
         published = story.published.isoformat() if story.published else None
         records.append({"id": f"v-{story.id}-{kind}", "headline": headline, "body": text, "published": published})
     return records
@@ -233,19 +237,27 @@ def main() -> None:
 
     times = query_times(index_dir)
     print()
-    print(table(
-        ["pairs", "true", "grouped", "precision", "recall"],
-        [["made-up versions", len(true_made), len(found_made), p_made, r_made],
-         ["natural (exact Jaccard >= threshold)", len(natural_true), len(found_natural), p_nat, r_nat]],
-    ))
+    print(
+        table(
+            ["pairs", "true", "grouped", "precision", "recall"],
+            [
+                ["made-up versions", len(true_made), len(found_made), p_made, r_made],
+                ["natural (exact Jaccard >= threshold)", len(natural_true), len(found_natural), p_nat, r_nat],
+            ],
+        )
+    )
     print("recall of a seed with its version, by kind: " + ", ".join(f"{k} {v:.3f}" for k, v in kind_recall.items()))
     for label, figures in (("wall", seconds), ("CPU", cpu)):
         plain, grouped = min(figures[False]), min(figures[True])
-        print(f"indexing {label} seconds (best of {args.repeat}): without groups {plain:.1f}, with {grouped:.1f} "
-              f"({(grouped / plain - 1) * 100:+.1f}%); all runs: {[round(x, 1) for x in figures[False]]} "
-              f"vs {[round(x, 1) for x in figures[True]]}")
-    print(f"query ms p50/p99 ({len(times[True])} searches): collapse on {percentile(times[True], 50):.2f}/"
-          f"{percentile(times[True], 99):.2f}, off {percentile(times[False], 50):.2f}/{percentile(times[False], 99):.2f}")
+        print(
+            f"indexing {label} seconds (best of {args.repeat}): without groups {plain:.1f}, with {grouped:.1f} "
+            f"({(grouped / plain - 1) * 100:+.1f}%); all runs: {[round(x, 1) for x in figures[False]]} "
+            f"vs {[round(x, 1) for x in figures[True]]}"
+        )
+    print(
+        f"query ms p50/p99 ({len(times[True])} searches): collapse on {percentile(times[True], 50):.2f}/"
+        f"{percentile(times[True], 99):.2f}, off {percentile(times[False], 50):.2f}/{percentile(times[False], 99):.2f}"
+    )
     examples = sorted(found_natural - natural_true)[:3] + sorted(found_natural & natural_true)[:3]
     if examples:
         from search_service.backends.whoosh import WhooshEngine

@@ -88,15 +88,19 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=default_procs(), help="worker processes (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=1, help="full builds to time (default: 1)")
     parser.add_argument("--shared", type=Path, default=None, help="the shared/ folder (default: beside the repo)")
-    parser.add_argument("--profile", action="store_true", help=f"also profile a {PROFILE_FILES:,}-file single-process build")
+    parser.add_argument(
+        "--profile", action="store_true", help=f"also profile a {PROFILE_FILES:,}-file single-process build"
+    )
     args = parser.parse_args()
     if args.shared is not None:
         os.environ["SEARCH_SERVICE_SHARED"] = str(args.shared)
 
     WORK.mkdir(parents=True, exist_ok=True)
     stories = reuters_stories()
-    print(f"corpus: {stories} ({sum(1 for _ in stories.rglob('*.txt')):,} files); "
-          f"procs={args.procs}, cpus={os.cpu_count()}")
+    print(
+        f"corpus: {stories} ({sum(1 for _ in stories.rglob('*.txt')):,} files); "
+        f"procs={args.procs}, cpus={os.cpu_count()}"
+    )
     rows = []
     for n in range(1, args.repeat + 1):
         line, seconds, rate, size, rerun, unchanged = build_once(stories, args.procs)
@@ -104,8 +108,10 @@ def main() -> None:
         rows.append([f"run {n}", rate, seconds, size / 2**20, rerun, 100.0 * rerun / seconds, unchanged])
     print()
     print(table(["build", "stories/s", "seconds", "index MiB", "re-run s", "re-run %", "unchanged files"], rows))
-    print(f"\npeak RSS: this process {peak_rss_mib(resource.RUSAGE_SELF):.0f} MiB, "
-          f"largest worker {peak_rss_mib(resource.RUSAGE_CHILDREN):.0f} MiB")
+    print(
+        f"\npeak RSS: this process {peak_rss_mib(resource.RUSAGE_SELF):.0f} MiB, "
+        f"largest worker {peak_rss_mib(resource.RUSAGE_CHILDREN):.0f} MiB"
+    )
     if args.profile:
         profile_subset(stories, PROFILE_FILES)
 

@@ -114,8 +114,10 @@ def slope_mib_per_minute(samples: list[tuple[float, int]]) -> float:
 
 def report_memory(before: dict[str, int], samples: list[tuple[float, dict[str, int]]]) -> None:
     """Peak, first-tenth vs last-tenth growth and second-half trend of VmRSS and RssAnon."""
-    print(f"server memory, {len(samples)} samples (1/s); idle before the run: "
-          + ", ".join(f"{k} {v / 1024:.0f} MiB" for k, v in before.items()))
+    print(
+        f"server memory, {len(samples)} samples (1/s); idle before the run: "
+        + ", ".join(f"{k} {v / 1024:.0f} MiB" for k, v in before.items())
+    )
     for kind in ("VmRSS", "RssAnon"):
         series = [(t, m[kind]) for t, m in samples if kind in m]
         mib = [v / 1024 for _, v in series]
@@ -123,9 +125,11 @@ def report_memory(before: dict[str, int], samples: list[tuple[float, dict[str, i
             continue
         tenth = max(1, len(mib) // 10)
         first, last = mean(mib[:tenth]), mean(mib[-tenth:])
-        print(f"  {kind}: peak {max(mib):.0f} MiB; mean of the first 10% {first:.1f} MiB, of the last 10% "
-              f"{last:.1f} MiB, growth {last - first:+.1f} MiB ({(last - first) / first * 100:+.1f}%); "
-              f"trend over the second half {slope_mib_per_minute(series[len(series) // 2 :]):+.2f} MiB/min")
+        print(
+            f"  {kind}: peak {max(mib):.0f} MiB; mean of the first 10% {first:.1f} MiB, of the last 10% "
+            f"{last:.1f} MiB, growth {last - first:+.1f} MiB ({(last - first) / first * 100:+.1f}%); "
+            f"trend over the second half {slope_mib_per_minute(series[len(series) // 2 :]):+.2f} MiB/min"
+        )
         step = max(1, len(mib) // 20)
         print("    over time (MiB): " + " ".join(f"{m:.0f}" for m in mib[::step]))
     print("  (VmRSS counts the mmapped index once per server thread's searcher; RssAnon is the process's own memory)")
@@ -133,11 +137,17 @@ def report_memory(before: dict[str, int], samples: list[tuple[float, dict[str, i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--index", type=Path, default=None, help="existing Reuters index (default: build in bench/.work)")
+    parser.add_argument(
+        "--index", type=Path, default=None, help="existing Reuters index (default: build in bench/.work)"
+    )
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
-    parser.add_argument("--seconds", type=float, default=30.0, help="run length when --requests is not given (default 30)")
+    parser.add_argument(
+        "--seconds", type=float, default=30.0, help="run length when --requests is not given (default 30)"
+    )
     parser.add_argument("--requests", type=int, default=None, help="total requests instead of a run length")
-    parser.add_argument("--max-seconds", type=float, default=3600.0, help="hard stop for a --requests run (default 3600)")
+    parser.add_argument(
+        "--max-seconds", type=float, default=3600.0, help="hard stop for a --requests run (default 3600)"
+    )
     parser.add_argument("--seed", type=int, default=1987)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="server processes (default: CPUs)")
     args = parser.parse_args()
@@ -151,21 +161,40 @@ def main() -> None:
         sampler = RssSampler(server)
         sampler.start()
         cpu0 = server.cpu_seconds()
-        result = python_load(server.host, server.port, mix, clients=args.clients, seconds=seconds,
-                             requests=args.requests, seed=args.seed)
+        result = python_load(
+            server.host, server.port, mix, clients=args.clients, seconds=seconds, requests=args.requests, seed=args.seed
+        )
         server_cpu = (server.cpu_seconds() - cpu0) / result.seconds
         sampler.stop()
     rows = []
     for label in ("search", "story", "related", "suggest"):
         ms = result.latencies.get(label, [])
-        rows.append([label, len(ms), percentile(ms, 50), percentile(ms, 99), max(ms, default=float("nan")),
-                     result.errors.get(label, 0)])
+        rows.append(
+            [
+                label,
+                len(ms),
+                percentile(ms, 50),
+                percentile(ms, 99),
+                max(ms, default=float("nan")),
+                result.errors.get(label, 0),
+            ]
+        )
     everything = result.all_latencies()
-    rows.append(["all", len(everything), percentile(everything, 50), percentile(everything, 99),
-                 max(everything, default=float("nan")), sum(result.errors.values())])
-    print(f"{result.requests:,} requests from {args.clients} clients in {result.seconds:.1f} s = "
-          f"{result.requests / result.seconds:,.0f} req/s; server CPU {server_cpu * 100:.0f}% of a core "
-          f"(the Python client shares the {os.cpu_count()} cores)")
+    rows.append(
+        [
+            "all",
+            len(everything),
+            percentile(everything, 50),
+            percentile(everything, 99),
+            max(everything, default=float("nan")),
+            sum(result.errors.values()),
+        ]
+    )
+    print(
+        f"{result.requests:,} requests from {args.clients} clients in {result.seconds:.1f} s = "
+        f"{result.requests / result.seconds:,.0f} req/s; server CPU {server_cpu * 100:.0f}% of a core "
+        f"(the Python client shares the {os.cpu_count()} cores)"
+    )
     print(table(["endpoint", "ok", "p50 ms", "p99 ms", "max ms", "errors"], rows))
     errors = sum(result.errors.values())
     print(f"errors: {errors} ({'OK' if errors == 0 else 'must be 0'})")

@@ -212,8 +212,10 @@ def after_commit(index_dir: Path, queries: dict[str, list[str]]) -> list[list[ob
     engine.search(SearchRequest(q="zinc"))
     first = (time.perf_counter() - t0) * 1000.0
     cold = one_pass()
-    return [["warm", "", percentile(warm, 50), percentile(warm, 99)],
-            ["after one added story", first, percentile(cold, 50), percentile(cold, 99)]]
+    return [
+        ["warm", "", percentile(warm, 50), percentile(warm, 99)],
+        ["after one added story", first, percentile(cold, 50), percentile(cold, 99)],
+    ]
 
 
 def build_fts5(stories: list[dict[str, object]], path: Path) -> float:
@@ -221,8 +223,10 @@ def build_fts5(stories: list[dict[str, object]], path: Path) -> float:
     path.unlink(missing_ok=True)
     started = time.perf_counter()
     db = sqlite3.connect(path)
-    db.execute("CREATE VIRTUAL TABLE stories USING fts5(id UNINDEXED, headline, body, "
-               "tokenize='porter unicode61 remove_diacritics 2')")
+    db.execute(
+        "CREATE VIRTUAL TABLE stories USING fts5(id UNINDEXED, headline, body, "
+        "tokenize='porter unicode61 remove_diacritics 2')"
+    )
     db.executemany("INSERT INTO stories VALUES (?, ?, ?)", ((s["id"], s["headline"], s["body"]) for s in stories))
     db.execute("INSERT INTO stories(stories) VALUES ('optimize')")
     db.commit()
@@ -230,13 +234,17 @@ def build_fts5(stories: list[dict[str, object]], path: Path) -> float:
     return time.perf_counter() - started
 
 
-TOP10 = ("SELECT id, highlight(stories, 1, '<mark>', '</mark>'), "
-         "snippet(stories, 2, '<mark>', '</mark>', ' … ', 32) "
-         "FROM stories WHERE stories MATCH ? ORDER BY bm25(stories, 0.0, 2.0, 1.0) LIMIT 10")
+TOP10 = (
+    "SELECT id, highlight(stories, 1, '<mark>', '</mark>'), "
+    "snippet(stories, 2, '<mark>', '</mark>', ' … ', 32) "
+    "FROM stories WHERE stories MATCH ? ORDER BY bm25(stories, 0.0, 2.0, 1.0) LIMIT 10"
+)
 COUNT = "SELECT count(*) FROM stories WHERE stories MATCH ?"
 
 
-def time_fts5(path: Path, queries: dict[str, list[str]], rounds: int) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, float]]:
+def time_fts5(
+    path: Path, queries: dict[str, list[str]], rounds: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, float]]:
     """Per-class latencies (ms) of the FTS5 top 10 with highlights, and of top 10 plus count; mean totals."""
     db = sqlite3.connect(path)
     totals = {c: mean(db.execute(COUNT, (fts5_match(q),)).fetchone()[0] for q in qs) for c, qs in queries.items()}
@@ -277,8 +285,21 @@ def run_wrk(
     folder = work_dir("wrk")
     (folder / "paths.txt").write_text("\n".join(paths) + "\n")
     (folder / "bench.lua").write_text(WRK_SCRIPT)
-    command = ["wrk", "-t2", f"-c{clients}", f"-d{int(seconds)}s", "--timeout", "10s", "-s", str(folder / "bench.lua"),
-               server.url, "--", str(folder / "paths.txt"), "0", str(think_ms)]
+    command = [
+        "wrk",
+        "-t2",
+        f"-c{clients}",
+        f"-d{int(seconds)}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(folder / "bench.lua"),
+        server.url,
+        "--",
+        str(folder / "paths.txt"),
+        "0",
+        str(think_ms),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     line = next((out for out in done.stdout.splitlines() if out.startswith("WRK_JSON ")), None)
     if line is None:
@@ -298,8 +319,15 @@ def run_python(
     server: Server, paths: list[str], clients: int, seconds: float, seed: int, rate: float | None = None
 ) -> dict[str, float]:
     """The same figures as :func:`run_wrk` from the Python client (threads + http.client), optionally paced."""
-    result = python_load(server.host, server.port, lambda rng: ("search", rng.choice(paths)),
-                         clients=clients, seconds=seconds, seed=seed, rate=rate)
+    result = python_load(
+        server.host,
+        server.port,
+        lambda rng: ("search", rng.choice(paths)),
+        clients=clients,
+        seconds=seconds,
+        seed=seed,
+        rate=rate,
+    )
     for sample in result.error_samples:
         print(f"  error: {sample}", file=sys.stderr)
     latencies = result.all_latencies()
@@ -330,35 +358,57 @@ def http_bench(index_dir: Path, queries: dict[str, list[str]], args: argparse.Na
                 figures = run_python(server, paths, args.clients, args.seconds, args.seed, rate=paced)
             server_cpu = (server.cpu_seconds() - cpu0) / figures["seconds"]
             rate = figures["requests"] / figures["seconds"]
-            rows.append([f"{name} ({client})", rate, figures["p50"], figures["p99"], int(figures["errors"]),
-                         f"{server_cpu * 100:.0f}% of a core"])
+            rows.append(
+                [
+                    f"{name} ({client})",
+                    rate,
+                    figures["p50"],
+                    figures["p99"],
+                    int(figures["errors"]),
+                    f"{server_cpu * 100:.0f}% of a core",
+                ]
+            )
     print()
-    print(f"HTTP: GET /api/search (per_page=10) through waitress ({args.workers} worker processes x {args.threads} threads), "
-          f"{args.clients} keep-alive clients, {args.seconds:.0f} s per run; paced: wrk connections wait "
-          "between requests (latency from send), or the Python client's fixed schedule (latency from the "
-          "scheduled time)")
+    print(
+        f"HTTP: GET /api/search (per_page=10) through waitress ({args.workers} worker processes x {args.threads} threads), "
+        f"{args.clients} keep-alive clients, {args.seconds:.0f} s per run; paced: wrk connections wait "
+        "between requests (latency from send), or the Python client's fixed schedule (latency from the "
+        "scheduled time)"
+    )
     print(table(["run", "req/s", "p50 ms", "p99 ms", "errors", "server CPU"], rows))
     _, paced_rate, _, paced_p99, paced_errors, _ = rows[-1]
     met = paced_p99 <= 50 and paced_rate >= 0.98 * args.rate and args.rate >= 300 and paced_errors == 0
     print(f"goal p99 <= 50 ms at >= 300 req/s with 0 errors: {'met' if met else 'NOT met'}")
-    print(f"note: the load client runs on the same {os.cpu_count()} cores as the server and takes CPU from it "
-          "(the server used the 'server CPU' above; the rest went to the client and the system)")
+    print(
+        f"note: the load client runs on the same {os.cpu_count()} cores as the server and takes CPU from it "
+        "(the server used the 'server CPU' above; the rest went to the client and the system)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--index", type=Path, default=None, help="existing Reuters index (default: build in bench/.work)")
+    parser.add_argument(
+        "--index", type=Path, default=None, help="existing Reuters index (default: build in bench/.work)"
+    )
     parser.add_argument("--per-class", type=int, default=200, help="queries per class (default 200)")
     parser.add_argument("--rounds", type=int, default=3, help="timed passes over the queries (default 3)")
     parser.add_argument("--seed", type=int, default=1987)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="server processes (default: CPUs)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients (default 16)")
     parser.add_argument("--seconds", type=float, default=20.0, help="HTTP run length (default 20)")
-    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
-                        help=f"threads per server process (default {DEFAULT_THREADS}, as serve)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help=f"threads per server process (default {DEFAULT_THREADS}, as serve)",
+    )
     parser.add_argument("--rate", type=float, default=300.0, help="requests/s of the paced HTTP run (default 300)")
-    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
-                        help="HTTP load client: wrk if installed (auto), or the Python one")
+    parser.add_argument(
+        "--client",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="HTTP load client: wrk if installed (auto), or the Python one",
+    )
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP part")
     args = parser.parse_args()
 
@@ -366,9 +416,11 @@ def main() -> None:
     index_dir = reuters_index(args.index)
     stories = stored_stories(index_dir)
     queries = sample_queries(stories, args.per_class, args.seed)
-    print(f"{len(stories):,} stories; {args.per_class} queries per class (seed {args.seed}), {args.rounds} timed rounds; "
-          f"e.g. {queries['single'][:3]}, {queries['two-term'][:2]}, {queries['phrase'][:2]}, "
-          f"{queries['with-common'][:2]}, {queries['only-common'][:2]}")
+    print(
+        f"{len(stories):,} stories; {args.per_class} queries per class (seed {args.seed}), {args.rounds} timed rounds; "
+        f"e.g. {queries['single'][:3]}, {queries['two-term'][:2]}, {queries['phrase'][:2]}, "
+        f"{queries['with-common'][:2]}, {queries['only-common'][:2]}"
+    )
     fts_path = work_dir("fts5") / "reuters.db"
     print(f"FTS5 (SQLite {sqlite3.sqlite_version}) table built in {build_fts5(stories, fts_path):.1f} s")
 
@@ -378,20 +430,60 @@ def main() -> None:
     rows = []
     for c in CLASSES:
         e99, f99, fc99 = percentile(engine[c], 99), percentile(top[c], 99), percentile(counted[c], 99)
-        rows.append([c, percentile(engine[c], 50), e99, percentile(top[c], 50), f99, percentile(counted[c], 50), fc99,
-                     e99 / f99, e99 / fc99, f"{engine_totals[c]:,.0f} / {fts_totals[c]:,.0f}"])
+        rows.append(
+            [
+                c,
+                percentile(engine[c], 50),
+                e99,
+                percentile(top[c], 50),
+                f99,
+                percentile(counted[c], 50),
+                fc99,
+                e99 / f99,
+                e99 / fc99,
+                f"{engine_totals[c]:,.0f} / {fts_totals[c]:,.0f}",
+            ]
+        )
     print()
-    print("Latency in ms (engine: WhooshEngine.search per_page=10 with highlights, total and facets; "
-          "FTS5: top 10 with highlight()+snippet(), then also count(*))")
-    print(table(["class", "engine p50", "engine p99", "fts5 p50", "fts5 p99", "fts5+count p50", "fts5+count p99",
-                 "p99 ratio", "p99 ratio vs +count", "mean total engine / fts5"], rows))
+    print(
+        "Latency in ms (engine: WhooshEngine.search per_page=10 with highlights, total and facets; "
+        "FTS5: top 10 with highlight()+snippet(), then also count(*))"
+    )
+    print(
+        table(
+            [
+                "class",
+                "engine p50",
+                "engine p99",
+                "fts5 p50",
+                "fts5 p99",
+                "fts5+count p50",
+                "fts5+count p99",
+                "p99 ratio",
+                "p99 ratio vs +count",
+                "mean total engine / fts5",
+            ],
+            rows,
+        )
+    )
     worst = max(percentile(engine[c], 99) / percentile(counted[c], 99) for c in CLASSES)
     print(f"goal engine p99 <= 3x FTS5 (with count): worst ratio {worst:.2f} -> {'met' if worst <= 3 else 'NOT met'}")
     print()
     print("Engine with its postings cache off (every query decodes its posting lists, as on first sight):")
-    print(table(["class", "p50", "p99", "p99 ratio vs fts5+count"],
-                [[c, percentile(cold[c], 50), percentile(cold[c], 99), percentile(cold[c], 99) / percentile(counted[c], 99)]
-                 for c in CLASSES]))
+    print(
+        table(
+            ["class", "p50", "p99", "p99 ratio vs fts5+count"],
+            [
+                [
+                    c,
+                    percentile(cold[c], 50),
+                    percentile(cold[c], 99),
+                    percentile(cold[c], 99) / percentile(counted[c], 99),
+                ]
+                for c in CLASSES
+            ],
+        )
+    )
     print()
     print("A write, as readers see it (all classes mixed; ms):")
     print(table(["pass", "first query", "p50", "p99"], after_commit(index_dir, queries)))

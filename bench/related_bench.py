@@ -111,7 +111,9 @@ def main() -> None:
         defaults = (related.RELATED_TERMS, related.MIN_SHARE)
         settings = [defaults]
         if args.grid:
-            settings += [(n, share) for n in (10, 20, 30) for share in (0.0, 0.1, 0.15, 0.2, 0.3) if (n, share) != defaults]
+            settings += [
+                (n, share) for n in (10, 20, 30) for share in (0.0, 0.1, 0.15, 0.2, 0.3) if (n, share) != defaults
+            ]
         for n, share in settings:
             related.RELATED_TERMS, related.MIN_SHARE = n, share
             label = "engine" + (" (served)" if (n, share) == defaults else "") + f" {n} terms, min share {share}"

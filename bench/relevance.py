@@ -224,8 +224,10 @@ def build_index(collection: Collection, engine: str = "whoosh") -> tuple[Path, f
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"indexing failed: {' '.join(command)}\n{done.stdout}{done.stderr}")
-    print(f"  $ SEARCH_SERVICE_ENGINE={engine} search-service index {jsonl} --index {index_dir} --strict\n"
-          f"    {done.stdout.strip()}")
+    print(
+        f"  $ SEARCH_SERVICE_ENGINE={engine} search-service index {jsonl} --index {index_dir} --strict\n"
+        f"    {done.stdout.strip()}"
+    )
     return index_dir, time.perf_counter() - started
 
 
@@ -254,8 +256,10 @@ def end_to_end(collections: list[Collection], engines: list[str]) -> None:
     ndcg: dict[tuple[str, str], float] = {}
     for engine, collection in itertools.product(engines, collections):
         os.environ["SEARCH_SERVICE_ENGINE"] = engine
-        print(f"{collection.name}: {len(collection.docs)} documents indexed, {len(collection.queries)} queries, "
-              f"{len(judged(collection))} with relevant documents")
+        print(
+            f"{collection.name}: {len(collection.docs)} documents indexed, {len(collection.queries)} queries, "
+            f"{len(judged(collection))} with relevant documents"
+        )
         for note in collection.notes:
             print(f"  note: {note}")
         index_dir, seconds = build_index(collection, engine)
@@ -280,19 +284,37 @@ def end_to_end(collections: list[Collection], engines: list[str]) -> None:
                 continue
             m10, m100 = top10.means(answered_only), deep.means(answered_only)
             n = top10.answered.count(True) if answered_only else len(top10.answered)
-            rows.append([engine, collection.name, label, n, m10["ndcg"], m10["ndcg_bin"], m100["map"], m10["p10"],
-                         GOALS[collection.name]])
+            rows.append(
+                [
+                    engine,
+                    collection.name,
+                    label,
+                    n,
+                    m10["ndcg"],
+                    m10["ndcg_bin"],
+                    m100["map"],
+                    m10["p10"],
+                    GOALS[collection.name],
+                ]
+            )
             ndcg.setdefault((engine, collection.name), m10["ndcg"])
     os.environ.pop("SEARCH_SERVICE_ENGINE", None)
     print()
-    print(table(["engine", "collection", "queries", "n", "nDCG@10", "nDCG@10 bin", "MAP@100", "P@10", "goal nDCG@10"],
-                rows))
+    print(
+        table(
+            ["engine", "collection", "queries", "n", "nDCG@10", "nDCG@10 bin", "MAP@100", "P@10", "goal nDCG@10"], rows
+        )
+    )
     for engine in engines[1:]:
         for c in collections:
             diff = ndcg[engine, c.name] - ndcg[engines[0], c.name]
-            print(f"{engine} - {engines[0]} nDCG@10 on {c.name}: {diff:+.4f} ({'within' if abs(diff) <= 0.01 else 'NOT within'} 0.01)")
-    print("Cranfield gains: grade 1->4, 2->3, 3->2, 4->1, -1->0; 'bin' = binary (grades 1-4 relevant). "
-          "Refused queries score 0 under 'all judged queries'.")
+            print(
+                f"{engine} - {engines[0]} nDCG@10 on {c.name}: {diff:+.4f} ({'within' if abs(diff) <= 0.01 else 'NOT within'} 0.01)"
+            )
+    print(
+        "Cranfield gains: grade 1->4, 2->3, 3->2, 4->1, -1->0; 'bin' = binary (grades 1-4 relevant). "
+        "Refused queries score 0 under 'all judged queries'."
+    )
 
 
 # ---------------------------------------------------------------- sweep
@@ -329,8 +351,10 @@ def sweep(collections: list[Collection]) -> None:
     defaults = current()
     index_dirs = {c.name: work_dir(f"relevance/{c.name}") / "index" for c in collections}
     unlimited = Limits(max_query_chars=100_000, max_terms=1_000)
-    grid = [(k1, b, h, defaults[3], "default")
-            for k1, b, h in itertools.product((0.9, 1.2, 1.5), (0.5, 0.75, 0.9), (1.0, 2.0, 3.0, 4.0))]
+    grid = [
+        (k1, b, h, defaults[3], "default")
+        for k1, b, h in itertools.product((0.9, 1.2, 1.5), (0.5, 0.75, 0.9), (1.0, 2.0, 3.0, 4.0))
+    ]
     grid += [(*defaults[:3], words, "default") for words in (0, 100)]
     grid.append((*defaults, "no length/term limits"))
     rows = []
@@ -354,16 +378,22 @@ def sweep(collections: list[Collection]) -> None:
         headers += [f"{c.name} nDCG@10", "refused"]
     headers.append("mean")
     print()
-    print(f"Sweep (in-process WhooshEngine; defaults k1={defaults[0]} b={defaults[1]} "
-          f"headline={defaults[2]} keyword_words={defaults[3]}):")
+    print(
+        f"Sweep (in-process WhooshEngine; defaults k1={defaults[0]} b={defaults[1]} "
+        f"headline={defaults[2]} keyword_words={defaults[3]}):"
+    )
     print(table(headers, sorted(rows, key=lambda r: -float(r[-1]))))  # type: ignore[arg-type]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sweep", action="store_true", help="also run the small grid of ranking settings")
-    parser.add_argument("--engine", choices=["whoosh", "xapian"], default="whoosh",
-                        help="xapian: the Xapian engine, beside the Whoosh engine for comparison")
+    parser.add_argument(
+        "--engine",
+        choices=["whoosh", "xapian"],
+        default="whoosh",
+        help="xapian: the Xapian engine, beside the Whoosh engine for comparison",
+    )
     args = parser.parse_args()
     root = require(shared_dir() / "relevance", "the Cranfield and CISI collections")
     collections = [cranfield(root / "cranfield"), cisi(root / "cisi")]

@@ -196,8 +196,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the 16-client load")
     parser.add_argument("--per-class", type=int, default=100)
-    parser.add_argument("--reuse", action="store_true",
-                        help="serve and query the index and FTS5 table of the last run (builds not timed again)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="serve and query the index and FTS5 table of the last run (builds not timed again)",
+    )
     args = parser.parse_args()
 
     work = work_dir(f"scale-{args.stories}")
@@ -228,15 +231,31 @@ def build(corpus: Path, index: Path, fts5_path: Path, procs: int | None) -> list
     fts5_s, headlines = build_fts5(corpus, fts5_path)
     stories = len(headlines)
     print()
-    print(table(
-        ["build", "seconds", "stories/s", "index MB", "peak disk MB (x index)", "peak RSS MB", "unchanged re-run s"],
-        [
-            ["ours", build_s, stories / build_s, size / 2**20, f"{scratch / 2**20:,.0f} ({scratch / size:.2f}x)",
-             peak_rss, f"{rerun_s:.1f} "
-             f"({100 * rerun_s / build_s:.1f}%)"],
-            ["SQLite FTS5 (1 thread)", fts5_s, stories / fts5_s, fts5_path.stat().st_size / 2**20, "", "", ""],
-        ],
-    ))
+    print(
+        table(
+            [
+                "build",
+                "seconds",
+                "stories/s",
+                "index MB",
+                "peak disk MB (x index)",
+                "peak RSS MB",
+                "unchanged re-run s",
+            ],
+            [
+                [
+                    "ours",
+                    build_s,
+                    stories / build_s,
+                    size / 2**20,
+                    f"{scratch / 2**20:,.0f} ({scratch / size:.2f}x)",
+                    peak_rss,
+                    f"{rerun_s:.1f} ({100 * rerun_s / build_s:.1f}%)",
+                ],
+                ["SQLite FTS5 (1 thread)", fts5_s, stories / fts5_s, fts5_path.stat().st_size / 2**20, "", "", ""],
+            ],
+        )
+    )
     return headlines
 
 
@@ -250,8 +269,16 @@ def serve_and_query(corpus: Path, index: Path, fts5_path: Path, headlines: list[
         rows = []
         for name in CLASSES:
             times, refused = ours[name]
-            rows.append([name, percentile(times, 50), percentile(times, 99), refused,
-                         percentile(peers[name], 50), percentile(peers[name], 99)])
+            rows.append(
+                [
+                    name,
+                    percentile(times, 50),
+                    percentile(times, 99),
+                    refused,
+                    percentile(peers[name], 50),
+                    percentile(peers[name], 99),
+                ]
+            )
         print()
         print(f"{args.per_class} queries per class, warm; ours over HTTP, one client; FTS5 in-process, top 10 + count")
         print(table(["class", "ours p50 ms", "ours p99 ms", "refused", "FTS5 p50 ms", "FTS5 p99 ms"], rows))
@@ -262,11 +289,15 @@ def serve_and_query(corpus: Path, index: Path, fts5_path: Path, headlines: list[
             figures, client = run_python(server, paths, 16, args.seconds, 1), "Python client"
         memory = server.memory_kib()
         print()
-        print(f"16 clients flat out ({client}, {args.seconds:.0f} s, --workers {args.workers}): "
-              f"{figures['requests'] / figures['seconds']:.1f} req/s, p50 {figures['p50']:.0f} ms, "
-              f"p99 {figures['p99']:.0f} ms, {int(figures['errors'])} errors")
-        print(f"server memory after: RssAnon {memory.get('RssAnon', 0) / 1024:.0f} MiB, "
-              f"VmRSS {memory.get('VmRSS', 0) / 1024:.0f} MiB (parent and {args.workers} workers together)")
+        print(
+            f"16 clients flat out ({client}, {args.seconds:.0f} s, --workers {args.workers}): "
+            f"{figures['requests'] / figures['seconds']:.1f} req/s, p50 {figures['p50']:.0f} ms, "
+            f"p99 {figures['p99']:.0f} ms, {int(figures['errors'])} errors"
+        )
+        print(
+            f"server memory after: RssAnon {memory.get('RssAnon', 0) / 1024:.0f} MiB, "
+            f"VmRSS {memory.get('VmRSS', 0) / 1024:.0f} MiB (parent and {args.workers} workers together)"
+        )
 
         folder, word = add_new_stories(corpus, 1000)
         add_s, add_line, _ = run_indexer(corpus, index, args.procs)
@@ -274,8 +305,10 @@ def serve_and_query(corpus: Path, index: Path, fts5_path: Path, headlines: list[
         with urllib.request.urlopen(f"{server.url}/api/search?q={word}", timeout=60) as response:
             found = response.read()
         first_ms = (time.perf_counter() - started) * 1000.0
-        print(f"1,000 new stories: {add_s:.1f} s ({add_line}); first query {first_ms:.0f} ms, "
-              f"{'found' if b'zqxaddedword' in found.lower() else 'NOT found'}")
+        print(
+            f"1,000 new stories: {add_s:.1f} s ({add_line}); first query {first_ms:.0f} ms, "
+            f"{'found' if b'zqxaddedword' in found.lower() else 'NOT found'}"
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 

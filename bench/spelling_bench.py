@@ -239,8 +239,10 @@ def main() -> None:
     words = real_words(counts, args.real_words, args.seed)
     if words:
         ours, theirs = changed_share(engine, norvig, words)
-        print(f"real words no story has (Cranfield, CISI): {len(words):,}; changed by the engine {ours:.1%}, "
-              f"by Norvig {theirs:.1%}")
+        print(
+            f"real words no story has (Cranfield, CISI): {len(words):,}; changed by the engine {ours:.1%}, "
+            f"by Norvig {theirs:.1%}"
+        )
     sizes = sorted(p.stat().st_size for p in index_dir.glob("*.words"))
     total = sum(p.stat().st_size for p in index_dir.iterdir() if p.is_file())
     print(f"words files: {sum(sizes) / 2**20:.1f} MiB of the index's {total / 2**20:.1f} MiB")

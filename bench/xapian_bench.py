@@ -91,8 +91,14 @@ def tcpsrv(dbs: list[Path]) -> Iterator[list[str]]:
     try:
         for db in dbs:
             port = _free_port()
-            procs.append(subprocess.Popen(["xapian-tcpsrv", "--interface", "127.0.0.1", "--port", str(port), str(db)],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    ["xapian-tcpsrv", "--interface", "127.0.0.1", "--port", str(port), str(db)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
             addresses.append(f"127.0.0.1:{port}")
             deadline = time.monotonic() + 15
             while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
@@ -132,12 +138,16 @@ def main() -> None:
         _, counted, fts_totals = time_fts5(fts_path, queries, args.rounds)
         runs[f"fts5+count (SQLite {sqlite3.sqlite_version})"] = (counted, fts_totals)
     else:
-        stories = [{"headline": s.headline} for path in iter_story_files([args.corpus]) for s in read_file(path).stories]
+        stories = [
+            {"headline": s.headline} for path in iter_story_files([args.corpus]) for s in read_file(path).stories
+        ]
         queries = sample_queries(stories, args.per_class, args.seed)
         dbs, single = build(args.corpus, work_dir(f"xapian-{args.corpus.resolve().parent.name}"))
     runs["xapian 1 db (local)"] = time_searches(open_engine(Config(engine=f"xapian:{single}")), queries, args.rounds)
     for number, db in enumerate(dbs, 1):
-        runs[f"shard {number}/{SHARDS} (local)"] = time_searches(open_engine(Config(engine=f"xapian:{db}")), queries, args.rounds)
+        runs[f"shard {number}/{SHARDS} (local)"] = time_searches(
+            open_engine(Config(engine=f"xapian:{db}")), queries, args.rounds
+        )
     with tcpsrv([single, *dbs]) as addresses:
         one = open_engine(Config(engine=f"xapian+tcp://{addresses[0]}"))
         runs["xapian 1 db (tcpsrv)"] = time_searches(one, queries, args.rounds)
@@ -145,8 +155,10 @@ def main() -> None:
         runs[f"xapian {SHARDS} shards (tcpsrv)"] = time_searches(three, queries, args.rounds)
 
     corpus = "Reuters" if args.corpus is None else str(args.corpus)
-    print(f"{len(stories):,} stories ({corpus}); {args.per_class} queries per class (seed {args.seed}), "
-          f"{args.rounds} timed rounds; search(per_page=10) with highlights, total and facets")
+    print(
+        f"{len(stories):,} stories ({corpus}); {args.per_class} queries per class (seed {args.seed}), "
+        f"{args.rounds} timed rounds; search(per_page=10) with highlights, total and facets"
+    )
     headers = ["configuration"]
     for c in CLASSES:
         headers += [f"{c} p50", f"{c} p99"]
@@ -160,9 +172,14 @@ def main() -> None:
         rows.append(row)
     print(table(headers, rows))
     merged, base = runs[f"xapian {SHARDS} shards (tcpsrv)"][0], runs["xapian 1 db (tcpsrv)"][0]
-    print("merge overhead (3 shards - 1 db, both over tcpsrv), p50 / p99 ms: " + ", ".join(
-        f"{c} {percentile(merged[c], 50) - percentile(base[c], 50):+.2f} / "
-        f"{percentile(merged[c], 99) - percentile(base[c], 99):+.2f}" for c in CLASSES))
+    print(
+        "merge overhead (3 shards - 1 db, both over tcpsrv), p50 / p99 ms: "
+        + ", ".join(
+            f"{c} {percentile(merged[c], 50) - percentile(base[c], 50):+.2f} / "
+            f"{percentile(merged[c], 99) - percentile(base[c], 99):+.2f}"
+            for c in CLASSES
+        )
+    )
     sizes = [sum(f.stat().st_size for f in db.rglob("*") if f.is_file()) / 2**20 for db in (single, *dbs)]
     print(f"database sizes (MiB): 1 db {sizes[0]:.0f} (compacted); shards " + ", ".join(f"{x:.0f}" for x in sizes[1:]))
     print(f"after: {load_note()}")

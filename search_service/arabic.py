@@ -15,7 +15,9 @@ from __future__ import annotations
 #: Characters that belong inside a word although Python's ``\w`` does not
 #: match them: combining marks (harakat, Qur'anic marks, Latin accents typed
 #: as separate characters) and the zero-width (non-)joiner.  A character class body.
-WORD_MARKS = "\u0300-\u036f\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e4\u06e7\u06e8\u06ea-\u06ed\u200c\u200d"
+WORD_MARKS = (
+    "\u0300-\u036f\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e4\u06e7\u06e8\u06ea-\u06ed\u200c\u200d"
+)
 
 _ALEF = "\u0627"
 _HEH = "\u0647"

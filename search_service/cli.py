@@ -90,12 +90,22 @@ _ENGINE_OPTION = click.option(
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_INDEX_OPTION
 @_ENGINE_OPTION
-@click.option("--shard", default=None, metavar="I/N",
-              help="Index only shard I of N: the stories whose id hashes to I (engines with shards).")
+@click.option(
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="Index only shard I of N: the stories whose id hashes to I (engines with shards).",
+)
 @click.option("--strict", is_flag=True, help="Exit with status 1 if any file or line was skipped.")
-@click.option("--procs", type=click.IntRange(1, 16), default=None, help="Worker processes (default: CPUs + 1, at most 5).")
+@click.option(
+    "--procs", type=click.IntRange(1, 16), default=None, help="Worker processes (default: CPUs + 1, at most 5)."
+)
 def index(
-    paths: tuple[Path, ...], index_dir: Path | None, engine: str | None, shard: str | None, strict: bool,
+    paths: tuple[Path, ...],
+    index_dir: Path | None,
+    engine: str | None,
+    shard: str | None,
+    strict: bool,
     procs: int | None,
 ) -> None:
     """Index story files (.txt) and JSON Lines (.jsonl) under PATHS.
@@ -166,14 +176,28 @@ def _terminal(marked_html: str, color: bool) -> str:
 @main.command()
 @_INDEX_OPTION
 @_ENGINE_OPTION
-@click.option("--stories", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Stories to index on first start if the index is empty. Default: index_data.")
+@click.option(
+    "--stories",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Stories to index on first start if the index is empty. Default: index_data.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for all).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
-@click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True,
-              help="Server processes on one port; one per CPU core uses every core.")
-@click.option("--threads", type=click.IntRange(1, 64), default=DEFAULT_THREADS, show_default=True,
-              help="Threads per worker process (searching is CPU-bound: more threads only contend).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 32),
+    default=1,
+    show_default=True,
+    help="Server processes on one port; one per CPU core uses every core.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 64),
+    default=DEFAULT_THREADS,
+    show_default=True,
+    help="Threads per worker process (searching is CPU-bound: more threads only contend).",
+)
 def serve(
     index_dir: Path | None, engine: str | None, stories: Path | None, host: str, port: int, workers: int, threads: int
 ) -> None:
@@ -203,4 +227,3 @@ def serve(
         serve_forever(config, host=host, port=port, threads=threads, workers=workers)
     except ServeError as exc:
         raise click.ClickException(str(exc)) from None
-

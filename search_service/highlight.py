@@ -100,9 +100,7 @@ def _window(text: str, s: int, e: int, size: int) -> tuple[int, int]:
     return start, end
 
 
-def fragments(
-    text: str, terms: frozenset[str], size: int = FRAGMENT_CHARS, limit: int = MAX_FRAGMENTS
-) -> list[str]:
+def fragments(text: str, terms: frozenset[str], size: int = FRAGMENT_CHARS, limit: int = MAX_FRAGMENTS) -> list[str]:
     """Up to ``limit`` escaped fragments of about ``size`` characters with the matches marked.
 
     The windows chosen are those holding the most distinct query terms,

@@ -187,8 +187,10 @@ class SearchResult:
     hits: list[Hit] = shaped(lambda limits: {"type": "array", "maxItems": limits.max_per_page, "items": ref("Hit")})
     suggestion: str | None = shaped(
         nullable({"type": "string"})
-        | {"description": "The query with its misspelt words corrected, when that finds stories "
-           "and the results are not already those of the correction."}
+        | {
+            "description": "The query with its misspelt words corrected, when that finds stories "
+            "and the results are not already those of the correction."
+        }
     )
     facets: dict[str, dict[str, int]] = shaped(
         closed_object(
@@ -218,8 +220,10 @@ class SearchResult:
 
     corrected_from: str | None = shaped(
         nullable({"type": "string"})
-        | {"description": "The query as typed, when it found nothing and these are the results of its "
-           "spelling correction (`query`); `spell=off` asks for the query as typed."},
+        | {
+            "description": "The query as typed, when it found nothing and these are the results of its "
+            "spelling correction (`query`); `spell=off` asks for the query as typed."
+        },
         default=None,
     )
 

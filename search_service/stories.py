@@ -68,8 +68,18 @@ _MONTHS = {
     name: number
     for number, name in enumerate(
         (
-            "january", "february", "march", "april", "may", "june", "july",
-            "august", "september", "october", "november", "december",
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
         ),
         start=1,
     )
@@ -184,9 +194,7 @@ def _parse_published(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise StoryError(
-            f"published: {value!r} is not an ISO 8601 date or datetime"
-        ) from None
+        raise StoryError(f"published: {value!r} is not an ISO 8601 date or datetime") from None
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed
@@ -255,8 +263,7 @@ def story_from_mapping(data: Mapping[str, Any], source: str) -> Story:
     if published_raw is not None:
         if not isinstance(published_raw, str):
             raise StoryError(
-                "published: must be an ISO 8601 date or datetime string, "
-                f"got {type(published_raw).__name__}"
+                f"published: must be an ISO 8601 date or datetime string, got {type(published_raw).__name__}"
             )
         if published_raw.strip():
             published = _parse_published(published_raw)
@@ -266,12 +273,9 @@ def story_from_mapping(data: Mapping[str, Any], source: str) -> Story:
         if not isinstance(url, str):
             raise StoryError(f"url: must be a string, got {type(url).__name__}")
         url = url.strip() or None
-        if url is not None and (
-            len(url) > MAX_URL_LENGTH or not _URL_OK.fullmatch(url)
-        ):
+        if url is not None and (len(url) > MAX_URL_LENGTH or not _URL_OK.fullmatch(url)):
             raise StoryError(
-                f"url: must be an http:// or https:// URL of at most "
-                f"{MAX_URL_LENGTH} characters without spaces"
+                f"url: must be an http:// or https:// URL of at most {MAX_URL_LENGTH} characters without spaces"
             )
 
     given_source = data.get("source")
@@ -359,7 +363,7 @@ def parse_story_text(text: str, source: str) -> Story:
     if code_at < 0:
         raise StoryError("id: not a story, no 'Story Code :' line")
 
-    value = lines[code_at].strip()[len(_STORY_CODE):].strip()
+    value = lines[code_at].strip()[len(_STORY_CODE) :].strip()
     if value.startswith(":"):
         value = value[1:].strip()
     if not value:
@@ -377,9 +381,7 @@ def parse_story_text(text: str, source: str) -> Story:
     headline = headline_before
     if i < n:
         first = lines[i].strip()
-        if first not in _FURNITURE and (
-            not headline_before or _norm(first) == _norm(headline_before)
-        ):
+        if first not in _FURNITURE and (not headline_before or _norm(first) == _norm(headline_before)):
             headline = first
             i += 1
     headline = _norm(headline)
@@ -527,9 +529,7 @@ def iter_story_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
     given = [os.fspath(p) for p in paths]
     for p in given:
         if not os.path.exists(p):
-            raise FileNotFoundError(
-                errno.ENOENT, "story file or folder does not exist", p
-            )
+            raise FileNotFoundError(errno.ENOENT, "story file or folder does not exist", p)
 
     def generate() -> Iterator[Path]:
         seen: set[tuple[int, int] | str] = set()

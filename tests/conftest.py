@@ -46,10 +46,7 @@ def reuters_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The 19,040 Reuters stories, extracted once per session."""
     tarball = shared_dir() / "corpora" / "reuters-stories.tar.gz"
     if not tarball.is_file():
-        pytest.skip(
-            "needs ../shared/corpora/reuters-stories.tar.gz "
-            "(the shared Reuters corpus); present in CI"
-        )
+        pytest.skip("needs ../shared/corpora/reuters-stories.tar.gz (the shared Reuters corpus); present in CI")
     target = tmp_path_factory.mktemp("reuters")
     with tarfile.open(tarball) as tar:
         tar.extractall(target, filter="data")
@@ -188,7 +185,9 @@ SUMMARY = re.compile(
 # ---------------------------------------------------------------- story files and CLI runs (test_indexer, test_cli)
 
 
-def story_page(code: str, headline: str, body: str, related: tuple[str, ...] = (), featured: tuple[str, ...] = ()) -> str:
+def story_page(
+    code: str, headline: str, body: str, related: tuple[str, ...] = (), featured: tuple[str, ...] = ()
+) -> str:
     """A scraped story page in the archive's format, page furniture included."""
     furniture = "Related Stories\n" + "".join(f"{h}\nSomewhere - {h} ...\n" for h in related)
     furniture += "Comment\n\n\nFeatured Stories\n" + "".join(f"{h}\n{h}\n2 June 2021\n" for h in featured)
@@ -220,17 +219,29 @@ def generate_stories(folder: Path, count: int, seed: int = 7, first_code: int = 
     for i in range(count):
         headline = words(rng.randint(4, 9)).title()
         body = "\n\n".join(words(rng.randint(15, 80)) + "." for _ in range(rng.randint(2, 6)))
-        paths.append(write_story(folder / f"{i // 500:02d}" / f"s{i:05d}.txt", str(first_code + i), headline, body,
-                                 featured=(words(6).title(),)))
+        paths.append(
+            write_story(
+                folder / f"{i // 500:02d}" / f"s{i:05d}.txt",
+                str(first_code + i),
+                headline,
+                body,
+                featured=(words(6).title(),),
+            )
+        )
     return paths
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = PROCESS_TIMEOUT) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = PROCESS_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
     """Run ``search-service ARGS`` as a real process with pipes for stdout and stderr."""
     return subprocess.run(
         [sys.executable, "-m", "search_service", *args],
-        capture_output=True, text=True, cwd=cwd, timeout=timeout, env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 

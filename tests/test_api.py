@@ -27,7 +27,19 @@ pytestmark = pytest.mark.slow  # live servers (the in-process API tier is test_e
 
 TOKEN = "api-test-token"
 HIT_KEYS = {"id", "headline", "published", "score", "highlights", "similar"}
-SEARCH_KEYS = {"query", "total", "page", "per_page", "sort", "took_ms", "hits", "suggestion", "facets", "corrected_from", "notice"}
+SEARCH_KEYS = {
+    "query",
+    "total",
+    "page",
+    "per_page",
+    "sort",
+    "took_ms",
+    "hits",
+    "suggestion",
+    "facets",
+    "corrected_from",
+    "notice",
+}
 #: The small body limit of the writable server, so the 413 test sends little.
 SMALL_BODY_LIMIT = 64 * 1024
 
@@ -230,9 +242,16 @@ def test_not_found_is_json(sample_server: LiveServer) -> None:
     assert_error(get(sample_server, "/api/stories/.hidden"), 400, "story ids")
 
 
-@pytest.mark.parametrize(("method", "path"), [("PUT", "/api/search"), ("DELETE", "/api/search"),
-                                               ("POST", "/healthz"), ("PATCH", "/api/stories/x"),
-                                               ("DELETE", "/api/stories/x/related")])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PUT", "/api/search"),
+        ("DELETE", "/api/search"),
+        ("POST", "/healthz"),
+        ("PATCH", "/api/stories/x"),
+        ("DELETE", "/api/stories/x/related"),
+    ],
+)
 def test_wrong_method_is_405_with_allow(sample_server: LiveServer, method: str, path: str) -> None:
     response = requests.request(method, f"{sample_server.url}{path}", timeout=10)
     assert assert_error(response, 405)["code"] == "method_not_allowed"
@@ -329,8 +348,9 @@ def test_rate_limit_per_client_behind_a_trusted_proxy(sample_index: Path, truste
         env["SEARCH_SERVICE_TRUSTED_PROXY"] = "127.0.0.1"
 
     def as_client(address: str) -> int:
-        return requests.get(f"{server.url}/api/search", params={"q": "oil"}, headers={"X-Forwarded-For": address},
-                            timeout=30).status_code
+        return requests.get(
+            f"{server.url}/api/search", params={"q": "oil"}, headers={"X-Forwarded-For": address}, timeout=30
+        ).status_code
 
     server = LiveServer(sample_index, env)
     try:

@@ -100,14 +100,26 @@ def test_help_reads_well(command: tuple[str, ...], mentions: list[str]) -> None:
 
 def test_default_index_is_index_data_index_in_the_working_folder(tmp_path: Path, samples: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "SEARCH_SERVICE_INDEX"}
-    done = subprocess.run([sys.executable, "-m", "search_service", "index", str(samples)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT)
+    done = subprocess.run(
+        [sys.executable, "-m", "search_service", "index", str(samples)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{Path('index_data') / 'index'}: 8 added")
     assert list((tmp_path / "index_data" / "index").glob("_MAIN_*.toc"))
 
-    searched = subprocess.run([sys.executable, "-m", "search_service", "search", "drought"],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT)
+    searched = subprocess.run(
+        [sys.executable, "-m", "search_service", "search", "drought"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
+    )
     assert searched.returncode == 0, searched.stderr
     assert "941207" in searched.stdout
 
@@ -131,7 +143,9 @@ def test_environment_overrides_the_default_index(tmp_path: Path, samples: Path) 
 def test_a_bad_environment_variable_is_one_line_naming_it(tmp_path: Path, command: tuple[str, ...]) -> None:
     done = run_cli(*command, cwd=tmp_path, env={"SEARCH_SERVICE_WRITE_TIMEOUT": "soon"})
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == ["Error: SEARCH_SERVICE_WRITE_TIMEOUT must be a number above 0, not 'soon'"]
+    assert done.stderr.strip().splitlines() == [
+        "Error: SEARCH_SERVICE_WRITE_TIMEOUT must be a number above 0, not 'soon'"
+    ]
 
 
 def test_an_unknown_engine_is_one_line_naming_the_choices(tmp_path: Path) -> None:
@@ -152,8 +166,9 @@ def test_piped_index_prints_one_summary_line_and_no_progress_bar(tmp_path: Path)
 
 def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     generate_stories(tmp_path / "stories", 600, seed=4)
-    code, terminal, stdout = run_on_terminal("index", str(tmp_path / "stories"), "--index", str(tmp_path / "ix"),
-                                             terminal="stderr")
+    code, terminal, stdout = run_on_terminal(
+        "index", str(tmp_path / "stories"), "--index", str(tmp_path / "ix"), terminal="stderr"
+    )
     assert code == 0, terminal
     assert "indexing" in terminal and "\r" in terminal and "file" in terminal
     assert parse_summary(stdout).added == 600
@@ -167,7 +182,9 @@ def test_search_prints_hits_without_escapes_on_a_pipe(sample_cli_index: Path) ->
     assert done.returncode == 0, done.stderr
     found = re.match(r"(\d+) stories match \(\d+ ms\)\n", done.stdout)
     assert found and int(found.group(1)) >= 2, done.stdout
-    assert "Drought Pushes Millions in Horn of Africa Toward Hunger, Aid Groups Warn  [941207, 2021-08-14]" in done.stdout
+    assert (
+        "Drought Pushes Millions in Horn of Africa Toward Hunger, Aid Groups Warn  [941207, 2021-08-14]" in done.stdout
+    )
     assert ANSI not in done.stdout and "<mark>" not in done.stdout
 
     limited = run_cli("search", "drought", "--index", str(sample_cli_index), "-n", "1")
@@ -188,8 +205,14 @@ def test_a_query_past_a_limit_is_a_clear_error(sample_cli_index: Path) -> None:
     assert done.stdout == ""
 
 
-@pytest.mark.parametrize(("query", "notice"), [("econ*omy", "end of a word"), ('"drought', "unclosed quote"),
-                                               ("published:[2021 TO", "published:[2021-01-01 TO 2021-06-30]")])
+@pytest.mark.parametrize(
+    ("query", "notice"),
+    [
+        ("econ*omy", "end of a word"),
+        ('"drought', "unclosed quote"),
+        ("published:[2021 TO", "published:[2021-01-01 TO 2021-06-30]"),
+    ],
+)
 def test_malformed_syntax_is_searched_and_the_notice_printed(query: str, notice: str, sample_cli_index: Path) -> None:
     done = run_cli("search", query, "--index", str(sample_cli_index))
     assert done.returncode == 0, done.stderr

@@ -68,8 +68,14 @@ def test_partial_results_switch() -> None:
 
 @pytest.mark.parametrize(
     "setting",
-    ["xapian+tcp://", "xapian+tcp://host", "xapian+tcp://host:port", "xapian+tcp://a:1,b:99999", "xapian+tcp://a:1|:2",
-     "xapian+udp://a:1"],
+    [
+        "xapian+tcp://",
+        "xapian+tcp://host",
+        "xapian+tcp://host:port",
+        "xapian+tcp://a:1,b:99999",
+        "xapian+tcp://a:1|:2",
+        "xapian+udp://a:1",
+    ],
 )
 def test_a_bad_shard_list_names_the_variable(setting: str) -> None:
     with pytest.raises(ConfigError, match="SEARCH_SERVICE_ENGINE"):

@@ -33,7 +33,9 @@ def version(story_id: str, headline: str, body: str, day: int) -> Story:
 
 VARIANTS = [
     version("port-1", "Harbour container traffic rises 12 pct", BODY, 4),
-    version("port-2", "Harbour container traffic rises 12 pct", BODY.replace(". ", ".\n\n").replace(" the ", "\nthe "), 4),
+    version(
+        "port-2", "Harbour container traffic rises 12 pct", BODY.replace(". ", ".\n\n").replace(" the ", "\nthe "), 4
+    ),
     version("port-3", "UPDATE 1-Harbour traffic up for third month", BODY + " A union meeting is set for Friday.", 5),
     version("port-4", "CORRECTED-Harbour container traffic rises", BODY.replace("12 percent", "14 percent"), 6),
     version("port-5", "Port sees record year as traffic climbs", ". ".join(SENTENCES[:-1]) + ".", 7),
@@ -120,7 +122,9 @@ def test_api_and_pages_show_similar_stories(grouped: Path) -> None:
     try:
         body = requests.get(f"{server.url}/api/search", params={"q": "container traffic"}, timeout=30).json()
         assert body["hits"][0]["similar"]["count"] == 4 and body["total"] == 1
-        every = requests.get(f"{server.url}/api/search", params={"q": "container traffic", "collapse": "off"}, timeout=30)
+        every = requests.get(
+            f"{server.url}/api/search", params={"q": "container traffic", "collapse": "off"}, timeout=30
+        )
         assert every.json()["total"] == 5
         page = requests.get(f"{server.url}/search", params={"q": "container traffic"}, timeout=30).text
         assert "4 similar stories</a>" in page and "#versions" in page

@@ -43,7 +43,19 @@ from conftest import AUTH, SAMPLES, TOKEN, parse_summary, run_cli
 TCPSRV = shutil.which("xapian-tcpsrv") or "/usr/bin/xapian-tcpsrv"
 SHARDS = 3
 HIT_KEYS = {"id", "headline", "published", "score", "highlights", "similar"}
-SEARCH_KEYS = {"query", "total", "page", "per_page", "sort", "took_ms", "hits", "suggestion", "facets", "corrected_from", "notice"}
+SEARCH_KEYS = {
+    "query",
+    "total",
+    "page",
+    "per_page",
+    "sort",
+    "took_ms",
+    "hits",
+    "suggestion",
+    "facets",
+    "corrected_from",
+    "notice",
+}
 
 
 # ---------------------------------------------------------------- xapian-tcpsrv processes
@@ -62,7 +74,15 @@ class TcpServer:
         if not Path(TCPSRV).is_file():
             pytest.fail(f"{TCPSRV} is missing: apt-get install xapian-tools (CI's .ci/run does)")
         self.port = free_port()
-        args = [TCPSRV, "--interface", "127.0.0.1", "--port", str(self.port), *(["--writable"] if writable else []), str(db)]
+        args = [
+            TCPSRV,
+            "--interface",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *(["--writable"] if writable else []),
+            str(db),
+        ]
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
@@ -127,14 +147,26 @@ def replicate(db: Path, replica: Path) -> None:
     """Copy ``db`` to ``replica`` with Xapian's replication (xapian-replicate-server, then xapian-replicate once)."""
     port = free_port()
     server = subprocess.Popen(
-        [shutil.which("xapian-replicate-server") or "xapian-replicate-server", "-I", "127.0.0.1", "-p", str(port),
-         "--one-shot", str(db.parent)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            shutil.which("xapian-replicate-server") or "xapian-replicate-server",
+            "-I",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--one-shot",
+            str(db.parent),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         for _ in range(100):
-            done = subprocess.run(["xapian-replicate", "-h", "127.0.0.1", "-p", str(port), "-m", db.name, "-o", "-q",
-                                   str(replica)], capture_output=True, text=True)
+            done = subprocess.run(
+                ["xapian-replicate", "-h", "127.0.0.1", "-p", str(port), "-m", db.name, "-o", "-q", str(replica)],
+                capture_output=True,
+                text=True,
+            )
             if done.returncode == 0:
                 return
             time.sleep(0.05)
@@ -210,7 +242,8 @@ def with_term(word: str, field: str | None = None) -> set[str]:
     return {
         i
         for i, s in sample_stories().items()
-        if term in terms_of(s.headline if field == "headline" else s.body if field == "body" else f"{s.headline}\n{s.body}")
+        if term
+        in terms_of(s.headline if field == "headline" else s.body if field == "body" else f"{s.headline}\n{s.body}")
     }
 
 
@@ -345,8 +378,29 @@ def test_writes_are_seen_when_they_return(svc: Service) -> None:
 
 @pytest.mark.parametrize(
     "q",
-    ['"unclosed', "published:[2021 TO", "(((", ")", "AND", "OR OR", "-", "NOT", "headline:", "a:b:c", "*ought", "d*",
-     "x" * 5000, "^2", "drought^", '""', "published:[x TO y]", "[TO]", "\x00", "dro?ght", "econom* AND"],
+    [
+        '"unclosed',
+        "published:[2021 TO",
+        "(((",
+        ")",
+        "AND",
+        "OR OR",
+        "-",
+        "NOT",
+        "headline:",
+        "a:b:c",
+        "*ought",
+        "d*",
+        "x" * 5000,
+        "^2",
+        "drought^",
+        '""',
+        "published:[x TO y]",
+        "[TO]",
+        "\x00",
+        "dro?ght",
+        "econom* AND",
+    ],
 )
 def test_odd_syntax_is_never_a_server_error(svc: Service, q: str) -> None:
     response = svc.client.get("/api/search", query_string={"q": q})
@@ -356,14 +410,29 @@ def test_odd_syntax_is_never_a_server_error(svc: Service, q: str) -> None:
     assert svc.client.get("/search", query_string={"q": q}).status_code in (200, 400)
 
 
-@pytest.mark.parametrize("q", ["drought", "food prices", '"war of attrition" OR drought', "drought -kenya", "dro*",
-                               "headline:drought", "* -drought", "drout"])
+@pytest.mark.parametrize(
+    "q",
+    [
+        "drought",
+        "food prices",
+        '"war of attrition" OR drought',
+        "drought -kenya",
+        "dro*",
+        "headline:drought",
+        "* -drought",
+        "drout",
+    ],
+)
 def test_engines_find_the_same_stories(svc: Service, sample_index: Path, q: str) -> None:
     """Every engine finds the stories the Whoosh engine finds, and suggests or corrects the same spelling."""
     reference = open_engine(Config(engine="whoosh", index_dir=sample_index)).search(SearchRequest(q=q, per_page=100))
     result = search(svc, q=q, per_page=100)
     assert {h["id"] for h in result["hits"]} == {h.id for h in reference.hits}
-    assert (result["total"], result["suggestion"], result["facets"]) == (reference.total, reference.suggestion, reference.facets)
+    assert (result["total"], result["suggestion"], result["facets"]) == (
+        reference.total,
+        reference.suggestion,
+        reference.facets,
+    )
     assert (result["query"], result["corrected_from"]) == (reference.query, reference.corrected_from)
 
 
@@ -443,8 +512,13 @@ def reuters_queries(stories_dir: Path, count: int = 100) -> list[str]:
             words = ["oil"]
         kind = n % 4
         queries.append(
-            words[0] if kind == 0 else " ".join(words[:2]) if kind == 1 else f'"{" ".join(words[:2])}"'
-            if kind == 2 else f"headline:{words[0]} OR {words[-1]}"
+            words[0]
+            if kind == 0
+            else " ".join(words[:2])
+            if kind == 1
+            else f'"{" ".join(words[:2])}"'
+            if kind == 2
+            else f"headline:{words[0]} OR {words[-1]}"
         )
     return queries
 
@@ -503,7 +577,12 @@ def test_published_dates_round_trip(tmp_path: Path) -> None:
     engine.upsert(stories)
     newest = engine.search(SearchRequest(q="salt", sort="newest")).hits
     assert [h.id for h in newest] == ["new", "aware", "old", "undated"]
-    assert [h.id for h in engine.search(SearchRequest(q="salt", sort="oldest")).hits] == ["old", "aware", "new", "undated"]
+    assert [h.id for h in engine.search(SearchRequest(q="salt", sort="oldest")).hits] == [
+        "old",
+        "aware",
+        "new",
+        "undated",
+    ]
     assert newest[1].published == datetime(2000, 1, 1, 10)
     dated = engine.search(SearchRequest(q="salt", date_from=date(2000, 1, 1), date_to=date(2024, 2, 29)))
     assert {h.id for h in dated.hits} == {"aware", "new"}
@@ -534,7 +613,10 @@ def test_cli_indexes_shards_incrementally_and_refuses_mixing_them(tmp_path: Path
         summary = parse_summary(run_cli("index", str(stories), "--engine", f"xapian:{tmp_path / f's{number}'}").stdout)
         assert summary.updated == (1 if number == owner else 0)
     story_file.unlink()
-    assert parse_summary(run_cli("index", str(stories), "--engine", f"xapian:{tmp_path / f's{owner}'}").stdout).removed == 1
+    assert (
+        parse_summary(run_cli("index", str(stories), "--engine", f"xapian:{tmp_path / f's{owner}'}").stdout).removed
+        == 1
+    )
 
     wrong = run_cli("index", str(stories), "--engine", f"xapian:{tmp_path / 's1'}", "--shard", "2/3")
     assert wrong.returncode == 1 and "holds shard 1/3" in wrong.stderr and "Traceback" not in wrong.stderr

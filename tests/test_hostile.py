@@ -33,9 +33,47 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 #: Pieces of query syntax, so the fuzzer builds nested, fielded, ranged and broken queries.
 QUERY_PIECES = [
-    "oil", "price", "bank", "AND", "OR", "NOT", "(", ")", '"', "*", "st*", "headline:", "body:", "published:",
-    "[", "]", "TO", "{", "}", "-", "+", "~", "^", "^2", "?", ":", "\\", "/", "'", "\x00", "<script>", "&amp;",
-    "2021-06-02", "1900", "2100", "published:[1900 TO 2100]", "body:[a TO z]", "%2e%2e%2f", "../", "\u202e", "日本",
+    "oil",
+    "price",
+    "bank",
+    "AND",
+    "OR",
+    "NOT",
+    "(",
+    ")",
+    '"',
+    "*",
+    "st*",
+    "headline:",
+    "body:",
+    "published:",
+    "[",
+    "]",
+    "TO",
+    "{",
+    "}",
+    "-",
+    "+",
+    "~",
+    "^",
+    "^2",
+    "?",
+    ":",
+    "\\",
+    "/",
+    "'",
+    "\x00",
+    "<script>",
+    "&amp;",
+    "2021-06-02",
+    "1900",
+    "2100",
+    "published:[1900 TO 2100]",
+    "body:[a TO z]",
+    "%2e%2e%2f",
+    "../",
+    "\u202e",
+    "日本",
 ]
 QUERIES = st.one_of(
     st.text(max_size=120),
@@ -101,7 +139,9 @@ def test_fuzzed_suggest_never_5xx(sample_server: LiveServer, q: str) -> None:
 
 
 @FUZZ
-@given(raw=st.one_of(st.text(min_size=1, max_size=80), st.lists(st.sampled_from(QUERY_PIECES), min_size=1).map("".join)))
+@given(
+    raw=st.one_of(st.text(min_size=1, max_size=80), st.lists(st.sampled_from(QUERY_PIECES), min_size=1).map("".join))
+)
 def test_fuzzed_story_ids_never_5xx(sample_server: LiveServer, raw: str) -> None:
     path_id = quote(raw, safe="")
     assert_api_answer(get(sample_server, f"/api/stories/{path_id}"), {200, 400, 404})
@@ -143,8 +183,15 @@ def test_search_page_escapes_a_script_in_the_query(sample_server: LiveServer, pa
         "oil " * 2_500,
         "x" * 10_000,
     ],
-    ids=["two-letter-prefix", "body-range", "headline-range", "2000-ors", "600-terms", "10000-chars-words",
-         "10000-chars-word"],
+    ids=[
+        "two-letter-prefix",
+        "body-range",
+        "headline-range",
+        "2000-ors",
+        "600-terms",
+        "10000-chars-words",
+        "10000-chars-word",
+    ],
 )
 def test_expensive_queries_are_refused_quickly(reuters_server: LiveServer, q: str) -> None:
     """Over the 19,040-story vocabulary, where expansions are really costly: 400 with a message."""
@@ -168,8 +215,16 @@ def test_expensive_queries_are_refused_quickly(reuters_server: LiveServer, q: st
         "a*",
         "s*",
     ],
-    ids=["wide-date-range", "nested-240", "nested-500", "60-prefixes", "every-story", "every-story-but",
-         "one-letter-prefix", "other-one-letter-prefix"],
+    ids=[
+        "wide-date-range",
+        "nested-240",
+        "nested-500",
+        "60-prefixes",
+        "every-story",
+        "every-story-but",
+        "one-letter-prefix",
+        "other-one-letter-prefix",
+    ],
 )
 def test_costly_looking_queries_within_the_limits_are_answered_quickly(reuters_server: LiveServer, q: str) -> None:
     """A date range and a bare ``*`` are array masks; deep nesting collapses (or, past what the parser
@@ -301,11 +356,17 @@ def test_indexer_skips_each_bad_file_with_its_reason_and_indexes_the_good_ones(
     index_dir = tmp_path / "index"
     run = subprocess.run(
         [sys.executable, "-m", "search_service", "index", str(folder), "--index", str(index_dir)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
-    skipped = {line.split(": ", 1)[0].removeprefix("skipped "): line for line in run.stderr.splitlines() if line.startswith("skipped ")}
+    skipped = {
+        line.split(": ", 1)[0].removeprefix("skipped "): line
+        for line in run.stderr.splitlines()
+        if line.startswith("skipped ")
+    }
     for path, reason in bad.items():
         assert path in skipped, f"{path} not reported as skipped:\n{run.stderr}"
         assert reason in skipped[path], skipped[path]

@@ -35,7 +35,11 @@ def cli_process(*args: str, **kwargs: object) -> subprocess.Popen[str]:
     """Start ``search-service ARGS`` in its own session (so a test can signal it like a terminal does)."""
     return subprocess.Popen(
         [sys.executable, "-m", "search_service", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs,  # type: ignore[call-overload]
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kwargs,  # type: ignore[call-overload]
     )
 
 
@@ -388,8 +392,9 @@ def _build_statistics(index: Path, terms: list[str], queries: list[str]) -> dict
             "body length": reader.field_length("body"),
             "headline length": reader.field_length("headline"),
             "df": {(f, t): reader.doc_frequency(f, t) for t in terms for f in ("headline", "body")},
-            "stored": sorted((d["id"], d["headline"], d["body"]) for d in searcher.all_stored_fields()
-                             if d["id"] in DUPLICATED),
+            "stored": sorted(
+                (d["id"], d["headline"], d["body"]) for d in searcher.all_stored_fields() if d["id"] in DUPLICATED
+            ),
         }
     results = {}
     for q in queries:
@@ -419,10 +424,15 @@ def test_parallel_build_scores_like_a_single_process_build(tmp_path: Path) -> No
     with open_index(single).reader() as reader:
         lexicon = [t.decode("utf-8") for t in reader.lexicon("body")]
         sample = reader.stored_fields(7)
-    terms = [*lexicon[::max(1, len(lexicon) // 12)][:12], "revised"]
+    terms = [*lexicon[:: max(1, len(lexicon) // 12)][:12], "revised"]
     body_words, headline_word = sample["body"].split(), sample["headline"].split()[0].lower()
-    queries = [*terms[:4], f"{terms[4]} {terms[5]}", f'"{body_words[0]} {body_words[1]}"', f"headline:{headline_word}",
-               "revised edition"]
+    queries = [
+        *terms[:4],
+        f"{terms[4]} {terms[5]}",
+        f'"{body_words[0]} {body_words[1]}"',
+        f"headline:{headline_word}",
+        "revised edition",
+    ]
     a, b = _build_statistics(single, terms, queries), _build_statistics(parallel, terms, queries)
 
     assert a["docs"] == b["docs"] == 1000
@@ -458,7 +468,7 @@ def _furniture_headlines(page: str) -> tuple[list[str], list[str]]:
         related = lines[start:end:2]
     featured: list[str] = []
     if "Featured Stories" in lines:
-        rest = lines[lines.index("Featured Stories") + 1:]
+        rest = lines[lines.index("Featured Stories") + 1 :]
         featured = [a for a, b in itertools.pairwise(rest) if a and a == b]
     return related, featured
 

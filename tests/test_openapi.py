@@ -130,8 +130,14 @@ def test_schemas_reject_what_the_service_never_sends(document: dict[str, Any]) -
     error = _validator(document, "Error")
     assert not error.is_valid({"error": "boom"})
     assert not error.is_valid({"error": {"code": "x", "message": "y"}})
-    hit = {"id": "1", "headline": "h", "published": "2021-06-02", "score": 1.0,
-           "highlights": {"headline": "h", "body": []}, "similar": None}
+    hit = {
+        "id": "1",
+        "headline": "h",
+        "published": "2021-06-02",
+        "score": 1.0,
+        "highlights": {"headline": "h", "body": []},
+        "similar": None,
+    }
     assert not _validator(document, "Hit").is_valid(hit)  # a date without the time
     assert _validator(document, "Hit").is_valid(hit | {"published": "2021-06-02T09:08:00"})
     assert not _validator(document, "Hit").is_valid(hit | {"published": None, "extra": 1})
@@ -162,6 +168,7 @@ schema = schemathesis.openapi.from_dict(openapi_document())
 def ndjson(ctx: Any, value: Any) -> bytes:
     """A batch of stories as the write API reads it: one JSON object per line."""
     return "\n".join(json.dumps(item) for item in (value if isinstance(value, list) else [value])).encode()
+
 
 #: Everything about a response that the document promises.  Left out: the
 #: two "should it have been accepted" heuristics, which the document can't

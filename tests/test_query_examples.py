@@ -141,7 +141,9 @@ def test_matched_symbols_are_marked(client: FlaskClient) -> None:
 
 
 def phrase_in(text: str, words: str) -> bool:
-    return re.search(r"(?<!\w)" + r"\W+".join(map(re.escape, words.split())) + r"(?!\w)", text, re.IGNORECASE) is not None
+    return (
+        re.search(r"(?<!\w)" + r"\W+".join(map(re.escape, words.split())) + r"(?!\w)", text, re.IGNORECASE) is not None
+    )
 
 
 @pytest.mark.parametrize("q", ["The Who", '"to be or not to be"', "to be or not to be", "This Is Us", "It"])
@@ -209,8 +211,15 @@ def test_the_issues_refused_queries_are_answered(client: FlaskClient, q: str) ->
 
 
 def test_well_formed_syntax_has_no_notice(client: FlaskClient) -> None:
-    for q in ['"prince again" OR (park AND -fans)', "headline:prince", "published:[2021-01-01 TO 2021-12-31] drought",
-              "park*", "* -park", "prince NOT park", "C++ OR C#"]:
+    for q in [
+        '"prince again" OR (park AND -fans)',
+        "headline:prince",
+        "published:[2021-01-01 TO 2021-12-31] drought",
+        "park*",
+        "* -park",
+        "prince NOT park",
+        "C++ OR C#",
+    ]:
         assert search(client, q)["notice"] is None, q
 
 

@@ -45,9 +45,10 @@ def by_hand(term: str) -> dict[str, float]:
     """BM25F of ``term`` in each story with it, from the hand counts."""
     w_head, w_body = FIELD_WEIGHTS["headline"], FIELD_WEIGHTS["body"]
     n_stories = len(STORIES)
-    average = w_head * sum(h for h, _ in LENGTHS.values()) / n_stories + w_body * sum(
-        b for _, b in LENGTHS.values()
-    ) / n_stories
+    average = (
+        w_head * sum(h for h, _ in LENGTHS.values()) / n_stories
+        + w_body * sum(b for _, b in LENGTHS.values()) / n_stories
+    )
     with_term = len(COUNTS[term])
     idf = math.log(1 + (n_stories - with_term + 0.5) / (with_term + 0.5))
     scores = {}
@@ -94,7 +95,7 @@ def test_two_words_add_up_with_the_coordination_bonus(engine: WhooshEngine) -> N
 
 
 def test_a_phrase_scores_as_its_words_where_they_are_adjacent(engine: WhooshEngine) -> None:
-    """"zinc output": adjacent in a's body only (b has both words apart), scored as the two words (no bonus)."""
+    """ "zinc output": adjacent in a's body only (b has both words apart), scored as the two words (no bonus)."""
     zinc, output = by_hand("zinc"), by_hand("output")
     assert engine_scores(engine, '"zinc output"') == {"a": pytest.approx(zinc["a"] + output["a"], abs=1e-9)}
     assert engine_scores(engine, '"output zinc"') == {}

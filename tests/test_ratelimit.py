@@ -35,7 +35,9 @@ def test_processes_forked_after_it_share_every_count() -> None:
         pid = os.fork()
         if pid == 0:
             try:
-                threads = [threading.Thread(target=lambda: [counters.incr("client", 60) for _ in range(250)]) for _ in range(2)]
+                threads = [
+                    threading.Thread(target=lambda: [counters.incr("client", 60) for _ in range(250)]) for _ in range(2)
+                ]
                 for t in threads:
                     t.start()
                 for t in threads:
@@ -79,14 +81,17 @@ def test_a_full_table_gives_up_the_window_ending_soonest() -> None:
     assert counters.window("newcomer")[0] == 1
 
 
-@pytest.mark.parametrize(("address", "key"), [
-    ("203.0.113.7", "203.0.113.7"),
-    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
-    ("2001:db8:1:2:bbbb:cccc:dddd:eeee", "2001:db8:1:2::/64"),  # the same subscriber, another address
-    ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
-    ("::ffff:203.0.113.7", "203.0.113.7"),  # IPv4 on a dual-stack socket
-    ("not-an-address", "not-an-address"),
-])
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:bbbb:cccc:dddd:eeee", "2001:db8:1:2::/64"),  # the same subscriber, another address
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),  # IPv4 on a dual-stack socket
+        ("not-an-address", "not-an-address"),
+    ],
+)
 def test_a_client_is_its_address_or_its_ipv6_64(address: str, key: str) -> None:
     app = Flask(__name__)
     with app.test_request_context(environ_base={"REMOTE_ADDR": address}):

@@ -11,7 +11,21 @@ from search_service.backends.whoosh import WhooshEngine
 from search_service.model import SearchRequest
 from search_service.stories import Story
 
-FILLER = ["said", "officials", "government", "week", "year", "people", "city", "country", "new", "report", "told", "statement", "added"]
+FILLER = [
+    "said",
+    "officials",
+    "government",
+    "week",
+    "year",
+    "people",
+    "city",
+    "country",
+    "new",
+    "report",
+    "told",
+    "statement",
+    "added",
+]
 TOPICS = {
     "volcano": ["volcano", "eruption", "lava", "ash", "evacuated", "crater", "magma", "villages"],
     "football": ["football", "match", "goal", "striker", "league", "coach", "stadium", "season"],

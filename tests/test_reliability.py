@@ -42,14 +42,18 @@ VOCABULARY = ["".join(random.Random(n).choices("abcdefghijklmnopqrstuvwxyz", k=4
 def run_index(paths: list[Path], index_dir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "search_service", "index", *map(str, paths), "--index", str(index_dir), *args],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
 def start_index(paths: list[Path], index_dir: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "search_service", "index", *map(str, paths), "--index", str(index_dir), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -147,13 +151,21 @@ def test_index_while_serving_fails_no_search_and_shows_the_batch_within_seconds(
 
     clients = [threading.Thread(target=client, args=(n,)) for n in range(4)]
     try:
-        assert requests.get(f"{server.url}/api/search", params={"q": REUTERS_ONLY_WORD, "spell": "off"}, timeout=TIMEOUT).json()["total"] == 0
+        assert (
+            requests.get(
+                f"{server.url}/api/search", params={"q": REUTERS_ONLY_WORD, "spell": "off"}, timeout=TIMEOUT
+            ).json()["total"]
+            == 0
+        )
         for thread in clients:
             thread.start()
         first_toc = {p.name for p in index_dir.glob("_MAIN_*.toc")}
         indexer = start_index([reuters_dir], index_dir)
-        wait_for(lambda: {p.name for p in index_dir.glob("_MAIN_*.toc")} - first_toc or indexer.poll() is not None,
-                 600, "the indexer's commit")
+        wait_for(
+            lambda: {p.name for p in index_dir.glob("_MAIN_*.toc")} - first_toc or indexer.poll() is not None,
+            600,
+            "the indexer's commit",
+        )
         committed_at = time.monotonic()
         out, err = indexer.communicate(timeout=120)
         assert indexer.returncode == 0, err
@@ -162,7 +174,9 @@ def test_index_while_serving_fails_no_search_and_shows_the_batch_within_seconds(
 
         def visible() -> bool:
             health = requests.get(f"{server.url}/healthz", timeout=TIMEOUT).json()
-            found = requests.get(f"{server.url}/api/search", params={"q": REUTERS_ONLY_WORD, "spell": "off"}, timeout=TIMEOUT).json()
+            found = requests.get(
+                f"{server.url}/api/search", params={"q": REUTERS_ONLY_WORD, "spell": "off"}, timeout=TIMEOUT
+            ).json()
             return health["stories"] == expected and found["total"] > 0
 
         wait_for(visible, 10, "the new stories in the server")
@@ -177,8 +191,10 @@ def test_index_while_serving_fails_no_search_and_shows_the_batch_within_seconds(
                 continue
             thread.join(timeout=30)
         server.stop()
-    print(f"\nindex while serving: {answered[0]} searches by 4 clients, {len(failures)} failed; "
-          f"new stories visible {delay:.2f} s after the commit")
+    print(
+        f"\nindex while serving: {answered[0]} searches by 4 clients, {len(failures)} failed; "
+        f"new stories visible {delay:.2f} s after the commit"
+    )
     assert failures == []
     assert answered[0] > 20
     assert counts == {expected}
@@ -205,7 +221,9 @@ def test_kill_9_during_a_merge_keeps_the_last_commit_and_the_next_run_completes(
     write_stories(stories / "final", "final", 1, 50, seed=99)
     for threshold in (150_000, 700_000):
         indexer = start_index([stories], index_dir, "--procs", "1")
-        wait_for(lambda t=threshold, i=indexer: uncommitted_bytes(index_dir) > t or i.poll() is not None, 120, "the merge")
+        wait_for(
+            lambda t=threshold, i=indexer: uncommitted_bytes(index_dir) > t or i.poll() is not None, 120, "the merge"
+        )
         assert indexer.poll() is None, "the run ended before its merge could be interrupted"
         indexer.send_signal(signal.SIGKILL)
         indexer.communicate(timeout=30)
@@ -248,7 +266,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 3 MB file system (tmpfs; else a loop-mounted ext2 image); skips with the reason if neither mounts."""
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
-    tried = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount_point)], capture_output=True, text=True)
+    tried = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
     if tried.returncode != 0:
         image = tmp_path / "disk.img"
         with open(image, "wb") as f:
@@ -256,8 +276,10 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         made = subprocess.run(["mkfs.ext2", "-q", "-F", str(image)], capture_output=True, text=True)
         looped = subprocess.run(["mount", "-o", "loop", str(image), str(mount_point)], capture_output=True, text=True)
         if made.returncode != 0 or looped.returncode != 0:
-            pytest.skip(f"cannot mount a small file system here: tmpfs: {tried.stderr.strip()}; "
-                        f"loop: {made.stderr.strip()} {looped.stderr.strip()}")
+            pytest.skip(
+                f"cannot mount a small file system here: tmpfs: {tried.stderr.strip()}; "
+                f"loop: {made.stderr.strip()} {looped.stderr.strip()}"
+            )
     try:
         yield mount_point
     finally:
@@ -296,7 +318,9 @@ def test_full_disk_during_a_commit_fails_cleanly_and_the_next_run_completes(smal
 def test_rate_limit_per_client_not_on_health_checks(sample_index: Path) -> None:
     server = LiveServer(sample_index, {"SEARCH_SERVICE_RATE_LIMIT": "5/minute"})
     try:
-        statuses = [requests.get(f"{server.url}/api/search", params={"q": "oil"}, timeout=TIMEOUT).status_code for _ in range(5)]
+        statuses = [
+            requests.get(f"{server.url}/api/search", params={"q": "oil"}, timeout=TIMEOUT).status_code for _ in range(5)
+        ]
         assert statuses == [200] * 5
         refused = requests.get(f"{server.url}/api/suggest", params={"q": "oi"}, timeout=TIMEOUT)
         assert refused.status_code == 429
@@ -306,7 +330,9 @@ def test_rate_limit_per_client_not_on_health_checks(sample_index: Path) -> None:
         assert error["request_id"] == refused.headers["X-Request-ID"]
         assert "5 per 1 minute" in error["message"]
         # Waitress clears untrusted proxy headers: a forged address is still this client.
-        forged = requests.get(f"{server.url}/api/search", params={"q": "oil"}, headers={"X-Forwarded-For": "203.0.113.9"}, timeout=TIMEOUT)
+        forged = requests.get(
+            f"{server.url}/api/search", params={"q": "oil"}, headers={"X-Forwarded-For": "203.0.113.9"}, timeout=TIMEOUT
+        )
         assert forged.status_code == 429
         # Health checks and static files are not limited: a load balancer polls /healthz from one address.
         for path in ("/healthz", "/static/style.css") * 4:
@@ -322,7 +348,9 @@ def test_rate_limit_per_client_not_on_health_checks(sample_index: Path) -> None:
 
 
 def test_each_request_is_logged_with_status_time_and_the_id_errors_show(sample_server: LiveServer) -> None:
-    ok = requests.get(f"{sample_server.url}/api/search", params={"q": "oil"}, headers={"X-Request-ID": "trace-ok-1"}, timeout=TIMEOUT)
+    ok = requests.get(
+        f"{sample_server.url}/api/search", params={"q": "oil"}, headers={"X-Request-ID": "trace-ok-1"}, timeout=TIMEOUT
+    )
     assert ok.headers["X-Request-ID"] == "trace-ok-1"
     missing = requests.get(f"{sample_server.url}/api/stories/no-such-story", timeout=TIMEOUT)
     bad = requests.get(f"{sample_server.url}/api/search", params={"q": "oil", "page": "x"}, timeout=TIMEOUT)
@@ -332,7 +360,9 @@ def test_each_request_is_logged_with_status_time_and_the_id_errors_show(sample_s
         assert request_id == r.headers["X-Request-ID"] and len(request_id) >= 8
     logged = sample_server.logged()
     assert re.search(r"GET /api/search\?q=oil 200 [\d.]+ms id=trace-ok-1$", logged, re.M), logged[-2000:]
-    assert re.search(rf"GET /api/stories/no-such-story 404 [\d.]+ms id={missing.headers['X-Request-ID']}$", logged, re.M)
+    assert re.search(
+        rf"GET /api/stories/no-such-story 404 [\d.]+ms id={missing.headers['X-Request-ID']}$", logged, re.M
+    )
     assert re.search(rf"GET /api/search\?q=oil&page=x 400 [\d.]+ms id={bad.headers['X-Request-ID']}$", logged, re.M)
 
 
@@ -344,7 +374,9 @@ def test_a_500_shows_only_a_request_id_and_logs_the_traceback_with_it(tmp_path: 
     try:
         assert requests.get(f"{server.url}/api/search", params={"q": "oil"}, timeout=TIMEOUT).status_code == 200
         before = set(os.listdir(index_dir))
-        add_stories(index_dir, [Story("broken-1", "Vanishing segment", "This segment's files are deleted.", None, "test")])
+        add_stories(
+            index_dir, [Story("broken-1", "Vanishing segment", "This segment's files are deleted.", None, "test")]
+        )
         for name in set(os.listdir(index_dir)) - before:
             if name.startswith("MAIN_") and name != "MAIN_WRITELOCK":
                 os.remove(index_dir / name)
@@ -355,7 +387,7 @@ def test_a_500_shows_only_a_request_id_and_logs_the_traceback_with_it(tmp_path: 
         error = r.json()["error"]
         assert error["code"] == "internal_error"
         assert error["request_id"] == r.headers["X-Request-ID"]
-        assert "Traceback" not in r.text and "File \"" not in r.text and "MAIN_" not in r.text
+        assert "Traceback" not in r.text and 'File "' not in r.text and "MAIN_" not in r.text
         time.sleep(0.6)  # the failed reopen counts as a check: the next one is due after the interval
         page = requests.get(f"{server.url}/search", params={"q": "oil"}, timeout=TIMEOUT)
         assert page.status_code == 500 and page.headers["Content-Type"].startswith("text/html")

@@ -104,8 +104,7 @@ def test_stories_with_every_word_rank_first(reuters: WhooshEngine, reuters_index
     wanted = {term(w) for w in ("coffee", "export", "quotas")}
     with open_index(reuters_index).searcher() as searcher:
         complete = [
-            wanted <= terms(f"{s['headline']} {s['body']}")
-            for s in (searcher.document(id=h.id) for h in result.hits)
+            wanted <= terms(f"{s['headline']} {s['body']}") for s in (searcher.document(id=h.id) for h in result.hits)
         ]
     # The stories with every word fill the first places; partial matches come after them.
     assert all(complete[: every * 3 // 4]), complete
@@ -115,10 +114,13 @@ def test_stories_with_every_word_rank_first(reuters: WhooshEngine, reuters_index
 def test_a_headline_word_weighs_more_than_a_body_word(tmp_path: Path) -> None:
     filler = "The council met on Tuesday and the minutes were read aloud to all the members."
     index = tmp_path / "index"
-    add_stories(index, [
-        Story("in-body", "Council meets on Tuesday", f"{filler} Zinc was mentioned.", None, "test"),
-        Story("in-headline", "Zinc was mentioned", f"{filler} Council meets on Tuesday.", None, "test"),
-    ])
+    add_stories(
+        index,
+        [
+            Story("in-body", "Council meets on Tuesday", f"{filler} Zinc was mentioned.", None, "test"),
+            Story("in-headline", "Zinc was mentioned", f"{filler} Council meets on Tuesday.", None, "test"),
+        ],
+    )
     hits = search(WhooshEngine(index), "zinc").hits
     assert [h.id for h in hits] == ["in-headline", "in-body"]
     assert hits[0].score > 1.5 * hits[1].score  # the same words, only where "zinc" stands differs
@@ -144,6 +146,7 @@ def test_a_repeated_word_counts_as_often_as_it_is_given(reuters: WhooshEngine) -
 def test_the_bonus_for_matching_more_words_fades_for_long_questions(sample_index: Path) -> None:
     ix = open_index(sample_index)
     with ix.searcher() as searcher:
+
         def scale(text: str) -> float:
             return parse(text, make_parser(ix.schema), searcher, Limits()).query.scale
 
@@ -399,16 +402,19 @@ def test_a_query_that_finds_nothing_shows_the_results_of_its_correction(
     assert [h.id for h in result.hits] == [h.id for h in search(reuters, result.query).hits]
 
 
-@pytest.mark.parametrize(("typo", "meant"), [
-    ("irak", "iraq"),  # not the commoner "iran": k and q sound alike, n is another letter
-    ("petrolium", "petroleum"),
-    ("cofee", "coffee"),  # not the commoner "come"
-    ("sugr", "sugar"),  # not the commoner "sign"
-    ("opek", "opec"),  # not the commoner "open"
-    ("stok", "stock"),
-    ("mexicco", "mexico"),  # the usual spelling, not the first story's "Mexico's"
-    ("drout", "drought"),  # not "droit": a silent "gh" left out is a slip
-])
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("irak", "iraq"),  # not the commoner "iran": k and q sound alike, n is another letter
+        ("petrolium", "petroleum"),
+        ("cofee", "coffee"),  # not the commoner "come"
+        ("sugr", "sugar"),  # not the commoner "sign"
+        ("opek", "opec"),  # not the commoner "open"
+        ("stok", "stock"),
+        ("mexicco", "mexico"),  # the usual spelling, not the first story's "Mexico's"
+        ("drout", "drought"),  # not "droit": a silent "gh" left out is a slip
+    ],
+)
 def test_spelling_correction_is_the_word_meant(reuters: WhooshEngine, typo: str, meant: str) -> None:
     assert search(reuters, typo).query == meant
     assert search(reuters, typo, spell=False).suggestion == meant
@@ -467,8 +473,13 @@ def test_a_story_indexed_while_the_engine_is_open_becomes_searchable(sample_inde
     shutil.copytree(sample_index, index)
     engine = WhooshEngine(index)
     assert search(engine, "locusts").total == 0
-    story = Story("locust-1", "Locust swarms reach the coast", "Swarms of locusts stripped the fields.",
-                  datetime(2024, 2, 3, 4, 5), "test")
+    story = Story(
+        "locust-1",
+        "Locust swarms reach the coast",
+        "Swarms of locusts stripped the fields.",
+        datetime(2024, 2, 3, 4, 5),
+        "test",
+    )
     add_stories(index, [story])
     written = time.monotonic()
     while search(engine, "locusts").total == 0:
@@ -485,10 +496,13 @@ def test_the_per_story_arrays_match_the_stored_stories(sample_index: Path, tmp_p
     """Corpus reads Whoosh's columns as arrays; each story's values must be what it stored."""
     index = tmp_path / "index"
     shutil.copytree(sample_index, index)
-    add_stories(index, [
-        Story("undated-1", "No date", "Zinc prices rose.", None, "test"),
-        Story("leap-1", "Late on a leap day", "Zinc prices fell.", datetime(2024, 2, 29, 23, 59, 59), "test"),
-    ])
+    add_stories(
+        index,
+        [
+            Story("undated-1", "No date", "Zinc prices rose.", None, "test"),
+            Story("leap-1", "Late on a leap day", "Zinc prices fell.", datetime(2024, 2, 29, 23, 59, 59), "test"),
+        ],
+    )
     gone = next(iter(stored(index)))
     assert delete_story(index, gone)
     with open_index(index).searcher() as searcher:
@@ -616,7 +630,9 @@ def test_a_bare_star_is_every_story(reuters: WhooshEngine, monkeypatch: pytest.M
     assert only_exclusions.total == 0 and "'* -coffee'" in (only_exclusions.notice or "")
 
 
-def test_a_not_inside_a_group_excludes_without_whoosh_matchers(reuters: WhooshEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_not_inside_a_group_excludes_without_whoosh_matchers(
+    reuters: WhooshEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A NOT beside words excludes at any depth, as at the top; it once ran Whoosh's NOT over every story (~1 s)."""
     monkeypatch.setattr(evaluation.Evaluation, "_fallback", lambda self, q: pytest.fail(f"Whoosh's matcher for {q!r}"))
     both = search(reuters, "oil AND crude")

@@ -59,7 +59,10 @@ def two_workers(sample_index: Path):
 def test_two_workers_answer_on_one_port(two_workers: LiveServer) -> None:
     assert wait_until(lambda: len(children_of(two_workers.process.pid)) == 2)
     with requests.Session() as http:
-        statuses = {http.get(f"{two_workers.url}/api/search", params={"q": "drought"}, timeout=10).status_code for _ in range(30)}
+        statuses = {
+            http.get(f"{two_workers.url}/api/search", params={"q": "drought"}, timeout=10).status_code
+            for _ in range(30)
+        }
     fresh = [requests.get(f"{two_workers.url}/healthz", timeout=10).json()["stories"] for _ in range(10)]
     assert statuses == {200}
     assert set(fresh) == {8}
@@ -114,7 +117,18 @@ def test_sigterm_stops_every_worker(two_workers: LiveServer) -> None:
 def test_sigterm_while_workers_start_stops_cleanly(sample_index: Path, delay: float) -> None:
     """The stop handler is in place before the first worker is forked: no moment of startup dies of SIGTERM."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "search_service", "serve", "--index", str(sample_index), "--port", "0", "--workers", "2"],
+        [
+            sys.executable,
+            "-m",
+            "search_service",
+            "serve",
+            "--index",
+            str(sample_index),
+            "--port",
+            "0",
+            "--workers",
+            "2",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -145,7 +159,9 @@ def test_a_dead_worker_is_replaced(two_workers: LiveServer) -> None:
     assert wait_until(lambda: len(children_of(two_workers.process.pid)) == 2)
     victim = children_of(two_workers.process.pid)[0]
     os.kill(victim, signal.SIGKILL)
-    assert wait_until(lambda: len(children_of(two_workers.process.pid)) == 2 and victim not in children_of(two_workers.process.pid))
+    assert wait_until(
+        lambda: len(children_of(two_workers.process.pid)) == 2 and victim not in children_of(two_workers.process.pid)
+    )
     assert requests.get(f"{two_workers.url}/healthz", timeout=10).status_code == 200
     assert "exited" in two_workers.logged()
 
@@ -181,7 +197,9 @@ def test_a_story_written_through_one_worker_is_found_by_all(sample_index: Path, 
 
         assert totals() == {0}  # every searcher is open before the write
         story = {"id": "gh-1", "headline": "Quokka census", "body": "Rangers counted quokkas on the island."}
-        written = requests.post(f"{server.url}/api/stories", json=story, headers={"Authorization": "Bearer t"}, timeout=30)
+        written = requests.post(
+            f"{server.url}/api/stories", json=story, headers={"Authorization": "Bearer t"}, timeout=30
+        )
         assert written.status_code == 201, written.text
         time.sleep(REFRESH_SECONDS + 0.5)
         after = totals()
@@ -195,8 +213,21 @@ def test_a_port_in_use_is_refused_with_a_message(two_workers: LiveServer, sample
     """Not shared: with SO_REUSEPORT a second server of the same user would take half the connections."""
     port = two_workers.url.rsplit(":", 1)[1]
     second = subprocess.run(
-        [sys.executable, "-m", "search_service", "serve", "--index", str(sample_index), "--port", port, "--workers", workers],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "search_service",
+            "serve",
+            "--index",
+            str(sample_index),
+            "--port",
+            port,
+            "--workers",
+            workers,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert second.returncode != 0
     assert f"Error: can't listen on 127.0.0.1:{port}: it is already in use" in second.stderr
@@ -205,15 +236,33 @@ def test_a_port_in_use_is_refused_with_a_message(two_workers: LiveServer, sample
     assert requests.get(f"{two_workers.url}/healthz", timeout=10).status_code == 200
 
 
-@pytest.mark.parametrize(("host", "workers", "says"), [
-    ("999.1.1.1", "1", "not an address or a known host name"),
-    ("nosuchhost.invalid", "2", "not an address or a known host name"),
-    ("203.0.113.5", "1", "this machine has no such address"),
-])
+@pytest.mark.parametrize(
+    ("host", "workers", "says"),
+    [
+        ("999.1.1.1", "1", "not an address or a known host name"),
+        ("nosuchhost.invalid", "2", "not an address or a known host name"),
+        ("203.0.113.5", "1", "this machine has no such address"),
+    ],
+)
 def test_an_address_it_cannot_listen_on_is_a_message(sample_index: Path, host: str, workers: str, says: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "search_service", "serve", "--index", str(sample_index), "--host", host, "--port", "0", "--workers", workers],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "search_service",
+            "serve",
+            "--index",
+            str(sample_index),
+            "--host",
+            host,
+            "--port",
+            "0",
+            "--workers",
+            workers,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert f"Error: can't listen on {host}:0: " in result.stderr and says in result.stderr

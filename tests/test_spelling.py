@@ -86,24 +86,29 @@ def test_the_vocabulary_follows_batches_added_and_dropped() -> None:
 # ---------------------------------------------------------------- the corrector
 
 
-@pytest.mark.parametrize(("typed", "corrected"), [
-    ('"oil explorattion" -opec', '"oil exploration" -opec'),
-    ("headline:explorattion", "headline:exploration"),
-    ("oil AND Explorattion", "oil AND Exploration"),
-    ("EXPLORATTION", "EXPLORATION"),
-    ("explor* explorattion", "explor* exploration"),
-    ("published:[1987-01-01 TO 1987-12-31] explorattion", "published:[1987-01-01 TO 1987-12-31] exploration"),
-    ("oil exploration -opec", None),
-    ("explorat*", None),
-])
+@pytest.mark.parametrize(
+    ("typed", "corrected"),
+    [
+        ('"oil explorattion" -opec', '"oil exploration" -opec'),
+        ("headline:explorattion", "headline:exploration"),
+        ("oil AND Explorattion", "oil AND Exploration"),
+        ("EXPLORATTION", "EXPLORATION"),
+        ("explor* explorattion", "explor* exploration"),
+        ("published:[1987-01-01 TO 1987-12-31] explorattion", "published:[1987-01-01 TO 1987-12-31] exploration"),
+        ("oil exploration -opec", None),
+        ("explorat*", None),
+    ],
+)
 def test_only_misspelt_words_are_corrected_and_the_syntax_is_kept(typed: str, corrected: str | None) -> None:
     words = vocabulary({"oil": 400, "exploration": 50, "opec": 300, "explorer": 2, "headline": 1})
     assert correct_query(typed, words, nothing_found) == corrected
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from([*QUERY_PIECES, "explorattion", "Cofee", "OPEK", "cofee*"]), max_size=20).map(" ".join)
-       | st.text(max_size=80))
+@given(
+    st.lists(st.sampled_from([*QUERY_PIECES, "explorattion", "Cofee", "OPEK", "cofee*"]), max_size=20).map(" ".join)
+    | st.text(max_size=80)
+)
 def test_a_correction_changes_words_only(typed: str) -> None:
     words = vocabulary({"oil": 400, "exploration": 50, "opec": 300, "coffee": 30, "price": 200, "bank": 100})
     corrected = correct_query(typed, words, nothing_found)
@@ -209,11 +214,14 @@ def test_the_smallest_typo_set_is_put_right(reuters: WhooshEngine, reuters_index
 # ---------------------------------------------------------------- through the API and the pages
 
 
-@pytest.mark.parametrize(("typed", "meant"), [
-    ("coffe", "coffee"),
-    ("explorattion", "exploration"),
-    ('"oil explorattion" -opec', '"oil exploration" -opec'),
-])
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("coffe", "coffee"),
+        ("explorattion", "exploration"),
+        ('"oil explorattion" -opec', '"oil exploration" -opec'),
+    ],
+)
 def test_api_shows_the_results_of_the_correction(reuters_server, typed: str, meant: str) -> None:
     result = api(reuters_server, "/api/search", q=typed)
     assert (result["query"], result["corrected_from"], result["suggestion"]) == (meant, typed, None)
@@ -235,7 +243,9 @@ def test_an_accented_word_is_not_made_another_word(reuters_server) -> None:
     assert result["suggestion"] is None and result["total"] > 0
 
 
-@pytest.mark.parametrize(("value", "corrected"), [("off", False), ("0", False), ("no", False), ("on", True), ("x", True)])
+@pytest.mark.parametrize(
+    ("value", "corrected"), [("off", False), ("0", False), ("no", False), ("on", True), ("x", True)]
+)
 def test_spell_is_on_unless_switched_off(reuters_server, value: str, corrected: bool) -> None:
     result = api(reuters_server, "/api/search", q="coffe", spell=value)
     assert (result["corrected_from"] == "coffe") is corrected

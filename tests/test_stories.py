@@ -25,10 +25,7 @@ from search_service.stories import (
 REPO = Path(__file__).resolve().parents[1]
 INDEX_DATA = REPO / "index_data"
 SEED = INDEX_DATA / "000_47ec975ba707a393.txt"
-SEED_HEADLINE = (
-    "Iraqi Asaib Ahl Al-Haq SG: Any American Military Presence in Iraq "
-    "is a Target for Resistance"
-)
+SEED_HEADLINE = "Iraqi Asaib Ahl Al-Haq SG: Any American Military Presence in Iraq is a Target for Resistance"
 FURNITURE_HEADLINES = [
     "Palestine Slams Europeans",
     "Islam Times",
@@ -151,9 +148,9 @@ def test_old_mac_line_endings(tmp_path: Path, seed_text: str) -> None:
 
 
 def test_non_breaking_spaces_normalised(tmp_path: Path, seed_text: str) -> None:
-    text = seed_text.replace(
-        SEED_HEADLINE, SEED_HEADLINE.replace(" ", "\u00a0")
-    ).replace("In an interview aired", "In\u00a0an\u00a0\u00a0interview aired\u00a0")
+    text = seed_text.replace(SEED_HEADLINE, SEED_HEADLINE.replace(" ", "\u00a0")).replace(
+        "In an interview aired", "In\u00a0an\u00a0\u00a0interview aired\u00a0"
+    )
     story = only_story(read_file(write(tmp_path, text)))
     assert story.headline == SEED_HEADLINE
     assert story.body.startswith("In an interview aired Tuesday evening")
@@ -168,7 +165,9 @@ def test_control_characters_become_spaces(tmp_path: Path, seed_text: str) -> Non
     assert story.headline == SEED_HEADLINE
     assert story.body.startswith("In an [31m interview aired Tuesday evening")
     assert not any(ord(c) < 0x20 and c != "\n" for c in story.headline + story.body)
-    posted = story_from_mapping({"id": "x1", "headline": "Zinc\x00prices", "body": "Up\x1b\x00 again\n\nlater\x7f"}, "api")
+    posted = story_from_mapping(
+        {"id": "x1", "headline": "Zinc\x00prices", "body": "Up\x1b\x00 again\n\nlater\x7f"}, "api"
+    )
     assert (posted.headline, posted.body) == ("Zinc prices", "Up again\n\nlater")
 
 
@@ -258,9 +257,7 @@ def test_date_and_time_lines(tmp_path: Path, seed_text: str, replace: str, by: s
 
 
 def test_missing_date_and_time_lines(tmp_path: Path, seed_text: str) -> None:
-    text = seed_text.replace(" date 2021-06-02 0\n", "").replace(
-        "Wednesday 2 June 2021 - 09:08\n", ""
-    )
+    text = seed_text.replace(" date 2021-06-02 0\n", "").replace("Wednesday 2 June 2021 - 09:08\n", "")
     assert text.startswith("\n" + SEED_HEADLINE)
     story = only_story(read_file(write(tmp_path, text)))
     assert_seed_like(story)
@@ -434,7 +431,9 @@ def test_source_is_path_as_given(tmp_path: Path, seed_text: str) -> None:
 
 def test_jsonl_good_and_bad_lines(tmp_path: Path) -> None:
     lines = [
-        json.dumps({"id": "a1", "headline": "First", "body": "Para one.\n\nPara  two.", "published": "2022-03-09T16:05:00"}),
+        json.dumps(
+            {"id": "a1", "headline": "First", "body": "Para one.\n\nPara  two.", "published": "2022-03-09T16:05:00"}
+        ),
         "",
         "   ",
         json.dumps({"id": 42, "headline": "Int id", "body": "B", "url": "https://example.org/42", "source": "wire"}),
@@ -558,8 +557,18 @@ def test_story_from_mapping_accepts() -> None:
 
 def test_iter_story_files(tmp_path: Path) -> None:
     for rel in [
-        "b.txt", "a.TXT", "c.jsonl", "d.Jsonl", "e.json", "f.md", ".hidden.txt",
-        "sub/z.txt", "sub/y.jsonl", ".git/x.txt", "sub/.cache/w.txt", "aa/inner.txt",
+        "b.txt",
+        "a.TXT",
+        "c.jsonl",
+        "d.Jsonl",
+        "e.json",
+        "f.md",
+        ".hidden.txt",
+        "sub/z.txt",
+        "sub/y.jsonl",
+        ".git/x.txt",
+        "sub/.cache/w.txt",
+        "aa/inner.txt",
     ]:
         path = tmp_path / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -568,7 +577,9 @@ def test_iter_story_files(tmp_path: Path) -> None:
     assert got == ["a.TXT", "aa/inner.txt", "b.txt", "c.jsonl", "d.Jsonl", "sub/y.jsonl", "sub/z.txt"]
     assert all(isinstance(p, Path) for p in iter_story_files([tmp_path]))
     # explicit files are yielded whatever their suffix; duplicates once
-    explicit = list(iter_story_files([tmp_path / "f.md", str(tmp_path / "b.txt"), tmp_path / "sub", tmp_path / "sub/z.txt"]))
+    explicit = list(
+        iter_story_files([tmp_path / "f.md", str(tmp_path / "b.txt"), tmp_path / "sub", tmp_path / "sub/z.txt"])
+    )
     assert [p.relative_to(tmp_path).as_posix() for p in explicit] == ["f.md", "b.txt", "sub/y.jsonl", "sub/z.txt"]
     assert list(iter_story_files([])) == []
 

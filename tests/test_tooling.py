@@ -19,9 +19,10 @@ pytestmark = pytest.mark.slow  # mypy reads every module and its dependencies
     "command",
     [
         [sys.executable, "-m", "ruff", "check", "--output-format", "concise", "."],
+        [sys.executable, "-m", "ruff", "format", "--check", "."],
         [sys.executable, "-m", "mypy"],
     ],
-    ids=["ruff-check", "mypy"],
+    ids=["ruff-check", "ruff-format", "mypy"],
 )
 def test_the_tool_finds_nothing(command: list[str]) -> None:
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)

@@ -34,7 +34,13 @@ from search_service.backends.whoosh.schema import CODEC, to_document
 from search_service.stories import Story
 
 STORIES = [
-    Story("s1", "Zinc prices rise", "Zinc output fell. Zinc stocks rose and zinc traders smiled.", datetime(2021, 3, 4, 5, 6), "t"),
+    Story(
+        "s1",
+        "Zinc prices rise",
+        "Zinc output fell. Zinc stocks rose and zinc traders smiled.",
+        datetime(2021, 3, 4, 5, 6),
+        "t",
+    ),
     Story("s2", "Copper quiet", "Traders said copper was steady; zinc was not mentioned much.", None, "t"),
     Story("s3", "Tin output up", "The price of tin rose sharply in March.", datetime(1987, 10, 19, 23, 59, 59), "t"),
 ]
@@ -58,14 +64,19 @@ def test_the_installed_whoosh_is_the_supported_one() -> None:
 
 def test_another_whoosh_version_is_refused_with_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "3.0.0")
-    with pytest.raises(ImportError, match=r"needs whoosh-reloaded 2\.7\.5, but 3\.0\.0 .*pip install whoosh-reloaded==2\.7\.5"):
+    with pytest.raises(
+        ImportError, match=r"needs whoosh-reloaded 2\.7\.5, but 3\.0\.0 .*pip install whoosh-reloaded==2\.7\.5"
+    ):
         internals._check_version()
 
 
 #: (owner, private name, its parameters) for each private member internals.py touches.
 PRIVATE_MEMBERS = [
-    (SegmentWriter, "__init__", ["self", "ix", "poolclass", "timeout", "delay", "_lk", "limitmb", "docbase",
-                                 "codec", "compound", "kwargs"]),
+    (
+        SegmentWriter,
+        "__init__",
+        ["self", "ix", "poolclass", "timeout", "delay", "_lk", "limitmb", "docbase", "codec", "compound", "kwargs"],
+    ),
     (SegmentWriter, "_finalize_segment", ["self"]),
     (SegmentWriter, "_close_segment", ["self"]),
     (SegmentWriter, "_merge_segments", ["self", "mergetype", "optimize", "merge"]),
@@ -175,8 +186,9 @@ def test_posting_blocks_hold_what_whooshs_matcher_returns(index: Path) -> None:
                 ids, weights, values = [], [], []
                 for deltas, block_weights, block_values in internals.posting_blocks(leaf, "body", term):
                     ids.extend(np.cumsum(deltas).tolist())
-                    weights.extend([block_weights] * len(deltas) if not hasattr(block_weights, "__len__")
-                                   else list(block_weights))
+                    weights.extend(
+                        [block_weights] * len(deltas) if not hasattr(block_weights, "__len__") else list(block_weights)
+                    )
                     values.extend(block_values)
                 matcher = leaf.postings("body", term)
                 if isinstance(matcher, FilterMatcher):

@@ -91,7 +91,9 @@ def assert_json_error(r: requests.Response, status: int) -> str:
 
 def test_writes_are_off_without_a_configured_token(sample_server: LiveServer) -> None:
     """No SEARCH_SERVICE_TOKEN: every write is 403, whatever the request says."""
-    r = requests.post(f"{sample_server.url}/api/stories", json=story("w-off", "zorbleflux"), headers=AUTH, timeout=TIMEOUT)
+    r = requests.post(
+        f"{sample_server.url}/api/stories", json=story("w-off", "zorbleflux"), headers=AUTH, timeout=TIMEOUT
+    )
     assert "SEARCH_SERVICE_TOKEN" in assert_json_error(r, 403)
     r = requests.delete(f"{sample_server.url}/api/stories/w-off", headers=AUTH, timeout=TIMEOUT)
     assert_json_error(r, 403)
@@ -138,7 +140,9 @@ def test_a_write_is_visible_to_every_reader_as_soon_as_it_returns(server: LiveSe
             r = post(server, json.dumps(story(sid, word)))
             assert r.status_code == 201, r.text
             assert r.json() == {"added": 1, "updated": 0, "ids": [sid]}
-            gets = list(pool.map(lambda _, s=sid: requests.get(f"{server.url}/api/stories/{s}", timeout=TIMEOUT), range(8)))
+            gets = list(
+                pool.map(lambda _, s=sid: requests.get(f"{server.url}/api/stories/{s}", timeout=TIMEOUT), range(8))
+            )
             assert [g.status_code for g in gets] == [200] * 8
             assert all(g.json()["headline"] == f"Write API story {word}" for g in gets)
             found = list(pool.map(lambda _, w=word: hits_for(server, w), range(8)))
@@ -164,7 +168,10 @@ def test_update_by_id_replaces_the_story(server: LiveServer) -> None:
     assert r.status_code == 200, r.text
     assert r.json() == {"added": 0, "updated": 1, "ids": ["w-upd"]}
     assert story_count(server) == count
-    assert requests.get(f"{server.url}/api/stories/w-upd", timeout=TIMEOUT).json()["headline"] == "Second version newvordle"
+    assert (
+        requests.get(f"{server.url}/api/stories/w-upd", timeout=TIMEOUT).json()["headline"]
+        == "Second version newvordle"
+    )
     assert hits_for(server, "newvordle") == ["w-upd"]
     assert hits_for(server, "oldvordle") == []
 
@@ -198,12 +205,28 @@ def test_delete_removes_and_unknown_id_is_404(server: LiveServer) -> None:
         (json.dumps({"id": "nul\u0000id", "headline": "h", "body": "b"}), ["id"]),
         (json.dumps({"id": 7, "headline": ["h"], "body": "b"}), ["headline"]),
         (json.dumps(story("w-v5", "okline")) + "\n{not json}\n", ["line 2", "JSON"]),
-        (json.dumps(story("w-v6", "okline")) + "\n" + json.dumps({"id": "w-v7", "headline": "h"}) + "\n", ["line 2", "body"]),
+        (
+            json.dumps(story("w-v6", "okline")) + "\n" + json.dumps({"id": "w-v7", "headline": "h"}) + "\n",
+            ["line 2", "body"],
+        ),
         (json.dumps(story("w-v8", "okline")) + "\n[1, 2]\n", ["line 2", "object"]),
         ("", ["empty"]),
     ],
-    ids=["no-id", "no-headline", "empty-body", "bad-date", "bad-url", "dotdot-id", "absolute-id", "nul-id",
-         "list-headline", "ndjson-bad-json", "ndjson-missing-body", "ndjson-not-object", "empty-body-text"],
+    ids=[
+        "no-id",
+        "no-headline",
+        "empty-body",
+        "bad-date",
+        "bad-url",
+        "dotdot-id",
+        "absolute-id",
+        "nul-id",
+        "list-headline",
+        "ndjson-bad-json",
+        "ndjson-missing-body",
+        "ndjson-not-object",
+        "empty-body-text",
+    ],
 )
 def test_invalid_stories_are_400_naming_the_field_and_line(server: LiveServer, body: str, names: list[str]) -> None:
     """Nothing of a rejected batch is written, not even its valid lines."""
@@ -226,7 +249,9 @@ def test_oversized_body_is_413_json(server: LiveServer) -> None:
 # ---------------------------------------------------------------- lock contention
 
 
-def test_a_write_while_another_writer_holds_the_lock_is_503_then_succeeds(server: LiveServer, write_index: Path) -> None:
+def test_a_write_while_another_writer_holds_the_lock_is_503_then_succeeds(
+    server: LiveServer, write_index: Path
+) -> None:
     """A Whoosh writer in this process holds the index lock, as the CLI indexer would."""
     writer = whoosh_index.open_dir(write_index).writer()
     try:

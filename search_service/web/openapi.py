@@ -137,7 +137,7 @@ def _parameters(limits: Limits) -> dict[str, Schema]:
             "name": "q",
             "in": "query",
             "required": True,
-            "description": "Words to find. Syntax: AND, OR, NOT, -word, \"phrases\", headline:word, body:word, "
+            "description": 'Words to find. Syntax: AND, OR, NOT, -word, "phrases", headline:word, body:word, '
             "published:[2021-01-01 TO 2021-06-30], trailing wildcards (econom*); * alone is every story.",
             "schema": {"type": "string", "minLength": 1, "maxLength": limits.max_query_chars},
         },

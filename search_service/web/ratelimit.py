@@ -144,7 +144,13 @@ class SharedStorage(Storage):
 
     STORAGE_SCHEME = ["shared"]  # noqa: RUF012 - the limits library reads this name
 
-    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, counters: SharedCounters | None = None, **options: object) -> None:
+    def __init__(
+        self,
+        uri: str | None = None,
+        wrap_exceptions: bool = False,
+        counters: SharedCounters | None = None,
+        **options: object,
+    ) -> None:
         self.counters = counters or SharedCounters()
         super().__init__(uri, wrap_exceptions=wrap_exceptions)
 

@@ -114,7 +114,9 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(config: Config, host: str = "127.0.0.1", port: int = 8080, threads: int = DEFAULT_THREADS, workers: int = 1) -> None:
+def serve(
+    config: Config, host: str = "127.0.0.1", port: int = 8080, threads: int = DEFAULT_THREADS, workers: int = 1
+) -> None:
     """Serve ``config``'s index on ``host:port`` (0 picks a free port) and print the URL once it answers.
 
     Raises :class:`ServeError` when it can't start.

@@ -302,7 +302,9 @@ class WhooshEngine:
         docnum = searcher.document_number(id=story_id)
         if docnum is None:
             return None
-        versions = [searcher.stored_fields(d) for d in self._groups_of(searcher, self._corpus_of(searcher)).versions(docnum)]
+        versions = [
+            searcher.stored_fields(d) for d in self._groups_of(searcher, self._corpus_of(searcher)).versions(docnum)
+        ]
         return _stored_story(searcher.stored_fields(docnum), versions)
 
     def related(self, story_id: str, limit: int = 10) -> list[Hit] | None:
@@ -341,8 +343,6 @@ class WhooshEngine:
         dated = corpus.ticks[corpus.alive & (corpus.ticks >= 0)]
         first, last = (long_to_datetime(int(t)) for t in (dated.min(), dated.max())) if dated.size else (None, None)
         return CollectionStats(view.searcher.doc_count(), first, last)
-
-
 
 
 def _stored_story(fields: dict[str, Any], versions: list[dict[str, Any]]) -> StoredStory:

@@ -328,9 +328,7 @@ def _build_parallel(
     return batches
 
 
-def _build(
-    ix: FileIndex, files: list[str], procs: int, tick: Callable[[int], None], lock_fd: int
-) -> list[_Batch]:
+def _build(ix: FileIndex, files: list[str], procs: int, tick: Callable[[int], None], lock_fd: int) -> list[_Batch]:
     if procs > 1 and len(files) >= PARALLEL_MIN_FILES:
         return _build_parallel(ix, files, procs, tick, lock_fd)
     batch = _Batch()

@@ -134,7 +134,7 @@ EXCLUSIONS_ONLY = (
     "'-word' and NOT only leave stories out: add a word to search for, as in 'drought -coffee', "
     "or put * first for every story without them, as in '* {text}'"
 )
-NOTHING_TO_SEARCH = "There was nothing to search for: type a word, a \"phrase\", or * for every story"
+NOTHING_TO_SEARCH = 'There was nothing to search for: type a word, a "phrase", or * for every story'
 
 
 def _parsed(text: str, parser: MultifieldParser) -> wq.Query | None:

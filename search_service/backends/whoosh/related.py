@@ -63,7 +63,9 @@ def key_terms(
 
 def weighted_query(terms: list[tuple[str, float]]) -> wq.Query:
     """An OR of ``terms``, each a BM25F word over every text field weighted by its score."""
-    return wq.Or([Word([wq.Term(f, t, boost=w) for f, w in FIELD_WEIGHTS.items()], boost=weight) for t, weight in terms])
+    return wq.Or(
+        [Word([wq.Term(f, t, boost=w) for f, w in FIELD_WEIGHTS.items()], boost=weight) for t, weight in terms]
+    )
 
 
 def related_scores(

@@ -247,7 +247,9 @@ class XapianEngine:
         return self._read(lambda view: self._suggest(view.db, head, start, limit))
 
     def _suggest(self, db: xapian.Database, head: str, start: str, limit: int) -> list[str]:
-        terms = [(t.termfreq, t.term.decode()[len(HEADLINE) :]) for t in islice(db.allterms(HEADLINE + start), SUGGEST_SCAN)]
+        terms = [
+            (t.termfreq, t.term.decode()[len(HEADLINE) :]) for t in islice(db.allterms(HEADLINE + start), SUGGEST_SCAN)
+        ]
         return completions(head, start, terms, lambda term: self._surface_word(db, HEADLINE, term), limit)
 
     # ------------------------------------------------------------ stories
@@ -271,7 +273,9 @@ class XapianEngine:
         key_terms = [item.term.decode() for item in enquire.get_eset(RELATED_TERMS, rset, _Words())]
         if not key_terms:
             return []
-        query = xapian.Query(xapian.Query.OP_AND_NOT, xapian.Query(xapian.Query.OP_OR, key_terms), xapian.Query(ID + story_id))
+        query = xapian.Query(
+            xapian.Query.OP_AND_NOT, xapian.Query(xapian.Query.OP_OR, key_terms), xapian.Query(ID + story_id)
+        )
         enquire.set_query(query)
         terms = {f: frozenset(key_terms) for f in ("headline", "body")}
         return [_hit(item.document, item.weight, terms) for item in _fetched(enquire.get_mset(0, limit))]
@@ -411,7 +415,9 @@ def _by_recency(
             boosted.append((item.weight * boost, -item.docid, item.document))
         boosted.sort(key=lambda b: (b[0], b[1]), reverse=True)
         complete = mset.size() < fetch or not boosted
-        if complete or (len(boosted) >= depth and boosted[depth - 1][0] >= mset[mset.size() - 1].weight * (1 + RECENCY_WEIGHT)):
+        if complete or (
+            len(boosted) >= depth and boosted[depth - 1][0] >= mset[mset.size() - 1].weight * (1 + RECENCY_WEIGHT)
+        ):
             return mset, [(doc, score) for score, _, doc in boosted]
         fetch *= 4
 

@@ -57,10 +57,16 @@ def index_paths(
         if manifest.get(path) == key:
             summary.unchanged_files += 1
         elif path.lower().endswith(".txt") and stat.st_size > MAX_STORY_FILE_BYTES:
-            summary.skips.append(Skip(path, f"file is {stat.st_size / 2**20:.1f} MB, over the 16 MB limit for one story"))
+            summary.skips.append(
+                Skip(path, f"file is {stat.st_size / 2**20:.1f} MB, over the 16 MB limit for one story")
+            )
         else:
             to_read.append(path)
-    gone = [p for p in manifest if p not in current and any(p == r or p.startswith(r.rstrip(os.sep) + os.sep) for r in roots)]
+    gone = [
+        p
+        for p in manifest
+        if p not in current and any(p == r or p.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+    ]
     tick = progress(len(to_read), summary.unchanged_files) if progress else (lambda n: None)
     db.begin_transaction(False)
     try:
@@ -109,7 +115,9 @@ def _shard(db: xapian.WritableDatabase, wanted: tuple[int, int] | None) -> tuple
         return int(number) - 1, int(count)
     text = f"{wanted[0] + 1}/{wanted[1]}"
     if recorded and recorded != text:
-        raise IndexWriteError(f"this database holds shard {recorded}, not {text}; index shard {text} into another folder")
+        raise IndexWriteError(
+            f"this database holds shard {recorded}, not {text}; index shard {text} into another folder"
+        )
     if not recorded and db.get_doccount():
         raise IndexWriteError(f"this database holds every story, not shard {text}; index the shard into another folder")
     db.set_metadata(SHARD_KEY, text)

@@ -64,6 +64,7 @@ class Parser:
             parsed = parse(text, parser, searcher, self.limits)
         terms = {f: set(t) for f, t in parsed.highlight_terms.items()}
         query = _Translation(db, self.limits, terms).run(parsed.query)
+
         # As the Whoosh engine counts a word's stories: in the field that has it in most.
         def stories(term: str) -> int:
             return max(db.get_termfreq(prefix + term) for prefix in FIELD_PREFIXES.values())
@@ -150,8 +151,9 @@ class _Translation:
         bonus = getattr(q, "scale", None)
         if op == xapian.Query.OP_OR and bonus and 2 <= len(positives) <= MAX_COORDINATED:
             pairs = [xapian.Query(xapian.Query.OP_AND, [a, b]) for a, b in itertools.combinations(positives, 2)]
-            out = xapian.Query(xapian.Query.OP_OR, [out, scaled(xapian.Query(xapian.Query.OP_OR, pairs),
-                                                                 bonus / (len(positives) - 1))])
+            out = xapian.Query(
+                xapian.Query.OP_OR, [out, scaled(xapian.Query(xapian.Query.OP_OR, pairs), bonus / (len(positives) - 1))]
+            )
         if negatives:
             out = xapian.Query(xapian.Query.OP_AND_NOT, out, xapian.Query(xapian.Query.OP_OR, negatives))
         return scaled(out, q.boost)

@@ -67,9 +67,7 @@ def topology(config: Config) -> Topology:
     if spec.startswith("xapian:") and not spec.startswith("xapian:/" + "/"):
         return Topology(path=Path(spec[len("xapian:") :]))
     if not spec.startswith("xapian+tcp://"):
-        raise ConfigError(
-            f"SEARCH_SERVICE_ENGINE={spec!r}: use xapian:/path/to/db or xapian+tcp://host:port,host:port"
-        )
+        raise ConfigError(f"SEARCH_SERVICE_ENGINE={spec!r}: use xapian:/path/to/db or xapian+tcp://host:port,host:port")
     shards = []
     for part in spec[len("xapian+tcp://") :].strip("/").split(","):
         shards.append(tuple(_copy(address.strip(), spec) for address in part.split("|")))
