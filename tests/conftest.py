@@ -269,3 +269,20 @@ def parse_summary(stdout: str) -> Summary:
 #: The write API's token in tests that turn it on.
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+#: The keys of a hit and of a search result in the API's JSON, as the OpenAPI document promises them.
+HIT_KEYS = {"id", "headline", "published", "score", "highlights", "similar"}
+SEARCH_KEYS = {
+    "query",
+    "total",
+    "page",
+    "per_page",
+    "sort",
+    "took_ms",
+    "hits",
+    "suggestion",
+    "facets",
+    "corrected_from",
+    "notice",
+}

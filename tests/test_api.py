@@ -21,25 +21,11 @@ import requests
 from search_service.config import Limits
 from search_service.stories import Story, read_file
 
-from conftest import SAMPLES, LiveServer
+from conftest import HIT_KEYS, SAMPLES, SEARCH_KEYS, LiveServer
 
 pytestmark = pytest.mark.slow  # live servers (the in-process API tier is test_engine_contract.py)
 
 TOKEN = "api-test-token"
-HIT_KEYS = {"id", "headline", "published", "score", "highlights", "similar"}
-SEARCH_KEYS = {
-    "query",
-    "total",
-    "page",
-    "per_page",
-    "sort",
-    "took_ms",
-    "hits",
-    "suggestion",
-    "facets",
-    "corrected_from",
-    "notice",
-}
 #: The small body limit of the writable server, so the 413 test sends little.
 SMALL_BODY_LIMIT = 64 * 1024
 

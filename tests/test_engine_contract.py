@@ -38,24 +38,10 @@ from search_service.model import SearchRequest
 from search_service.stories import Story, read_file
 from search_service.web import create_app
 
-from conftest import AUTH, SAMPLES, TOKEN, parse_summary, run_cli
+from conftest import AUTH, HIT_KEYS, SAMPLES, SEARCH_KEYS, TOKEN, parse_summary, run_cli
 
 TCPSRV = shutil.which("xapian-tcpsrv") or "/usr/bin/xapian-tcpsrv"
 SHARDS = 3
-HIT_KEYS = {"id", "headline", "published", "score", "highlights", "similar"}
-SEARCH_KEYS = {
-    "query",
-    "total",
-    "page",
-    "per_page",
-    "sort",
-    "took_ms",
-    "hits",
-    "suggestion",
-    "facets",
-    "corrected_from",
-    "notice",
-}
 
 
 # ---------------------------------------------------------------- xapian-tcpsrv processes

@@ -22,6 +22,11 @@ from conftest import LiveServer
 pytestmark = pytest.mark.slow  # real waitress workers
 
 
+def serve_command(index: Path, *options: str) -> list[str]:
+    """``search-service serve --index INDEX OPTIONS`` as a process's arguments."""
+    return [sys.executable, "-m", "search_service", "serve", "--index", str(index), *options]
+
+
 def children_of(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -117,18 +122,7 @@ def test_sigterm_stops_every_worker(two_workers: LiveServer) -> None:
 def test_sigterm_while_workers_start_stops_cleanly(sample_index: Path, delay: float) -> None:
     """The stop handler is in place before the first worker is forked: no moment of startup dies of SIGTERM."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "search_service",
-            "serve",
-            "--index",
-            str(sample_index),
-            "--port",
-            "0",
-            "--workers",
-            "2",
-        ],
+        serve_command(sample_index, "--port", "0", "--workers", "2"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -213,18 +207,7 @@ def test_a_port_in_use_is_refused_with_a_message(two_workers: LiveServer, sample
     """Not shared: with SO_REUSEPORT a second server of the same user would take half the connections."""
     port = two_workers.url.rsplit(":", 1)[1]
     second = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "search_service",
-            "serve",
-            "--index",
-            str(sample_index),
-            "--port",
-            port,
-            "--workers",
-            workers,
-        ],
+        serve_command(sample_index, "--port", port, "--workers", workers),
         capture_output=True,
         text=True,
         timeout=60,
@@ -246,20 +229,7 @@ def test_a_port_in_use_is_refused_with_a_message(two_workers: LiveServer, sample
 )
 def test_an_address_it_cannot_listen_on_is_a_message(sample_index: Path, host: str, workers: str, says: str) -> None:
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "search_service",
-            "serve",
-            "--index",
-            str(sample_index),
-            "--host",
-            host,
-            "--port",
-            "0",
-            "--workers",
-            workers,
-        ],
+        serve_command(sample_index, "--host", host, "--port", "0", "--workers", workers),
         capture_output=True,
         text=True,
         timeout=60,
