@@ -28,7 +28,6 @@ from whoosh.util.times import long_to_datetime
 from ...analysis import normalize
 from ...config import DEFAULT_CACHE_MB, Limits
 from ...engine import Progress
-from ...highlight import fragments, mark_all
 from ...model import (
     CollectionStats,
     Hit,
@@ -244,17 +243,9 @@ class WhooshEngine:
         """The hit for document ``docnum``; with ``groups``, its versions are named as ``similar``."""
         stored = searcher.stored_fields(docnum)
         versions = [searcher.stored_fields(d)["id"] for d in groups.versions(docnum)] if groups else []
-        return Hit(
-            id=stored["id"],
-            headline=stored["headline"],
-            published=_as_datetime(stored.get("published")),
-            score=score,
-            highlights={
-                "headline": mark_all(stored["headline"], terms.get("headline", frozenset())),
-                "body": fragments(stored["body"], terms.get("body", frozenset())),
-            },
-            similar={"count": len(versions), "ids": versions} if versions else None,
-        )
+        hit = Hit.marked(_stored_story(stored, []), score, terms)
+        hit.similar = {"count": len(versions), "ids": versions} if versions else None
+        return hit
 
     # ------------------------------------------------------------ suggestions
 
