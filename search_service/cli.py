@@ -12,7 +12,15 @@ import click
 
 from .config import DEFAULT_THREADS, Config, ConfigError
 from .engine import Engine, UnknownEngineError, engine_name, open_engine
-from .model import SORTS, EngineUnavailable, IndexBusyError, IndexSummary, IndexWriteError, QueryError, SearchRequest
+from .model import (
+    SORTS,
+    EngineUnavailable,
+    IndexBusyError,
+    IndexSummary,
+    IndexWriteError,
+    QueryError,
+    SearchRequest,
+)
 
 log = logging.getLogger("search_service")
 
@@ -126,7 +134,8 @@ def index(
     where = config.engine.split(":", 1)[1] if ":" in config.engine else config.index_dir
     click.echo(f"{where}: {summary.line()}")
     if strict and summary.skips:
-        raise click.ClickException(f"{len(summary.skips)} files or lines were skipped (--strict)")
+        what = "file or line was" if len(summary.skips) == 1 else "files or lines were"
+        raise click.ClickException(f"{len(summary.skips)} {what} skipped (--strict)")
 
 
 @main.command()

@@ -25,10 +25,12 @@ per-process ``hash``).
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping, Sequence
+from itertools import chain
 
 import numpy as np
 
-from .analysis import TOKEN_RE, is_common, normalize
+from .analysis import is_common
 
 SHINGLE = 3
 PERMUTATIONS = 64
@@ -46,31 +48,41 @@ _B = _rng.integers(0, 2**63, PERMUTATIONS, dtype=np.uint64)[:, None]
 _HIGH = np.uint64(32)
 _MIX = (np.uint64(0x9E3779B1), np.uint64(0x85EBCA77), np.uint64(0xC2B2AE3D))
 _BAND_MIX = np.uint64(0x100000001B3)
-#: word as written -> CRC-32 of its term, or -1 for a common word (indexed, but no sign of a version)
-_word_hashes: dict[str, int] = {}
+#: term -> CRC-32 of it, or -1 for a common word (indexed, but no sign of a version)
+_term_hashes: dict[str, int] = {}
 
 
-def _word_hash(word: str) -> int:
-    term = normalize(word)
-    if len(_word_hashes) > 500_000:
-        _word_hashes.clear()
-    found = _word_hashes[word] = -1 if term is None or is_common(term) else zlib.crc32(term.encode("utf-8"))
+def _term_hash(term: str) -> int:
+    if len(_term_hashes) > 500_000:
+        _term_hashes.clear()
+    found = _term_hashes[term] = -1 if is_common(term) else zlib.crc32(term.encode("utf-8"))
     return found
 
 
-def signature(body: str) -> np.ndarray | None:
-    """The MinHash signature (``PERMUTATIONS`` uint32) of ``body``'s shingles; None if too short to compare."""
-    words = TOKEN_RE.findall(body)
-    hashes = list(map(_word_hashes.get, words))
-    if None in hashes:
-        hashes = [_word_hash(w) if h is None else h for h, w in zip(hashes, words)]
-    signed = np.array(hashes, dtype=np.int64)
-    h = signed[signed >= 0].astype(np.uint64)
-    if len(h) - SHINGLE + 1 < MIN_SHINGLES:
+def signature(terms: Mapping[str, Sequence[int]]) -> np.ndarray | None:
+    """The MinHash signature (``PERMUTATIONS`` uint32) of a body's shingles; None if too short to compare.
+
+    ``terms`` is the body as indexing analyses it (term -> positions, as
+    :func:`.analysis.term_positions` gives), so the body is not read twice.
+    """
+    hashes: list[int] = []
+    where: list[Sequence[int]] = []
+    for term, positions in terms.items():
+        found = _term_hashes.get(term)
+        if found is None:
+            found = _term_hash(term)
+        if found >= 0:
+            hashes.append(found)
+            where.append(positions)
+    counts = list(map(len, where))
+    n = sum(counts) - SHINGLE + 1
+    if n < MIN_SHINGLES:
         return None
-    shingles = np.zeros(len(h) - SHINGLE + 1, dtype=np.uint64)
+    order = np.fromiter(chain.from_iterable(where), dtype=np.int64, count=n + SHINGLE - 1)
+    h = np.repeat(np.array(hashes, dtype=np.uint64), counts)[np.argsort(order, kind="stable")]
+    shingles = np.zeros(n, dtype=np.uint64)
     for i, mix in enumerate(_MIX[:SHINGLE]):
-        shingles = (shingles * mix + h[i : len(h) - SHINGLE + 1 + i]) & np.uint64(0xFFFFFFFF)
+        shingles = (shingles * mix + h[i : n + i]) & np.uint64(0xFFFFFFFF)
     return ((_A * shingles + _B) >> _HIGH).min(axis=1).astype(np.uint32)  # repeats change no minimum
 
 

@@ -287,12 +287,17 @@ class IndexSummary:
         rate = self.indexed / self.seconds if self.seconds > 0 else 0.0
         text = f"{self.added} added, {self.updated} updated, {self.removed} removed, {len(self.skips)} skipped"
         if self.duplicates:
-            text += f", {self.duplicates} duplicate story codes (the later file won)"
+            text += f", {counted(self.duplicates, 'duplicate story code')} (the later file won)"
         if self.unchanged_files:
-            text += f", {self.unchanged_files} files unchanged"
+            text += f", {counted(self.unchanged_files, 'file')} unchanged"
         if self.warnings:
-            text += f", {len(self.warnings)} warnings"
+            text += f", {counted(len(self.warnings), 'warning')}"
         return f"{text}; {self.seconds:.1f} s, {rate:,.0f} stories/s"
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: "1 file", "2 files"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def to_json(value: Any) -> Any:

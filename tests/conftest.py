@@ -175,9 +175,9 @@ PROCESS_TIMEOUT = 120
 
 SUMMARY = re.compile(
     r"(?P<added>\d+) added, (?P<updated>\d+) updated, (?P<removed>\d+) removed, (?P<skipped>\d+) skipped"
-    r"(?:, (?P<duplicates>\d+) duplicate story codes \(the later file won\))?"
-    r"(?:, (?P<unchanged>\d+) files unchanged)?"
-    r"(?:, \d+ warnings)?"
+    r"(?:, (?P<duplicates>\d+) duplicate story codes? \(the later file won\))?"
+    r"(?:, (?P<unchanged>\d+) files? unchanged)?"
+    r"(?:, \d+ warnings?)?"
     r"; \d+\.\d s, [\d,]+ stories/s$"
 )
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 
+from search_service.analysis import term_positions
 from search_service.backends.whoosh import WhooshEngine
 from search_service.duplicates import signature, similarity
 from search_service.model import SearchRequest
@@ -51,12 +54,17 @@ OTHER = version(
 
 
 def test_signatures_of_versions_agree_and_of_other_stories_do_not() -> None:
-    first = signature(VARIANTS[0].body)
-    assert first is not None
+    first = body_signature(VARIANTS[0].body)
     for story in VARIANTS[1:]:
-        assert similarity(first, signature(story.body)) >= 0.7, story.id
-    assert similarity(first, signature(OTHER.body)) < 0.3
-    assert signature("Qtly div 30 cts vs 30 cts prior") is None, "too short to tell versions from a template"
+        assert similarity(first, body_signature(story.body)) >= 0.7, story.id
+    assert similarity(first, body_signature(OTHER.body)) < 0.3
+    assert signature(term_positions("Qtly div 30 cts vs 30 cts prior")) is None, "too short to tell versions apart"
+
+
+def body_signature(body: str) -> np.ndarray:
+    found = signature(term_positions(body))
+    assert found is not None
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +143,66 @@ def test_api_and_pages_show_similar_stories(grouped: Path) -> None:
         json.dumps(api_story)
     finally:
         server.stop()
+
+
+def _made_up_sentences(count: int) -> list[str]:
+    """Sentences of made-up words (none shared between two sentences), so the overlap of bodies is known."""
+    rng = random.Random(2)
+    words = sorted({"".join(rng.choice(s) for s in ("bdfgklmnprstvz", "aeiou") * 2) + "r" for _ in range(900)})
+    rng.shuffle(words)
+    return [" ".join(words[i * 8 : (i + 1) * 8]).capitalize() + "." for i in range(count)]
+
+
+def _bridged_stories() -> list[Story]:
+    """Two pairs of versions (a, b) unlike each other, and a story (c) like both: the middle of their texts."""
+    sentences = _made_up_sentences(25)
+
+    def story(story_id: str, first: int, last: int, changed: bool = False) -> Story:
+        body = " ".join(sentences[first:last])
+        return version(story_id, f"Story {story_id}", body.replace(".", " zig.", 1) if changed else body, 10)
+
+    return [
+        story("a-1", 0, 20),
+        story("a-2", 0, 20, True),
+        story("b-1", 5, 25),
+        story("b-2", 5, 25, True),
+        story("c", 2, 23),
+    ]
+
+
+@pytest.mark.parametrize("writes", [[2, 2, 1], [5]], ids=["one-write-each", "in-one-run"])
+def test_a_story_like_two_groups_joins_them_into_one(tmp_path: Path, writes: list[int]) -> None:
+    stories = _bridged_stories()
+    a, b, c = (body_signature(stories[i].body) for i in (0, 2, 4))
+    assert similarity(a, c) >= 0.7 and similarity(b, c) >= 0.7, "c is a version of each"
+    assert similarity(a, b) < 0.7, "but a and b are not versions of each other"
+    engine = WhooshEngine(tmp_path / "index", create=True)
+    done = 0
+    for n in writes:
+        if done == 4:  # before c: two groups
+            assert [v["id"] for v in engine.story("a-1").versions] == ["a-2"]
+            assert [v["id"] for v in engine.story("b-2").versions] == ["b-1"]
+        engine.upsert(stories[done : done + n])
+        done += n
+    for story in stories:
+        versions = engine.story(story.id).versions
+        assert sorted(v["id"] for v in versions) == sorted(s.id for s in stories if s.id != story.id)
+    result = engine.search(SearchRequest(q=stories[4].body.split()[0]))
+    assert result.total == 1 and result.hits[0].similar is not None and result.hits[0].similar["count"] == 4
+    # A later version of one side joins the merged group.
+    engine.upsert([version("a-3", "Story a-3", stories[0].body + " Zag.", 11)])
+    assert len(engine.story("c").versions) == 5
+
+
+def test_a_deleted_version_leaves_the_group_seen_by_the_same_engine_and_a_new_one(grouped: Path) -> None:
+    engine = WhooshEngine(grouped)
+    assert "port-4" in [v["id"] for v in engine.story("port-1").versions]  # the group is loaded before the writes
+    engine.delete("port-4")
+    try:
+        for reader in (engine, WhooshEngine(grouped)):
+            assert [v["id"] for v in reader.story("port-1").versions] == ["port-2", "port-3", "port-5"]
+            hit = reader.search(SearchRequest(q="container traffic harbour")).hits[0]
+            assert hit.similar is not None and hit.similar["count"] == 3
+    finally:
+        engine.upsert([VARIANTS[3]])
+    assert [v["id"] for v in engine.story("port-1").versions] == ["port-2", "port-3", "port-4", "port-5"]

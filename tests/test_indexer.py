@@ -24,7 +24,7 @@ import pytest
 from search_service.analysis import fold
 from search_service.backends.whoosh import WhooshEngine
 from search_service.backends.whoosh.indexer import PARALLEL_MIN_FILES, index_paths, open_index
-from search_service.model import SearchRequest
+from search_service.model import IndexSummary, SearchRequest
 
 from conftest import PROCESS_TIMEOUT, Summary, generate_stories, parse_summary, run_cli, write_story
 
@@ -240,15 +240,25 @@ def test_a_rerun_reports_broken_files_again_and_strict_still_fails(tmp_path: Pat
         assert again.returncode != 0 and "--strict" in again.stderr
         summary = parse_summary(again.stdout)
         assert (summary.added, summary.skipped) == (0, 2), again.stdout
+        assert ", 2 files unchanged;" in again.stdout and "2 files or lines were skipped (--strict)" in again.stderr
         assert f"skipped {stories / 'nocode.txt'}: " in again.stderr
         assert f"skipped {stories / 'lines.jsonl'}:2: " in again.stderr
 
-    write_story(stories / "nocode.txt", "703", "Fixed at last", "The note became a story.")
     (stories / "lines.jsonl").write_text('{"id": "j10", "headline": "Otters return", "body": "Otters were seen."}\n')
+    one = run_cli("index", str(stories), "--index", str(index), "--strict")
+    assert "1 file or line was skipped (--strict)" in one.stderr
+    write_story(stories / "nocode.txt", "703", "Fixed at last", "The note became a story.")
     fixed = run_cli("index", str(stories), "--index", str(index), "--strict")
     assert fixed.returncode == 0, fixed.stderr
     assert parse_summary(fixed.stdout).skipped == 0
     assert run_cli("index", str(stories), "--index", str(index), "--strict").returncode == 0
+
+
+def test_the_summary_counts_in_english() -> None:
+    one = IndexSummary(unchanged_files=1, duplicates=1, warnings=["w"]).line()
+    assert "1 duplicate story code (the later file won), 1 file unchanged, 1 warning;" in one
+    two = IndexSummary(unchanged_files=2, duplicates=2, warnings=["w", "v"]).line()
+    assert "2 duplicate story codes (the later file won), 2 files unchanged, 2 warnings;" in two
 
 
 # ---------------------------------------------------------------- crash safety, locking, Ctrl-C

@@ -43,7 +43,7 @@ from ...stories import Story, public_source
 from ...suggestions import SUGGEST_SCAN, commonest_spelling, completion_prefix, completions
 from .corpus import Corpus, day_number
 from .evaluation import Evaluation
-from .groups import Groups
+from .groups import Groups, StoryNumbers
 from .indexer import add_stories, delete_story, index_paths, open_index
 from .postings import PostingsCache
 from .query import ParsedQuery, make_parser, parse
@@ -90,6 +90,7 @@ class WhooshEngine:
         self._refresh_at = 0.0
         self._corpus: tuple[int, Corpus] | None = None
         self._groups: tuple[int, Groups] | None = None
+        self._story_numbers = StoryNumbers()
         self._corpus_lock = threading.Lock()
         self._cache = PostingsCache(int(cache_mb * 2**20))
         self._dictionaries = Dictionaries(self.index_dir)
@@ -165,7 +166,8 @@ class WhooshEngine:
         generation = searcher.reader().generation()
         with self._corpus_lock:
             if self._groups is None or self._groups[0] != generation:
-                self._groups = (generation, Groups.load(searcher, self.index_dir, corpus.size))
+                groups = Groups.load(searcher.reader(), self.index_dir, corpus.alive, self._story_numbers)
+                self._groups = (generation, groups)
             return self._groups[1]
 
     # ------------------------------------------------------------ search

@@ -8,8 +8,9 @@ it (looked up in the band table, an array search) and the run's other new
 stories sharing one; those whose signatures agree enough are its versions.
 A new story joins the group of the committed story it matches, or founds a
 group with other new ones; committed stories keep their groups, so nothing
-of the archive is recomputed.  (A new story that matches two existing
-groups joins one; the groups are not merged.)
+of the archive is recomputed.  Grouping is transitive: a new story that
+matches stories of two groups merges them (their labels change in the table,
+nothing is compared again).
 
 Kept beside each commit, like the file manifest:
 
@@ -28,8 +29,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,9 @@ from typing import Any
 import numpy as np
 from whoosh import fields
 from whoosh.reading import IndexReader
-from whoosh.searching import Searcher
 
 from ...duplicates import BANDS, THRESHOLD, band_hashes, signature, similarity
+from .internals import posting_blocks
 
 _GROUPS = "search_service_groups_"
 _BANDS = "search_service_bands_"
@@ -51,8 +52,12 @@ def schema_fields() -> dict[str, fields.FieldType]:
     return {SIGNATURE_FIELD: fields.STORED()}
 
 
-def document_fields(body: str) -> tuple[dict[str, Any], np.ndarray | None]:
-    """The near-duplicate fields of a story with this body, and its signature (None: too short to group)."""
+def document_fields(body: Mapping[str, Sequence[int]]) -> tuple[dict[str, Any], np.ndarray | None]:
+    """The near-duplicate fields of a story, and its signature (None: too short to group).
+
+    ``body`` is the story's body as indexing analyses it (term -> positions,
+    :func:`search_service.analysis.term_positions`).
+    """
     sig = signature(body)
     return ({}, None) if sig is None else ({SIGNATURE_FIELD: sig.tobytes()}, sig)
 
@@ -104,30 +109,37 @@ def remove_older(folder: str | os.PathLike[str], keep: int) -> None:
 
 
 class _Labels:
-    """Union-find over story ids and group labels; a committed group's label wins."""
+    """Union-find over the run's new stories (row numbers) and committed group labels (strings).
+
+    A component's root is a committed label if it has any (the smallest), so
+    committed groups keep their label; a new story that matches two
+    committed groups merges them under one.
+    """
 
     def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
-        self.committed: set[str] = set()
+        self.parent: dict[int | str, int | str] = {}
 
-    def find(self, x: str) -> str:
+    def find(self, x: int | str) -> int | str:
         self.parent.setdefault(x, x)
         while self.parent[x] != x:
             self.parent[x] = self.parent[self.parent[x]]
             x = self.parent[x]
         return x
 
-    def union(self, a: str, b: str) -> None:
+    def union(self, a: int | str, b: int | str) -> None:
         ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return
-        # The root is a committed label if either side has one (the smaller if both), else the smaller id.
-        keep, drop = sorted((ra, rb), key=lambda r: (r not in self.committed, r))
-        self.parent[drop] = keep
+        if ra != rb:
+            keep, drop = sorted((ra, rb), key=lambda r: (isinstance(r, int), str(r)))
+            self.parent[drop] = keep
 
 
 def assign(reader: IndexReader, previous: Table, new: Sequence[tuple[str, np.ndarray | None]]) -> Table:
-    """The table after adding the ``new`` stories (id, signature) to the committed ones read by ``reader``."""
+    """The table after adding the ``new`` stories (id, signature) to the committed ones read by ``reader``.
+
+    Only the new stories are compared (with each other, and with the
+    committed stories sharing a band hash); committed groups a new story
+    joins together become one group, relabelled in the table alone.
+    """
     groups = dict(previous.groups)
     new_ids = {story_id for story_id, _ in new}
     for story_id in new_ids:
@@ -141,21 +153,38 @@ def assign(reader: IndexReader, previous: Table, new: Sequence[tuple[str, np.nda
     signatures = np.stack([sig for _, sig in signed])
     hashed = band_hashes(signatures)
     labels = _Labels()
+    used = set(groups.values())
     for i, old_id in _sharing_with_committed(hashed, old_bands, old_ids):
         old_sig = _stored_signature(reader, old_id)
         if old_sig is not None and similarity(signatures[i], old_sig) >= THRESHOLD:
-            label = groups.setdefault(old_id, old_id)
-            labels.committed.add(label)
-            labels.union(ids[i], label)
+            if old_id not in groups:
+                groups[old_id] = _fresh(old_id, used)
+            labels.union(i, groups[old_id])
     for i, j in _sharing_a_band(hashed):
         if similarity(signatures[i], signatures[j]) >= THRESHOLD:
-            labels.union(ids[i], ids[j])
-    sizes = Counter(labels.find(x) for x in list(labels.parent))
-    for story_id in ids:
-        root = labels.find(story_id)
-        if sizes[root] > 1:
-            groups[story_id] = root
+            labels.union(i, j)
+    roots = {x: labels.find(x) for x in list(labels.parent)}
+    merged = {label: root for label, root in roots.items() if isinstance(label, str) and label != root}
+    if merged:
+        groups = {story_id: str(merged.get(label, label)) for story_id, label in groups.items()}
+    named: dict[int | str, str] = {}
+    for i, story_id in enumerate(ids):
+        root = roots.get(i)
+        if root is not None:  # matched a committed story or another new one
+            if root not in named:
+                named[root] = root if isinstance(root, str) else _fresh(ids[root], used)
+            groups[story_id] = named[root]
     return Table(groups, np.concatenate([old_ids, np.array(ids, dtype=str)]), np.concatenate([old_bands, hashed]))
+
+
+def _fresh(label: str, used: set[str]) -> str:
+    """``label``, or with a suffix if a group already has it (a rewritten story's group keeps its old label)."""
+    found, n = label, 1
+    while found in used:
+        n += 1
+        found = f"{label}~{n}"
+    used.add(found)
+    return found
 
 
 def _sharing_with_committed(hashed: np.ndarray, old_bands: np.ndarray, old_ids: np.ndarray) -> set[tuple[int, str]]:
@@ -211,22 +240,28 @@ class Groups:
     members: dict[int, list[int]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, searcher: Searcher, folder: str | os.PathLike[str], size: int) -> Groups:
+    def load(
+        cls, reader: IndexReader, folder: str | os.PathLike[str], alive: np.ndarray, numbers: StoryNumbers
+    ) -> Groups:
+        """The groups of ``reader``'s commit; ``alive`` is its live documents, ``numbers`` kept between commits."""
+        size = len(alive)
         code = np.arange(size, dtype=np.int64)
-        by_label: dict[str, list[int]] = defaultdict(list)
-        for story_id, label in _load_groups(folder, searcher.reader().generation()).items():
-            docnum = searcher.document_number(id=story_id)
-            if docnum is not None:
-                by_label[label].append(docnum)
-        members = {}
-        for docnums in by_label.values():
-            if len(docnums) > 1:
-                docnums.sort()
-                code[docnums] = docnums[0]
-                members[docnums[0]] = docnums
         grouped = np.zeros(size, dtype=bool)
-        for docnums in members.values():
-            grouped[docnums] = True
+        table = _load_groups(folder, reader.generation())
+        docnums = numbers.find(reader, list(table), alive)
+        found = docnums >= 0
+        _, label_codes = np.unique(np.array(list(table.values()), dtype=str), return_inverse=True)
+        docnums, label_codes = docnums[found], label_codes.reshape(-1)[found]
+        order = np.lexsort((docnums, label_codes))
+        docnums, label_codes = docnums[order], label_codes[order]
+        starts = np.flatnonzero(np.r_[True, label_codes[1:] != label_codes[:-1]]) if len(order) else order
+        sizes = np.diff(np.r_[starts, len(order)])
+        members = {}
+        for start, n in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
+            group = docnums[start : start + n]
+            code[group] = group[0]
+            grouped[group] = True
+            members[int(group[0])] = group.tolist()
         return cls(code, grouped, members)
 
     def versions(self, docnum: int) -> list[int]:
@@ -246,6 +281,53 @@ class Groups:
         return out
 
 
+class StoryNumbers:
+    """Story id -> document numbers, segment by segment, kept from commit to commit.
+
+    A segment never changes once written (only which of its documents are
+    deleted, which the corpus's ``alive`` mask says), so an id is looked up in
+    a segment once: a commit that adds a story looks the grouped ids up in
+    its new segment only, and those newly grouped in the others.
+    """
+
+    def __init__(self) -> None:
+        #: segment id -> (ids looked up there, id -> its documents there, deleted ones included)
+        self._segments: dict[str, tuple[set[str], dict[str, list[int]]]] = {}
+
+    def find(self, reader: IndexReader, ids: Sequence[str], alive: np.ndarray) -> np.ndarray:
+        """The live document number of each of ``ids``; -1 where there is none."""
+        found = np.full(len(ids), -1, dtype=np.int64)
+        index = {story_id: n for n, story_id in enumerate(ids)}
+        segments = {}
+        for leaf, offset in reader.leaf_readers():
+            key = leaf.segment().segment_id()
+            checked, present = segments[key] = self._segments.get(key) or (set(), {})
+            missing = index.keys() - checked
+            if missing:
+                present.update(_local_numbers(leaf, missing))
+                checked |= missing
+            for story_id, locals_ in present.items():
+                n = index.get(story_id)
+                if n is not None:
+                    for local in locals_:
+                        if alive[offset + local]:
+                            found[n] = offset + local
+        self._segments = segments  # segments merged away are forgotten
+        return found
+
+
+def _local_numbers(leaf: IndexReader, ids: set[str]) -> dict[str, list[int]]:
+    """The documents (deleted ones included) of each of ``ids`` that one segment has."""
+    if leaf.doc_count_all() < len(ids):  # a small segment: its own few ids
+        there = [text for text in (term.decode("utf-8") for term in leaf.lexicon("id")) if text in ids]
+    else:
+        there = [story_id for story_id in ids if ("id", story_id) in leaf]
+    return {
+        story_id: [int(d) for deltas, _, _ in posting_blocks(leaf, "id", story_id) for d in np.cumsum(deltas)]
+        for story_id in there
+    }
+
+
 def _load_groups(folder: str | os.PathLike[str], generation: int) -> dict[str, str]:
     try:
         return json.loads((Path(folder) / f"{_GROUPS}{generation}.json").read_text("utf-8"))
@@ -253,4 +335,14 @@ def _load_groups(folder: str | os.PathLike[str], generation: int) -> dict[str, s
         return {}
 
 
-__all__ = ["Groups", "Table", "assign", "document_fields", "load", "remove_older", "schema_fields", "write"]
+__all__ = [
+    "Groups",
+    "StoryNumbers",
+    "Table",
+    "assign",
+    "document_fields",
+    "load",
+    "remove_older",
+    "schema_fields",
+    "write",
+]

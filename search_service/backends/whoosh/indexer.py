@@ -44,6 +44,7 @@ from whoosh import index as whoosh_index
 from whoosh.index import FileIndex, LockError
 from whoosh.writing import SegmentWriter
 
+from ...analysis import term_positions
 from ...model import IndexBusyError, IndexSummary, IndexWriteError
 from ...processes import exit_with_parent
 from ...stories import Skip, Story, iter_story_files, read_file
@@ -237,7 +238,7 @@ def _build_segment(
     words: Counter[str] = Counter()
     try:
         for order, story, path in items:
-            extra, sig = document_fields(story.body) if grouping else ({}, None)
+            extra, sig = document_fields(term_positions(story.body)) if grouping else ({}, None)
             writer.add_document(**to_document(story, path), **extra)
             words.update(story_words(story))
             batch.docs.append((order, story.id))
