@@ -5,7 +5,9 @@ Two stories are near-duplicates when their bodies share most of their
 wire text re-scraped, updated by a sentence, corrected by a figure, or put
 under another headline or date.  The shingles are of the analyzer's terms
 (:func:`.analysis.term_positions` order, stop words out, stemmed), so
-re-wrapping, case and punctuation change nothing.
+re-wrapping, case and punctuation change nothing.  The signature is made
+from the term positions indexing computes for the body anyway: the body is
+not read a second time (that second pass made indexing 20% slower).
 
 Each story gets a MinHash signature of :data:`PERMUTATIONS` values (the
 probability that two signatures agree at one place is the Jaccard

@@ -75,3 +75,21 @@ def test_related_reuters_stories_are_about_the_same_thing(reuters_index: Path) -
     assert related and seed.id not in {h.id for h in related}
     about = [h for h in related if "drought" in h.headline.lower() or "crop" in (engine.story(h.id).body.lower())]
     assert len(about) >= 4, [h.headline for h in related]
+
+
+def test_common_words_are_no_subject(tmp_path: Path) -> None:
+    """Two stories on different subjects, both full of "than" and "because" (rare in the archive), are not related."""
+    rng = random.Random(7)
+    stories = [story(f"{topic}-{n}", topic, rng) for topic in ("volcano", "football") for n in range(4)]
+    wordy = " ".join(["than because while"] * 6)
+    stories += [
+        Story("lava-essay", "Lava Flows Again", f"The lava and ash {wordy}.", None, "test"),
+        Story("rates-essay", "Bond Yields Climb", f"Inflation and bonds {wordy}.", None, "test"),
+    ]
+    engine = WhooshEngine(tmp_path / "index", create=True)
+    engine.upsert(stories)
+    related = engine.related("lava-essay")
+    assert related is not None
+    assert "rates-essay" not in [hit.id for hit in related], "sharing only common words"
+    assert {hit.id for hit in related} <= {f"volcano-{n}" for n in range(4)}
+    assert all("<mark>than</mark>" not in text for hit in related for text in hit.highlights.get("body", []))

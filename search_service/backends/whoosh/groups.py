@@ -16,7 +16,8 @@ Kept beside each commit, like the file manifest:
 
 * ``search_service_groups_GEN.json``: story id -> group label, for stories
   in a group of two or more only; readers turn it into per-document arrays
-  (:class:`Groups`) once per commit;
+  (:class:`Groups`) once per commit, finding the ids' documents through
+  :class:`StoryNumbers`, which looks an id up in a segment only once;
 * ``search_service_bands_GEN.npz``: story id and band hashes of every story
   with a signature (rows of stories deleted since stay until their id is
   written again; their signatures are gone, so they match nothing).

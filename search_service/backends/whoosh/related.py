@@ -3,8 +3,9 @@
 A story's key terms are its words weighted by tf-idf: the term frequency
 (a headline word counting as :data:`~.query.FIELD_WEIGHTS` says, as in
 search) dampened as ``1 + ln(tf)``, times the word's idf.  Words only this
-story has are left out (they find nothing else), and so are words in more
-than half of the stories (they say nothing about the subject).  The :data:`RELATED_TERMS`
+story has are left out (they find nothing else), and so are common words
+(:func:`~search_service.analysis.is_common`) and words in more than half of
+the stories (they say nothing about the subject).  The :data:`RELATED_TERMS`
 heaviest are searched for, each as a BM25F word weighted by its tf-idf, with
 the same analyzer and scoring as a search.
 
@@ -26,7 +27,7 @@ import numpy as np
 from whoosh import query as wq
 from whoosh.reading import IndexReader
 
-from ...analysis import term_positions
+from ...analysis import is_common, term_positions
 from .evaluation import Evaluation
 from .query import FIELD_WEIGHTS, Word
 from .schema import TEXT_FIELDS
@@ -54,6 +55,8 @@ def key_terms(
     stories = reader.doc_count()
     scored = []
     for term, tf in counts.items():
+        if is_common(term):
+            continue
         with_term = max(reader.doc_frequency(f, term) for f in TEXT_FIELDS)
         if 2 <= with_term <= COMMON_SHARE * stories:
             scored.append((term, (1.0 + math.log(tf)) * idf(stories, with_term)))
