@@ -331,8 +331,9 @@ def term_positions(text: str) -> dict[str, list[int]]:
     must not change the map.
     """
     global _last
-    if text is _last[0]:
-        return _last[1]
+    last = _last  # one read: another thread may replace it
+    if text is last[0]:
+        return last[1]
     positions: dict[str, list[int]] = {}
     cache = _chunks
     pos = 0
