@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
-from itertools import chain
 
 import numpy as np
 
@@ -67,25 +66,28 @@ def signature(terms: Mapping[str, Sequence[int]]) -> np.ndarray | None:
     ``terms`` is the body as indexing analyses it (term -> positions, as
     :func:`.analysis.term_positions` gives), so the body is not read twice.
     """
-    hashes: list[int] = []
-    where: list[Sequence[int]] = []
+    sequence = [-1] * sum(map(len, terms.values()))  # the body's terms in order, as hashes; -1: a common word
     for term, positions in terms.items():
         found = _term_hashes.get(term)
         if found is None:
             found = _term_hash(term)
         if found >= 0:
-            hashes.append(found)
-            where.append(positions)
-    counts = list(map(len, where))
-    n = sum(counts) - SHINGLE + 1
+            for position in positions:
+                sequence[position] = found
+    signed = np.array(sequence, dtype=np.int64)
+    h = signed[signed >= 0].astype(np.uint64)
+    n = len(h) - SHINGLE + 1
     if n < MIN_SHINGLES:
         return None
-    order = np.fromiter(chain.from_iterable(where), dtype=np.int64, count=n + SHINGLE - 1)
-    h = np.repeat(np.array(hashes, dtype=np.uint64), counts)[np.argsort(order, kind="stable")]
-    shingles = np.zeros(n, dtype=np.uint64)
-    for i, mix in enumerate(_MIX[:SHINGLE]):
-        shingles = (shingles * mix + h[i : n + i]) & np.uint64(0xFFFFFFFF)
-    return ((_A * shingles + _B) >> _HIGH).min(axis=1).astype(np.uint32)  # repeats change no minimum
+    shingles = h[:n].copy()  # (((0 * m0 + h0) * m1 + h1) * m2 + h2) mod 2**32, each step wrapping
+    for i, mix in enumerate(_MIX[1:SHINGLE], 1):
+        shingles *= mix
+        shingles += h[i : n + i]
+    shingles &= np.uint64(0xFFFFFFFF)
+    hashed = _A * shingles
+    hashed += _B
+    hashed >>= _HIGH
+    return hashed.min(axis=1).astype(np.uint32)  # repeats change no minimum
 
 
 def band_hashes(signatures: np.ndarray) -> np.ndarray:
