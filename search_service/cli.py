@@ -12,15 +12,7 @@ import click
 
 from .config import DEFAULT_THREADS, Config, ConfigError
 from .engine import Engine, UnknownEngineError, engine_name, open_engine
-from .model import (
-    SORTS,
-    EngineUnavailable,
-    IndexBusyError,
-    IndexSummary,
-    IndexWriteError,
-    QueryError,
-    SearchRequest,
-)
+from .model import SORTS, EngineUnavailable, IndexBusyError, IndexSummary, IndexWriteError, QueryError, SearchRequest
 
 log = logging.getLogger("search_service")
 
