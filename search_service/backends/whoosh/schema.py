@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from whoosh import fields
+from whoosh import fields, formats
 from whoosh.analysis import Analyzer, Token
 from whoosh.codec import whoosh3
 
 from ...analysis import fold, term_positions, tokens
 from ...stories import Story
 from .groups import schema_fields
-from .internals import encode_positions
+from .internals import decode_positions, encode_positions
 
 #: Fields a query may name (``headline:word``); the rest are internal.
 TEXT_FIELDS = ("headline", "body")
@@ -72,6 +72,25 @@ class NewsAnalyzer(Analyzer):
             yield token
 
 
+class CompactPositions(formats.Positions):
+    """Whoosh's ``Positions`` format with each posting's positions as varint gaps.
+
+    Whoosh's own encoding is a four-byte count and a pickled list of gaps,
+    which the postings file pickles again (about 20 bytes a posting for
+    one position); this one is a byte a gap for gaps under 128, and the
+    count is the number of gaps (:func:`.internals.encode_positions`).
+    """
+
+    def encode(self, poslist: list[int]) -> bytes:
+        return encode_positions(poslist)
+
+    def decode_positions(self, valuestring: bytes) -> list[int]:
+        return decode_positions(valuestring)
+
+    def decode_frequency(self, valuestring: bytes) -> int:
+        return sum(byte < 0x80 for byte in valuestring)
+
+
 class NewsText(fields.TEXT):
     """A TEXT field (positions, for phrases) that indexes through the fast path."""
 
@@ -81,6 +100,7 @@ class NewsText(fields.TEXT):
         # "heat transfer" and "transfer of heat".  Only e-mail and COVID-19
         # shapes are one word (see analysis.SYMBOL_PATTERNS).
         super().__init__(analyzer=NewsAnalyzer(), phrase=True, stored=stored, multitoken_query="default")
+        self.format: formats.Format = CompactPositions(field_boost=1.0)
 
     def index(self, value: str, **kwargs: Any) -> Iterator[tuple[bytes, int, float, bytes]]:
         boost = self.format.field_boost
@@ -92,6 +112,11 @@ class NewsText(fields.TEXT):
 #: Posting blocks uncompressed: zlib cost a tenth of indexing time and slows
 #: every query's block reads, for an index about a third smaller.
 CODEC = whoosh3.W3Codec(compression=0)
+
+
+def is_current(schema: fields.Schema) -> bool:
+    """Whether an index with this schema was written in the current format (compact positions)."""
+    return all(isinstance(schema[name].format, CompactPositions) for name in TEXT_FIELDS if name in schema)
 
 
 def build_schema() -> fields.Schema:

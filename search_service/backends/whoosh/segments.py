@@ -1,0 +1,197 @@
+"""New segments built from arrays: stories analysed, their postings held as NumPy arrays, sorted once, written.
+
+Whoosh's ``SegmentWriter`` puts every posting through its pool (a Python
+call and a tuple each, runs sorted and spilled to disk, then merged back)
+and through its postings writer (another call each, and each posting's
+positions pickled).  A :class:`SegmentBuilder` keeps a segment's postings
+as arrays while stories are added (term numbers, documents, weights, the
+encoded positions), sorts them with NumPy when the segment is written, and
+writes them a term at a time in Whoosh's W3 layout
+(:class:`.internals.PostingsFiles`): the postings Whoosh's writer would
+write, read unchanged by Whoosh's readers and ours, so the same scores.
+Nothing is spilled: a builder holding :data:`MAX_POSTINGS` postings says it
+is :attr:`~SegmentBuilder.full`, and the indexer writes the segment and
+starts another.  The per-document columns (stored fields, field lengths,
+dates) go through Whoosh's own per-document writer, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from itertools import chain
+from typing import Any
+
+import numpy as np
+from whoosh.index import FileIndex
+from whoosh.util.numeric import length_to_byte
+
+from ...analysis import term_positions
+from .internals import PostingsFiles, encode_position_values
+from .schema import CODEC, NewsText
+
+#: Postings a segment holds before it is written (about 20 bytes each while held, twice that
+#: while sorted): 24 million is some 110,000 stories of 300 words, under 1 GB at the peak.
+MAX_POSTINGS = 24_000_000
+#: Stories whose postings are gathered in Python lists before they become arrays.
+_CHUNK = 500
+
+
+class _Terms(dict[Any, int]):
+    """Term -> its number in the segment, numbered as first seen."""
+
+    def __missing__(self, key: Any) -> int:
+        number = self[key] = len(self)
+        return number
+
+
+class _FieldPostings:
+    """One field's postings in a segment being built, in the order added."""
+
+    def __init__(self, positions: bool) -> None:
+        self.terms = _Terms()
+        self.positions = positions
+        self.count = 0
+        self.chunks: list[tuple[np.ndarray, ...]] = []
+        self._terms: list[int] = []
+        self._docs: list[int] = []
+        self._weights: list[float] = []
+        self._flat: list[int] = []
+
+    def add_positions(self, docnum: int, found: Mapping[str, list[int]]) -> int:
+        """Add a story's ``term -> positions``; return the field's length (its tokens)."""
+        self._terms.extend(map(self.terms.__getitem__, found))
+        counts = list(map(len, found.values()))
+        self._weights.extend(counts)
+        self._flat.extend(chain.from_iterable(found.values()))
+        self._docs.extend([docnum] * len(counts))
+        self.count += len(counts)
+        return sum(counts)
+
+    def add_terms(self, docnum: int, items: Iterable[tuple[bytes, int, float, bytes]]) -> int:
+        """Add a story's postings as the field's ``index()`` gives them (no values); return their frequency."""
+        length = 0
+        for text, freq, weight, value in items:
+            if value:
+                raise ValueError("a field without positions has posting values")
+            self._terms.append(self.terms[text])
+            self._weights.append(weight)
+            self._docs.append(docnum)
+            length += freq
+            self.count += 1
+        return length
+
+    def seal(self) -> None:
+        """Turn the postings gathered in lists into arrays."""
+        if not self._terms:
+            return
+        chunk: tuple[np.ndarray, ...] = (
+            np.array(self._terms, dtype=np.int32),
+            np.array(self._docs, dtype=np.int32),
+            np.array(self._weights, dtype=np.float64),
+        )
+        if self.positions:
+            chunk += encode_position_values(chunk[2].astype(np.int64), np.array(self._flat, dtype=np.int64))
+        self.chunks.append(chunk)
+        self._terms, self._docs, self._weights, self._flat = [], [], [], []
+
+    def write(self, files: PostingsFiles, name: str, boost: float, length_bytes: np.ndarray) -> None:
+        """Sort the postings by term (then document, as added) and write them."""
+        self.seal()
+        if not self.chunks:
+            return
+        keys = [t.encode("utf-8") if isinstance(t, str) else t for t in self.terms]
+        by_key = np.argsort(np.array(keys, dtype=object), kind="stable")
+        rank = np.empty(len(keys), dtype=np.int32)
+        rank[by_key] = np.arange(len(keys), dtype=np.int32)
+        ranks = rank[np.concatenate([c[0] for c in self.chunks])]
+        order = np.argsort(ranks, kind="stable")
+        df = np.bincount(ranks, minlength=len(keys))
+        del ranks
+        docs = np.concatenate([c[1] for c in self.chunks])[order]
+        weights = np.concatenate([c[2] for c in self.chunks])[order] * boost
+        values = None
+        if self.positions:
+            data = np.concatenate([c[3] for c in self.chunks])
+            sizes = np.concatenate([c[4] for c in self.chunks])
+            self.chunks = []
+            begins = (np.cumsum(sizes) - sizes)[order]
+            sizes = sizes[order]
+            moved = np.cumsum(sizes) - sizes
+            values = (data[np.repeat(begins - moved, sizes) + np.arange(int(sizes.sum()))], sizes)
+        self.chunks = []
+        files.write_field(name, [keys[i] for i in by_key.tolist()], df, docs, weights, length_bytes[docs], values)
+
+
+class SegmentBuilder:
+    """Stories added as Whoosh documents (:func:`.schema.to_document`) into a new, uncommitted segment."""
+
+    def __init__(self, ix: FileIndex, max_postings: int | None = None) -> None:
+        self._ix = ix
+        self._schema = ix.schema
+        self._max_postings = MAX_POSTINGS if max_postings is None else max_postings
+        self.segment = CODEC.new_segment(ix.storage, ix.indexname)
+        self._perdoc = CODEC.per_document_writer(ix.storage, self.segment)
+        self.doc_count = 0
+        indexed = [name for name in self._schema.names() if self._schema[name].indexed]
+        self._fields = {name: _FieldPostings(isinstance(self._schema[name], NewsText)) for name in indexed}
+        self._lengths: dict[str, list[int]] = {name: [] for name in indexed}
+
+    @property
+    def full(self) -> bool:
+        """Whether the segment holds enough postings to be written."""
+        return sum(f.count for f in self._fields.values()) >= self._max_postings
+
+    def add(self, document: Mapping[str, Any]) -> None:
+        """Add one document (field -> value), as Whoosh's ``add_document`` would."""
+        docnum = self.doc_count
+        perdoc = self._perdoc
+        perdoc.start_doc(docnum)
+        lengths = dict.fromkeys(self._fields, 0)
+        for name in sorted(document):
+            value = document[name]
+            if value is None:
+                continue
+            field = self._schema[name]
+            length = 0
+            if field.indexed:
+                postings = self._fields[name]
+                if postings.positions:
+                    length = postings.add_positions(docnum, term_positions(value))
+                else:
+                    length = postings.add_terms(docnum, field.index(value))
+                length = length if field.scorable else 0
+                lengths[name] = length_to_byte(length) if length else 0
+            perdoc.add_field(name, field, value if field.stored else None, length)
+            column = field.column_type
+            if column:
+                perdoc.add_column_value(name, column, field.to_column_value(value))
+        perdoc.finish_doc()
+        for name, code in lengths.items():
+            self._lengths[name].append(code)
+        self.doc_count += 1
+        if self.doc_count % _CHUNK == 0:
+            for postings in self._fields.values():
+                postings.seal()
+
+    def finish(self) -> Any:
+        """Write the segment (one compound file) and return it, uncommitted."""
+        self._perdoc.close()
+        files = PostingsFiles(self._ix.storage, self.segment)
+        try:
+            for name in sorted(self._fields):
+                boost = self._schema[name].format.field_boost
+                codes = np.array(self._lengths[name], dtype=np.uint8)
+                self._fields[name].write(files, name, boost, codes)
+        finally:
+            files.close()
+        self.segment.set_doc_count(self.doc_count)
+        self.segment.create_compound_file(self._ix.storage)
+        return self.segment
+
+    def discard(self) -> None:
+        """Close what is open without writing the segment (its files go at the next commit)."""
+        if not self._perdoc.is_closed:
+            self._perdoc.close()
+
+
+__all__ = ["MAX_POSTINGS", "SegmentBuilder"]
