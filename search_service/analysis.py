@@ -350,6 +350,11 @@ _CHUNK_RE = re.compile(rf"{_CHUNK_CHARS.pattern}+")
 _chunks: dict[str, tuple[str, ...]] = {}
 
 
+def chunks(text: str) -> list[str]:
+    """The runs of ``text`` made of token characters: no token crosses one's edge, so each can be tokenised alone."""
+    return _CHUNK_RE.findall(text)
+
+
 def _chunk_terms(chunk: str) -> tuple[str, ...]:
     if len(_chunks) >= _CACHE_LIMIT:
         _chunks.clear()

@@ -45,6 +45,7 @@ from whoosh import index as whoosh_index
 from whoosh.index import FileIndex, LockError
 from whoosh.writing import SegmentWriter
 
+from ...analysis import term_positions
 from ...model import IndexBusyError, IndexSummary, IndexWriteError
 from ...processes import exit_with_parent
 from ...stories import Skip, Story, iter_story_files, read_file
@@ -245,8 +246,9 @@ def _build_segment(
     words: Counter[str] = Counter()
     try:
         for order, story, path in items:
+            body = term_positions(story.body)
             extra, sig = document_fields(story.body) if grouping else ({}, None)
-            builder.add({**to_document(story, path), **extra})
+            builder.add({**to_document(story, path), **extra}, {"body": body})
             words.update(story_words(story))
             batch.docs.append((order, story.id))
             batch.signatures.append(sig)

@@ -39,7 +39,6 @@ from whoosh.matching import FilterMatcher
 from whoosh.query import MultiTerm
 from whoosh.reading import IndexReader
 from whoosh.system import pack_int, pack_ushort
-from whoosh.util.numeric import byte_to_length
 from whoosh.writing import SegmentWriter
 
 #: The whoosh-reloaded release everything here was written and tested against.
@@ -294,6 +293,25 @@ def _pickled_bytes(data: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.
     return out, ends
 
 
+#: ``W3TermInfo.to_bytes()`` of postings not inlined: its ``_struct`` (``!BfIBBfII``: flags, weight,
+#: documents, shortest and longest length as bytes, highest weight, first and last document), then
+#: where the postings are (``!q`` offset, ``!i`` length).
+_TERM_INFO = np.dtype(
+    [
+        ("inlined", "u1"),
+        ("weight", ">f4"),
+        ("df", ">u4"),
+        ("minlength", "u1"),
+        ("maxlength", "u1"),
+        ("maxweight", ">f4"),
+        ("minid", ">u4"),
+        ("maxid", ">u4"),
+        ("offset", ">i8"),
+        ("length", ">i4"),
+    ]
+)
+
+
 class PostingsFiles:
     """A new segment's term index and postings file, written a field and term at a time, as Whoosh's
     ``W3FieldWriter`` writes them (blocks of up to 128 postings; ``W3TermInfo`` per term), from arrays.
@@ -355,16 +373,12 @@ class PostingsFiles:
         maxlen_l = np.maximum.reduceat(length_bytes, opens).tolist()
         maxw_l = np.maximum.reduceat(weights, opens).tolist()
         minw_l = np.minimum.reduceat(weights, opens).tolist()
-        term_weight = np.add.reduceat(weights.astype(np.float32).astype(np.float64), term_start).tolist()
-        term_minlen = np.minimum.reduceat(no_length, term_start).tolist()
-        term_maxlen = np.maximum.reduceat(length_bytes, term_start).tolist()
-        term_maxw = np.maximum.reduceat(weights, term_start).tolist()
-        first_doc = docs[term_start].tolist()
         postfile, tindex = self._postfile, self._tindex
-        for t, term in enumerate(terms):
-            offset = postfile.tell()
-            parts = [WHOOSH3_HEADER_MAGIC]
+        offsets = [postfile.tell()]
+        written: list[bytes] = []
+        for t in range(len(terms)):
             first_block, end_block = blocks_of[t], blocks_of[t + 1]
+            parts = [WHOOSH3_HEADER_MAGIC]
             for blk in range(first_block, end_block):
                 if maxw_l[blk] == minw_l[blk]:  # as Whoosh: None for all 1.0, else one float
                     wpart = b"N" if maxw_l[blk] == 1.0 else _pickled_float(maxw_l[blk])
@@ -393,19 +407,27 @@ class PostingsFiles:
                 )
                 size = len(info) + len(data)
                 parts += (pack_int(-size if blk == end_block - 1 else size), info, data)
-            postfile.write(b"".join(parts))
-            minlen = term_minlen[t]
-            info = whoosh3.W3TermInfo(
-                weight=term_weight[t],
-                df=bounds[end_block] - bounds[first_block],
-                minlength=None if minlen > 255 else byte_to_length(minlen),
-                maxlength=byte_to_length(term_maxlen[t]),
-                maxweight=float(term_maxw[t]),
-                minid=first_doc[t],
-                maxid=last_doc[end_block - 1],
-            )
-            info.set_extent(offset, postfile.tell() - offset)
-            tindex.add(key_prefix + term, info.to_bytes())
+            posting = b"".join(parts)
+            written.append(posting)
+            offsets.append(offsets[-1] + len(posting))
+            if len(written) >= 4096:
+                postfile.write(b"".join(written))
+                written = []
+        postfile.write(b"".join(written))
+        infos = np.zeros(len(terms), dtype=_TERM_INFO)
+        infos["weight"] = np.add.reduceat(weights.astype(np.float32).astype(np.float64), term_start)
+        infos["df"] = df
+        term_minlen = np.minimum.reduceat(no_length, term_start)
+        infos["minlength"] = np.where(term_minlen > 255, 0, term_minlen)
+        infos["maxlength"] = np.maximum.reduceat(length_bytes, term_start)
+        infos["maxweight"] = np.maximum.reduceat(weights, term_start)
+        infos["minid"] = docs[term_start]
+        infos["maxid"] = docs[term_start + df - 1]
+        infos["offset"] = offsets[:-1]
+        infos["length"] = np.diff(offsets)
+        packed, size = infos.tobytes(), _TERM_INFO.itemsize
+        for t, term in enumerate(terms):
+            tindex.add(key_prefix + term, packed[t * size : (t + 1) * size])
 
     def close(self) -> None:
         self._tindex.close()

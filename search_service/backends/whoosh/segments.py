@@ -32,6 +32,8 @@ from .schema import CODEC, NewsText
 #: Postings a segment holds before it is written (about 20 bytes each while held, twice that
 #: while sorted): 24 million is some 110,000 stories of 300 words, under 1 GB at the peak.
 MAX_POSTINGS = 24_000_000
+#: Field values whose terms a builder remembers (:meth:`_FieldPostings.index`).
+_REMEMBERED = 10_000
 #: Stories whose postings are gathered in Python lists before they become arrays.
 _CHUNK = 500
 
@@ -56,6 +58,7 @@ class _FieldPostings:
         self._docs: list[int] = []
         self._weights: list[float] = []
         self._flat: list[int] = []
+        self._indexed: dict[Any, list[tuple[bytes, int, float, bytes]]] = {}
 
     def add_positions(self, docnum: int, found: Mapping[str, list[int]]) -> int:
         """Add a story's ``term -> positions``; return the field's length (its tokens)."""
@@ -66,6 +69,15 @@ class _FieldPostings:
         self._docs.extend([docnum] * len(counts))
         self.count += len(counts)
         return sum(counts)
+
+    def index(self, field: Any, value: Any) -> list[tuple[bytes, int, float, bytes]]:
+        """``field.index(value)``, remembered for values seen before (dates repeat; each is 8 terms)."""
+        found = self._indexed.get(value)
+        if found is None:
+            if len(self._indexed) >= _REMEMBERED:
+                self._indexed.clear()
+            found = self._indexed[value] = list(field.index(value))
+        return found
 
     def add_terms(self, docnum: int, items: Iterable[tuple[bytes, int, float, bytes]]) -> int:
         """Add a story's postings as the field's ``index()`` gives them (no values); return their frequency."""
@@ -141,8 +153,12 @@ class SegmentBuilder:
         """Whether the segment holds enough postings to be written."""
         return sum(f.count for f in self._fields.values()) >= self._max_postings
 
-    def add(self, document: Mapping[str, Any]) -> None:
-        """Add one document (field -> value), as Whoosh's ``add_document`` would."""
+    def add(self, document: Mapping[str, Any], analysed: Mapping[str, Mapping[str, list[int]]] | None = None) -> None:
+        """Add one document (field -> value), as Whoosh's ``add_document`` would.
+
+        ``analysed`` may give a text field's ``term -> positions`` already
+        computed (:func:`~search_service.analysis.term_positions` of its value).
+        """
         docnum = self.doc_count
         perdoc = self._perdoc
         perdoc.start_doc(docnum)
@@ -156,9 +172,10 @@ class SegmentBuilder:
             if field.indexed:
                 postings = self._fields[name]
                 if postings.positions:
-                    length = postings.add_positions(docnum, term_positions(value))
+                    found = analysed.get(name) if analysed else None
+                    length = postings.add_positions(docnum, term_positions(value) if found is None else found)
                 else:
-                    length = postings.add_terms(docnum, field.index(value))
+                    length = postings.add_terms(docnum, postings.index(field, value))
                 length = length if field.scorable else 0
                 lengths[name] = length_to_byte(length) if length else 0
             perdoc.add_field(name, field, value if field.stored else None, length)
