@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from whoosh import columns
 from whoosh import query as wq
 from whoosh.codec import whoosh3
 from whoosh.filedb import compound
@@ -265,6 +266,30 @@ def test_an_abandoned_writer_leaves_the_last_commit_and_frees_the_lock(index: Pa
     internals.abandon_writer(ix, writer)
     assert sorted(p.name for p in copy.iterdir()) == before
     ix.writer(timeout=0).cancel()  # the lock is free
+
+
+def test_stored_fields_are_written_compactly_and_read_back_by_whoosh(tmp_path: Path) -> None:
+    ix = open_index(tmp_path / "index", create=True)
+    sizes = []
+    for compact in (False, True):
+        segment = CODEC.new_segment(ix.storage, ix.indexname)
+        perdoc = CODEC.per_document_writer(ix.storage, segment)
+        assert isinstance(perdoc._colwriters["_stored"]._child, columns.CompressedBytesColumn.Writer)
+        if compact:
+            internals.store_compactly(perdoc)
+        for docnum, story in enumerate(STORIES):
+            perdoc.start_doc(docnum)
+            for name, value in to_document(story).items():
+                perdoc.add_field(name, ix.schema[name], value, 0)
+            perdoc.finish_doc()
+        perdoc.close()
+        segment.set_doc_count(len(STORIES))
+        reader = CODEC.per_document_reader(ix.storage, segment)
+        stored = [reader.stored_fields(n) for n in range(len(STORIES))]
+        reader.close()
+        assert stored == [{k: v for k, v in to_document(s).items() if v is not None} for s in STORIES]
+        sizes.append(ix.storage.file_length(CODEC.column_filename(segment, "_stored")))
+    assert sizes[1] < sizes[0]
 
 
 def test_the_lock_fd_is_the_locked_file(tmp_path: Path) -> None:

@@ -106,13 +106,13 @@ class _Batch:
 
 
 def default_procs() -> int:
-    """Worker processes for a large run: one more than the CPUs, at most 5.
+    """Worker processes for a large run: one per CPU, at most 4.
 
-    Measured on the 2-core reference machine (19,040 Reuters stories): 2
-    workers index 1,450 stories/s, 3 workers 2,100/s, 4 workers 1,900/s; a
-    worker waits on the disk while its segment is written.
+    Building a segment is CPU work now (:mod:`.segments`: no posting pool
+    spilled to disk and merged back, which a third worker on 2 cores used
+    to overlap); another worker would only add a segment and its memory.
     """
-    return min((os.cpu_count() or 1) + 1, 5)
+    return min(os.cpu_count() or 1, 4)
 
 
 # ---------------------------------------------------------------- index files

@@ -15,6 +15,7 @@ upgrade that changes them fails there, loudly, and nowhere else.
   (:class:`.schema.CompactPositions`: :func:`encode_positions`,
   :func:`decode_positions`, and :func:`decode_position_values`, which reads
   the positions of many postings with array operations).
+* **Stored fields** pickled with protocol 5 (:func:`store_compactly`).
 * **Postings written** from arrays in Whoosh's W3 layout (:class:`PostingsFiles`:
   its blocks, block info and ``W3TermInfo``), for :mod:`.segments`.
 * **Segments** written by several processes and committed together
@@ -26,6 +27,7 @@ from __future__ import annotations
 import importlib.metadata
 import pickle
 import struct
+import zlib
 from array import array
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -252,6 +254,32 @@ def decode_position_values(data: bytes, begins: np.ndarray, ends: np.ndarray) ->
 
 
 # ---------------------------------------------------------------- writing
+
+
+class _StoredFieldsWriter:
+    """The ``_stored`` column's writer, pickling with protocol 5 and compressing at zlib's default level.
+
+    Whoosh's ``PickleColumn`` pickles with protocol 2, which spells bytes and
+    dates as calls (the near-duplicate signature's 256 bytes took 401), then
+    compresses at level 3; its reader unpickles any protocol and decompresses
+    any level.  Stored fields came out 8% smaller.
+    """
+
+    def __init__(self, compressed: Any) -> None:
+        self._compressed = compressed  # the CompressedBytesColumn writer inside Whoosh's PickleColumn writer
+
+    def add(self, docnum: int, fields: dict[str, Any]) -> None:
+        self._compressed.add(docnum, pickle.dumps(fields, 5))
+
+    def finish(self, doccount: int) -> None:
+        self._compressed.finish(doccount)
+
+
+def store_compactly(perdoc: Any) -> None:
+    """Make a new ``W3PerDocWriter`` write stored fields through :class:`_StoredFieldsWriter`."""
+    pickled = perdoc._colwriters["_stored"]
+    pickled._child._level = zlib.Z_DEFAULT_COMPRESSION
+    perdoc._colwriters["_stored"] = _StoredFieldsWriter(pickled._child)
 
 
 #: The opening and closing of a block's pickled ``(ids, weights, values)`` (protocol 4, no memo).
@@ -487,4 +515,5 @@ __all__ = [
     "length_codes",
     "lock_fd",
     "posting_blocks",
+    "store_compactly",
 ]

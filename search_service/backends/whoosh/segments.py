@@ -26,7 +26,7 @@ from whoosh.index import FileIndex
 from whoosh.util.numeric import length_to_byte
 
 from ...analysis import term_positions
-from .internals import PostingsFiles, encode_position_values
+from .internals import PostingsFiles, encode_position_values, store_compactly
 from .schema import CODEC, NewsText
 
 #: Postings a segment holds before it is written (about 20 bytes each while held, twice that
@@ -143,6 +143,7 @@ class SegmentBuilder:
         self._max_postings = MAX_POSTINGS if max_postings is None else max_postings
         self.segment = CODEC.new_segment(ix.storage, ix.indexname)
         self._perdoc = CODEC.per_document_writer(ix.storage, self.segment)
+        store_compactly(self._perdoc)
         self.doc_count = 0
         indexed = [name for name in self._schema.names() if self._schema[name].indexed]
         self._fields = {name: _FieldPostings(isinstance(self._schema[name], NewsText)) for name in indexed}
