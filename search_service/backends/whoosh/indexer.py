@@ -9,13 +9,15 @@ How a run works, and why:
   again, so a run is only clean once the broken files are fixed.  The manifest is written for the new index generation *before*
   Whoosh's table of contents is atomically renamed into place, so whatever
   commit a reader sees has a matching manifest.
-* **Build.** Each worker process reads, analyses and writes its share of the
-  files into a segment of its own (Whoosh's ``SegmentWriter`` without the
-  lock), so both cores parse, analyse and encode postings.  Scores equal a
-  single-writer index because statistics are summed over segments at search
-  time; nothing is merged or re-counted.  Each worker also counts the words
-  of its stories for spelling correction and writes them beside its
-  segment (:mod:`.wordfiles`).
+* **Build.** Each worker process (one per CPU) reads, analyses and writes
+  its share of the files into segments of its own (:mod:`.segments`:
+  postings held as arrays, sorted once, written in Whoosh's layout; a new
+  segment every :data:`.segments.MAX_POSTINGS` postings), so both cores
+  parse, analyse and encode postings.  Scores equal a single-writer index
+  because statistics are summed over segments at search time; nothing is
+  merged or re-counted.  Each worker also counts the words of its stories
+  for spelling correction and writes them beside each segment
+  (:mod:`.wordfiles`).
 * **Commit.** The parent, which holds the index lock from the start, deletes
   superseded stories from the old segments, drops duplicate story codes
   within the run (the later file wins), and commits old and new segments in

@@ -340,6 +340,10 @@ _TERM_INFO = np.dtype(
 )
 
 
+#: Postings encoded at once by :meth:`PostingsFiles.write_field` (its arrays take some 100 bytes a posting).
+_PIECE = 1 << 20
+
+
 class PostingsFiles:
     """A new segment's term index and postings file, written a field and term at a time, as Whoosh's
     ``W3FieldWriter`` writes them (blocks of up to 128 postings; ``W3TermInfo`` per term), from arrays.
@@ -364,20 +368,52 @@ class PostingsFiles:
         docs: np.ndarray,
         weights: np.ndarray,
         length_bytes: np.ndarray,
-        values: tuple[np.ndarray, np.ndarray] | None,
+        values: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
     ) -> None:
         """Write a field's postings: ``terms`` ascending, ``df[t]`` postings each, in term then document order.
 
         ``weights`` per posting; ``length_bytes`` the one-byte length of each posting's document in this
-        field (0: none); ``values`` the postings' encoded values as ``(bytes, size of each)``, or None.
+        field (0: none); ``values`` the postings' encoded values, or None: ``(data, begins, sizes)``,
+        posting ``i``'s value being ``data[begins[i]:begins[i] + sizes[i]]``.  Written a piece of at
+        most :data:`_PIECE` postings at a time (or one term), which bounds the memory the encoding takes.
         """
-        n = len(docs)
-        if not n:
+        if not len(docs):
             return  # as Whoosh: a field with no postings in the segment is not in its field map
         fieldid = self._fieldmap[fieldname] = len(self._fieldmap)
         key_prefix = pack_ushort(fieldid)
+        ends = np.cumsum(df)
+        first = 0
+        while first < len(terms):
+            begin = int(ends[first - 1]) if first else 0
+            last = max(first + 1, int(np.searchsorted(ends, begin + _PIECE, side="right")))
+            end = int(ends[last - 1])
+            piece = None
+            if values is not None:
+                data, begins, sizes = values
+                size = sizes[begin:end].astype(np.int64)
+                moved = np.cumsum(size) - size
+                piece = (data[np.repeat(begins[begin:end] - moved, size) + np.arange(int(size.sum()))], size)
+            self._write_terms(
+                [key_prefix + term for term in terms[first:last]],
+                df[first:last],
+                docs[begin:end].astype(np.int64),
+                weights[begin:end].astype(np.float64),
+                length_bytes[begin:end],
+                piece,
+            )
+            first = last
+
+    def _write_terms(
+        self,
+        keys: list[bytes],
+        df: np.ndarray,
+        docs: np.ndarray,
+        weights: np.ndarray,
+        length_bytes: np.ndarray,
+        values: tuple[np.ndarray, np.ndarray] | None,
+    ) -> None:
+        n = len(docs)
         limit = self._blocklimit
-        docs = docs.astype(np.int64)
         term_start = np.cumsum(df) - df
         opens = np.flatnonzero((np.arange(n) - np.repeat(term_start, df)) % limit == 0)
         bounds = np.append(opens, n).tolist()
@@ -404,7 +440,7 @@ class PostingsFiles:
         postfile, tindex = self._postfile, self._tindex
         offsets = [postfile.tell()]
         written: list[bytes] = []
-        for t in range(len(terms)):
+        for t in range(len(keys)):
             first_block, end_block = blocks_of[t], blocks_of[t + 1]
             parts = [WHOOSH3_HEADER_MAGIC]
             for blk in range(first_block, end_block):
@@ -442,7 +478,7 @@ class PostingsFiles:
                 postfile.write(b"".join(written))
                 written = []
         postfile.write(b"".join(written))
-        infos = np.zeros(len(terms), dtype=_TERM_INFO)
+        infos = np.zeros(len(keys), dtype=_TERM_INFO)
         infos["weight"] = np.add.reduceat(weights.astype(np.float32).astype(np.float64), term_start)
         infos["df"] = df
         term_minlen = np.minimum.reduceat(no_length, term_start)
@@ -454,8 +490,8 @@ class PostingsFiles:
         infos["offset"] = offsets[:-1]
         infos["length"] = np.diff(offsets)
         packed, size = infos.tobytes(), _TERM_INFO.itemsize
-        for t, term in enumerate(terms):
-            tindex.add(key_prefix + term, packed[t * size : (t + 1) * size])
+        for t, key in enumerate(keys):
+            tindex.add(key, packed[t * size : (t + 1) * size])
 
     def close(self) -> None:
         self._tindex.close()

@@ -5,6 +5,9 @@ instead of Whoosh's token-object pipeline: the terms are identical (the query
 parser uses the same normalisation through ``NewsAnalyzer``) but indexing is
 several times faster.  No term vectors are stored: the highlighter re-tokenises
 only the few hits it shows, which costs less than vectors cost every document.
+Positions are stored as varint gaps (:class:`CompactPositions`) and dates as a
+column only (:class:`Published`); an index written before either is refused
+with a request to rebuild it (:func:`is_current`).
 """
 
 from __future__ import annotations

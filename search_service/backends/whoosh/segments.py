@@ -29,11 +29,9 @@ from ...analysis import term_positions
 from .internals import PostingsFiles, encode_position_values, store_compactly
 from .schema import CODEC, NewsText
 
-#: Postings a segment holds before it is written (about 20 bytes each while held, twice that
-#: while sorted): 24 million is some 110,000 stories of 300 words, under 1 GB at the peak.
-MAX_POSTINGS = 24_000_000
-#: Field values whose terms a builder remembers (:meth:`_FieldPostings.index`).
-_REMEMBERED = 10_000
+#: Postings a segment holds before it is written: about 19 bytes each while held, some 60 at the
+#: peak while they are sorted and written; 16 million is about 75,000 stories of 300 words.
+MAX_POSTINGS = 16_000_000
 #: Stories whose postings are gathered in Python lists before they become arrays.
 _CHUNK = 500
 
@@ -53,12 +51,12 @@ class _FieldPostings:
         self.terms = _Terms()
         self.positions = positions
         self.count = 0
-        self.chunks: list[tuple[np.ndarray, ...]] = []
+        #: arrays of the postings sealed so far, by column: terms, documents, weights, positions, their sizes
+        self.columns: tuple[list[np.ndarray], ...] = ([], [], [], [], [])
         self._terms: list[int] = []
         self._docs: list[int] = []
         self._weights: list[float] = []
         self._flat: list[int] = []
-        self._indexed: dict[Any, list[tuple[bytes, int, float, bytes]]] = {}
 
     def add_positions(self, docnum: int, found: Mapping[str, list[int]]) -> int:
         """Add a story's ``term -> positions``; return the field's length (its tokens)."""
@@ -69,15 +67,6 @@ class _FieldPostings:
         self._docs.extend([docnum] * len(counts))
         self.count += len(counts)
         return sum(counts)
-
-    def index(self, field: Any, value: Any) -> list[tuple[bytes, int, float, bytes]]:
-        """``field.index(value)``, remembered for values seen before (dates repeat; each is 8 terms)."""
-        found = self._indexed.get(value)
-        if found is None:
-            if len(self._indexed) >= _REMEMBERED:
-                self._indexed.clear()
-            found = self._indexed[value] = list(field.index(value))
-        return found
 
     def add_terms(self, docnum: int, items: Iterable[tuple[bytes, int, float, bytes]]) -> int:
         """Add a story's postings as the field's ``index()`` gives them (no values); return their frequency."""
@@ -96,41 +85,43 @@ class _FieldPostings:
         """Turn the postings gathered in lists into arrays."""
         if not self._terms:
             return
-        chunk: tuple[np.ndarray, ...] = (
-            np.array(self._terms, dtype=np.int32),
-            np.array(self._docs, dtype=np.int32),
-            np.array(self._weights, dtype=np.float64),
-        )
+        terms, docs, weights, data, sizes = self.columns
+        terms.append(np.array(self._terms, dtype=np.int32))
+        docs.append(np.array(self._docs, dtype=np.int32))
+        weights.append(np.array(self._weights, dtype=np.float32))  # as Whoosh keeps them
         if self.positions:
-            chunk += encode_position_values(chunk[2].astype(np.int64), np.array(self._flat, dtype=np.int64))
-        self.chunks.append(chunk)
+            encoded, per_posting = encode_position_values(weights[-1], np.array(self._flat, dtype=np.int64))
+            data.append(encoded)
+            sizes.append(per_posting.astype(np.int32))
         self._terms, self._docs, self._weights, self._flat = [], [], [], []
+
+    def _joined(self, column: int) -> np.ndarray:
+        """One column's arrays joined (and let go of)."""
+        joined = np.concatenate(self.columns[column])
+        self.columns[column].clear()
+        return joined
 
     def write(self, files: PostingsFiles, name: str, boost: float, length_bytes: np.ndarray) -> None:
         """Sort the postings by term (then document, as added) and write them."""
         self.seal()
-        if not self.chunks:
+        if not self.columns[0]:
             return
         keys = [t.encode("utf-8") if isinstance(t, str) else t for t in self.terms]
         by_key = np.argsort(np.array(keys, dtype=object), kind="stable")
         rank = np.empty(len(keys), dtype=np.int32)
         rank[by_key] = np.arange(len(keys), dtype=np.int32)
-        ranks = rank[np.concatenate([c[0] for c in self.chunks])]
+        ranks = rank[self._joined(0)]
         order = np.argsort(ranks, kind="stable")
         df = np.bincount(ranks, minlength=len(keys))
         del ranks
-        docs = np.concatenate([c[1] for c in self.chunks])[order]
-        weights = np.concatenate([c[2] for c in self.chunks])[order] * boost
+        docs = self._joined(1)[order]
+        weights = self._joined(2)[order] * np.float32(boost)
         values = None
         if self.positions:
-            data = np.concatenate([c[3] for c in self.chunks])
-            sizes = np.concatenate([c[4] for c in self.chunks])
-            self.chunks = []
-            begins = (np.cumsum(sizes) - sizes)[order]
-            sizes = sizes[order]
-            moved = np.cumsum(sizes) - sizes
-            values = (data[np.repeat(begins - moved, sizes) + np.arange(int(sizes.sum()))], sizes)
-        self.chunks = []
+            sizes = self._joined(4)
+            begins = (np.cumsum(sizes, dtype=np.int64) - sizes)[order]
+            values = (self._joined(3), begins, sizes[order])
+        del order
         files.write_field(name, [keys[i] for i in by_key.tolist()], df, docs, weights, length_bytes[docs], values)
 
 
@@ -176,7 +167,7 @@ class SegmentBuilder:
                     found = analysed.get(name) if analysed else None
                     length = postings.add_positions(docnum, term_positions(value) if found is None else found)
                 else:
-                    length = postings.add_terms(docnum, postings.index(field, value))
+                    length = postings.add_terms(docnum, field.index(value))
                 length = length if field.scorable else 0
                 lengths[name] = length_to_byte(length) if length else 0
             perdoc.add_field(name, field, value if field.stored else None, length)
