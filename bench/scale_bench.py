@@ -10,9 +10,10 @@ sentences, new names as in a real archive) into ``bench/.work/scale-N/`` and
 is kept for later runs.  Each run then:
 
 1. builds our index with ``search-service index`` (a real process): seconds,
-   stories/s, peak RSS of the indexer and its workers, peak scratch disk (the
-   file system's used bytes above where they started, polled; other writers
-   on the machine count too), the index's size; then the unchanged re-run;
+   stories/s, peak RSS of the indexer and its workers, peak disk (the index
+   folder's largest size during the build, polled: segments being written,
+   Whoosh's temporary files, which all live there), the index's size; then
+   the unchanged re-run;
 2. builds the peer, an FTS5 table (``porter unicode61``) filled by parsing the
    same files with ``search_service.stories.read_file`` in one thread;
 3. draws 100 queries per class (one word, two words, a phrase of two headline
@@ -62,7 +63,7 @@ def generate(out: Path, stories: int) -> None:
 
 
 class DiskWatch(threading.Thread):
-    """The largest rise in the file system's used bytes while it runs (scratch and index together)."""
+    """The largest size of a folder while it runs, above its size at the start (polled every 0.2 s)."""
 
     def __init__(self, folder: Path) -> None:
         super().__init__(daemon=True)
@@ -72,11 +73,10 @@ class DiskWatch(threading.Thread):
         self._done = threading.Event()
 
     def _used(self) -> int:
-        stat = os.statvfs(self.folder)
-        return (stat.f_blocks - stat.f_bfree) * stat.f_frsize
+        return disk_bytes(self.folder) if self.folder.exists() else 0
 
     def run(self) -> None:
-        while not self._done.wait(0.5):
+        while not self._done.wait(0.2):
             self.peak = max(self.peak, self._used() - self.start_used)
 
     def finish(self) -> int:
@@ -86,7 +86,21 @@ class DiskWatch(threading.Thread):
 
 
 def disk_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    """Bytes of the files under ``folder`` (a file deleted while it is read counts nothing)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total
+
+
+def children_cpu() -> float:
+    """CPU seconds of the finished child processes so far (an indexer and its workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_indexer(corpus: Path, index: Path, procs: int | None) -> tuple[float, str, int]:
@@ -94,7 +108,7 @@ def run_indexer(corpus: Path, index: Path, procs: int | None) -> tuple[float, st
     command = [sys.executable, "-m", "search_service", "index", str(corpus), "--index", str(index)]
     if procs:
         command += ["--procs", str(procs)]
-    watch = DiskWatch(index.parent)
+    watch = DiskWatch(index)
     watch.start()
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -109,6 +123,7 @@ def build_fts5(corpus: Path, path: Path) -> tuple[float, list[str]]:
     """The peer: FTS5 filled by parsing every file in one thread; (seconds, headlines)."""
     path.unlink(missing_ok=True)
     started = time.perf_counter()
+    cpu = time.process_time()
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode=OFF")
     db.execute("PRAGMA synchronous=OFF")
@@ -128,6 +143,7 @@ def build_fts5(corpus: Path, path: Path) -> tuple[float, list[str]]:
     db.execute("INSERT INTO stories(stories) VALUES ('optimize')")
     db.commit()
     db.close()
+    print(f"FTS5 build: {time.process_time() - cpu:.1f} CPU s")
     return time.perf_counter() - started, headlines
 
 
@@ -197,6 +213,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the 16-client load")
     parser.add_argument("--per-class", type=int, default=100)
     parser.add_argument(
+        "--build-only",
+        action="store_true",
+        help="build both, time the unchanged re-run and adding 1,000 stories; no server, no queries",
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="N",
+        help="only a cProfile of a one-process build of the archive's first N files (what limits the build)",
+    )
+    parser.add_argument(
         "--reuse",
         action="store_true",
         help="serve and query the index and FTS5 table of the last run (builds not timed again)",
@@ -210,22 +237,52 @@ def main() -> None:
     index = work / "index"
     shutil.rmtree(corpus / "zz-added", ignore_errors=True)
     fts5_path = work / "fts5.db"
+    if args.profile:
+        profile_build(corpus, args.profile)
+        return
     if args.reuse and index.exists() and fts5_path.exists():
         headlines = [row[0] for row in sqlite3.connect(fts5_path).execute("SELECT headline FROM stories")]
         print(f"reusing the index and FTS5 table in {work} ({len(headlines):,} stories)")
     else:
         headlines = build(corpus, index, fts5_path, args.procs)
+    if args.build_only:
+        folder, _ = add_new_stories(corpus, 1000)
+        add_s, add_line, _ = run_indexer(corpus, index, args.procs)
+        print(f"1,000 new stories: {add_s:.1f} s ({add_line})")
+        shutil.rmtree(folder, ignore_errors=True)
+        return
     serve_and_query(corpus, index, fts5_path, headlines, args)
+
+
+def profile_build(corpus: Path, count: int) -> None:
+    """cProfile of ``index_paths`` over the first ``count`` files, one process, sorted by own time."""
+    import cProfile
+    import pstats
+    import tempfile
+
+    from search_service.backends.whoosh.indexer import index_paths
+
+    files = sorted(iter_story_files([corpus]))[:count]
+    with tempfile.TemporaryDirectory(dir=work_dir("profile")) as folder:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        summary = index_paths(files, Path(folder) / "index", procs=1)
+        profiler.disable()
+    print(f"profile, {len(files):,} files, procs=1: {summary.line()} (under cProfile)")
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(25)
 
 
 def build(corpus: Path, index: Path, fts5_path: Path, procs: int | None) -> list[str]:
     """Build both, print the build table; the archive's headlines."""
     shutil.rmtree(index, ignore_errors=True)
+    cpu = children_cpu()
     build_s, line, scratch = run_indexer(corpus, index, procs)
+    cpu = children_cpu() - cpu
     peak_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     size = disk_bytes(index)
     rerun_s, rerun_line, _ = run_indexer(corpus, index, procs)
-    print(f"ours: {line}")
+    print(f"ours: {line}; {cpu:.1f} CPU s (the indexer and its workers)")
+    print(f"load average at the end of our build: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"ours, unchanged re-run: {rerun_line}")
 
     fts5_s, headlines = build_fts5(corpus, fts5_path)

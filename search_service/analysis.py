@@ -325,15 +325,7 @@ def term_positions(text: str) -> dict[str, list[int]]:
     tokens are made of), each analysed once and cached: a single regex of
     plain characters scans several times faster than :data:`TOKEN_RE`'s
     alternatives, and most chunks are one plain word seen before.
-
-    The last text's map is kept: indexing asks for a body's terms twice (the
-    near-duplicate signature, then the postings), and reads it once.  Callers
-    must not change the map.
     """
-    global _last
-    last = _last  # one read: another thread may replace it
-    if text is last[0]:
-        return last[1]
     positions: dict[str, list[int]] = {}
     cache = _chunks
     pos = 0
@@ -347,18 +339,20 @@ def term_positions(text: str) -> dict[str, list[int]]:
             else:
                 positions[term] = [pos]
             pos += 1
-    _last = (text, positions)
     return positions
 
 
-#: The text :func:`term_positions` read last, and its map (held, so its id is not reused).
-_last: tuple[str, dict[str, list[int]]] = ("", {})
 #: Runs of the characters tokens are made of.  No token crosses a chunk's
 #: edge, and every lookaround of TOKEN_RE sees the same at a chunk's edge as
 #: in the whole text, so tokenising chunk by chunk gives the same tokens.
 _CHUNK_RE = re.compile(rf"{_CHUNK_CHARS.pattern}+")
 # chunk -> its terms
 _chunks: dict[str, tuple[str, ...]] = {}
+
+
+def chunks(text: str) -> list[str]:
+    """The runs of ``text`` made of token characters: no token crosses one's edge, so each can be tokenised alone."""
+    return _CHUNK_RE.findall(text)
 
 
 def _chunk_terms(chunk: str) -> tuple[str, ...]:

@@ -98,7 +98,7 @@ _ENGINE_OPTION = click.option(
 )
 @click.option("--strict", is_flag=True, help="Exit with status 1 if any file or line was skipped.")
 @click.option(
-    "--procs", type=click.IntRange(1, 16), default=None, help="Worker processes (default: CPUs + 1, at most 5)."
+    "--procs", type=click.IntRange(1, 16), default=None, help="Worker processes (default: one per CPU, at most 4)."
 )
 def index(
     paths: tuple[Path, ...],

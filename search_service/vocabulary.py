@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import TOKEN_RE, fold
+from .analysis import TOKEN_RE, chunks, fold
 from .stories import Story
 
 #: Deletions are taken from a word's first PREFIX letters (SymSpell's default):
@@ -38,13 +38,29 @@ MIN_WORD = 2
 _APOSTROPHES = dict.fromkeys(map(ord, "'`"), None)
 
 
+#: chunk of text (:func:`~search_service.analysis.chunks`) -> its words, as :func:`text_words` gives them
+_chunk_words: dict[str, frozenset[str]] = {}
+_CACHE_LIMIT = 500_000
+
+
 def text_words(text: str) -> set[str]:
-    """The distinct words of ``text``, folded; tokens with digits or dots (``1987``, ``U.S``) are no words."""
-    if text.isascii():
-        folded = {t.translate(_APOSTROPHES) for t in set(TOKEN_RE.findall(text.lower()))}
+    """The distinct words of ``text``, folded; tokens with digits or dots (``1987``, ``U.S``) are no words.
+
+    Read a chunk at a time, each chunk's words cached: most chunks are a word seen before.
+    """
+    if len(_chunk_words) >= _CACHE_LIMIT:
+        _chunk_words.clear()
+    unique = set(chunks(text))
+    _chunk_words.update((chunk, _words(chunk)) for chunk in unique.difference(_chunk_words))
+    return set().union(*map(_chunk_words.__getitem__, unique))
+
+
+def _words(chunk: str) -> frozenset[str]:
+    if chunk.isascii():
+        folded = {t.translate(_APOSTROPHES) for t in TOKEN_RE.findall(chunk.lower())}
     else:
-        folded = {fold(t) for t in set(TOKEN_RE.findall(text))}
-    return {w for w in folded if w.isalpha() and len(w) >= MIN_WORD}
+        folded = {fold(t) for t in TOKEN_RE.findall(chunk)}
+    return frozenset(w for w in folded if w.isalpha() and len(w) >= MIN_WORD)
 
 
 def story_words(story: Story) -> set[str]:

@@ -15,10 +15,11 @@ import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from whoosh import formats
+from whoosh import columns
 from whoosh import query as wq
 from whoosh.codec import whoosh3
 from whoosh.filedb import compound
@@ -30,7 +31,8 @@ from whoosh.writing import SegmentWriter
 
 from search_service.backends.whoosh import internals
 from search_service.backends.whoosh.indexer import add_stories, delete_story, open_index
-from search_service.backends.whoosh.schema import CODEC, to_document
+from search_service.backends.whoosh.schema import CODEC, CompactPositions, to_document
+from search_service.backends.whoosh.segments import SegmentBuilder
 from search_service.stories import Story
 
 STORIES = [
@@ -149,29 +151,32 @@ def test_compound_parts_are_read_through_the_memory_file(index: Path) -> None:
 # ---------------------------------------------------------------- formats and reads
 
 
-def test_positions_encode_as_whoosh_does() -> None:
-    fmt = formats.Positions()
-    for positions in ([0], [3, 4, 9], list(range(0, 3000, 7))):
+def test_compact_positions_decode_through_whooshs_format_api() -> None:
+    fmt = CompactPositions()
+    for positions in ([0], [3, 4, 9], [127, 128, 16_511], list(range(0, 3000, 7)), [5, 2**31 - 1]):
         encoded = internals.encode_positions(positions)
-        assert encoded == fmt.encode(positions)
-        assert internals.decode_positions([encoded])[0] == [positions[0], *np.diff(positions).tolist()]
-        assert fmt.decode_positions(encoded) == positions
+        assert fmt.encode(positions) == encoded
+        assert fmt.decode_as("positions", encoded) == positions
+        assert fmt.decode_as("frequency", encoded) == len(positions)
+        assert fmt.decode_as("weight", encoded) == len(positions) * fmt.field_boost
+    assert internals.encode_positions([0, 1, 2]) == b"\x00\x01\x01", "a gap under 128 is one byte"
 
 
-def test_position_values_read_as_arrays_as_whoosh_decodes_them() -> None:
-    """The array reader of many encoded values at once: one-byte gaps, wide gaps, long lists, STOP or not."""
-    fmt = formats.Positions()
+def test_position_values_read_as_arrays_as_the_format_decodes_them() -> None:
+    """The array reader of many encoded values at once: one-byte gaps, wide gaps, long lists, any subset."""
+    fmt = CompactPositions()
     lists = [[0], [3, 4, 9], [300], [5, 400, 70_000, 2**31 - 1], list(range(0, 3000, 7)), [1, 2], [255, 511]]
     values = [internals.encode_positions(p) for p in lists]
-    values.append(values[1][:-1])  # a value without pickle's STOP byte
-    lists.append(lists[1])
     data = b"".join(values)
     offsets = np.cumsum([0] + [len(v) for v in values])
-    for at in (np.arange(len(values)), np.array([7, 2, 4]), np.array([], dtype=np.int64)):
+    for at in (np.arange(len(values)), np.array([6, 2, 4]), np.array([], dtype=np.int64)):
         starts, flat = internals.decode_position_values(data, offsets[at], offsets[at + 1])
         assert [flat[starts[i] : starts[i + 1]].tolist() for i in range(len(at))] == [
             fmt.decode_positions(values[n]) for n in at
         ]
+    many, counts = internals.encode_position_values(np.array([2, 1, 3]), np.array([1, 200, 7, 0, 128, 20_000]))
+    assert [len(v) for v in map(internals.encode_positions, ([1, 200], [7], [0, 128, 20_000]))] == counts.tolist()
+    assert many.tobytes() == b"".join(map(internals.encode_positions, ([1, 200], [7], [0, 128, 20_000])))
 
 
 def test_posting_blocks_hold_what_whooshs_matcher_returns(index: Path) -> None:
@@ -228,16 +233,18 @@ def test_expansions_are_the_wildcards_words(index: Path) -> None:
 # ---------------------------------------------------------------- writing
 
 
-def test_segments_from_unlocked_writers_commit_together(tmp_path: Path) -> None:
+def _segment_of(ix: FileIndex, *stories: Story) -> Any:
+    builder = SegmentBuilder(ix)
+    for story in stories:
+        builder.add(to_document(story))
+    return builder.finish()
+
+
+def test_segments_built_apart_commit_together(tmp_path: Path) -> None:
     ix = open_index(tmp_path / "index", create=True)
     writer = ix.writer(codec=CODEC)  # holds the lock for the whole run, as the indexer's parent does
-    segments = []
-    for story in STORIES:
-        worker = internals.unlocked_segment_writer(ix, CODEC)
-        worker.add_document(**to_document(story))
-        segments.append(internals.finish_segment(worker))
-    spare = internals.unlocked_segment_writer(ix, CODEC)
-    internals.discard_segment(spare)
+    segments = [_segment_of(ix, story) for story in STORIES]
+    SegmentBuilder(ix).discard()
     prepared: list[object] = []
     internals.commit_segments(writer, segments, prepared.extend)
     assert prepared == segments, "prepare sees every segment of the commit before it is published"
@@ -254,13 +261,35 @@ def test_an_abandoned_writer_leaves_the_last_commit_and_frees_the_lock(index: Pa
     ix = open_index(copy)
     before = sorted(p.name for p in copy.iterdir())
     writer = ix.writer(codec=CODEC)
-    worker = internals.unlocked_segment_writer(ix, CODEC)
-    worker.add_document(**to_document(Story("new", "Never committed", "Lost words.", None, "t")))
-    internals.finish_segment(worker)
+    _segment_of(ix, Story("new", "Never committed", "Lost words.", None, "t"))
     writer.add_document(**to_document(Story("new2", "Never committed", "Lost words.", None, "t")))
     internals.abandon_writer(ix, writer)
     assert sorted(p.name for p in copy.iterdir()) == before
     ix.writer(timeout=0).cancel()  # the lock is free
+
+
+def test_stored_fields_are_written_compactly_and_read_back_by_whoosh(tmp_path: Path) -> None:
+    ix = open_index(tmp_path / "index", create=True)
+    sizes = []
+    for compact in (False, True):
+        segment = CODEC.new_segment(ix.storage, ix.indexname)
+        perdoc = CODEC.per_document_writer(ix.storage, segment)
+        assert isinstance(perdoc._colwriters["_stored"]._child, columns.CompressedBytesColumn.Writer)
+        if compact:
+            internals.store_compactly(perdoc)
+        for docnum, story in enumerate(STORIES):
+            perdoc.start_doc(docnum)
+            for name, value in to_document(story).items():
+                perdoc.add_field(name, ix.schema[name], value, 0)
+            perdoc.finish_doc()
+        perdoc.close()
+        segment.set_doc_count(len(STORIES))
+        reader = CODEC.per_document_reader(ix.storage, segment)
+        stored = [reader.stored_fields(n) for n in range(len(STORIES))]
+        reader.close()
+        assert stored == [{k: v for k, v in to_document(s).items() if v is not None} for s in STORIES]
+        sizes.append(ix.storage.file_length(CODEC.column_filename(segment, "_stored")))
+    assert sizes[1] < sizes[0]
 
 
 def test_the_lock_fd_is_the_locked_file(tmp_path: Path) -> None:

@@ -9,13 +9,15 @@ How a run works, and why:
   again, so a run is only clean once the broken files are fixed.  The manifest is written for the new index generation *before*
   Whoosh's table of contents is atomically renamed into place, so whatever
   commit a reader sees has a matching manifest.
-* **Build.** Each worker process reads, analyses and writes its share of the
-  files into a segment of its own (Whoosh's ``SegmentWriter`` without the
-  lock), so both cores parse, analyse and encode postings.  Scores equal a
-  single-writer index because statistics are summed over segments at search
-  time; nothing is merged or re-counted.  Each worker also counts the words
-  of its stories for spelling correction and writes them beside its
-  segment (:mod:`.wordfiles`).
+* **Build.** Each worker process (one per CPU) reads, analyses and writes
+  its share of the files into segments of its own (:mod:`.segments`:
+  postings held as arrays, sorted once, written in Whoosh's layout; a new
+  segment every :data:`.segments.MAX_POSTINGS` postings), so both cores
+  parse, analyse and encode postings.  Scores equal a single-writer index
+  because statistics are summed over segments at search time; nothing is
+  merged or re-counted.  Each worker also counts the words of its stories
+  for spelling correction and writes them beside each segment
+  (:mod:`.wordfiles`).
 * **Commit.** The parent, which holds the index lock from the start, deletes
   superseded stories from the old segments, drops duplicate story codes
   within the run (the later file wins), and commits old and new segments in
@@ -26,6 +28,7 @@ How a run works, and why:
 
 from __future__ import annotations
 
+import bisect
 import gc
 import json
 import logging
@@ -51,16 +54,9 @@ from ...stories import Skip, Story, iter_story_files, read_file
 from ...vocabulary import story_words
 from . import groups
 from .groups import SIGNATURE_FIELD, document_fields
-from .internals import (
-    abandon_writer,
-    apply_fixes,
-    commit_segments,
-    discard_segment,
-    finish_segment,
-    lock_fd,
-    unlocked_segment_writer,
-)
-from .schema import CODEC, build_schema, to_document
+from .internals import abandon_writer, apply_fixes, commit_segments, lock_fd
+from .schema import CODEC, build_schema, is_current, to_document
+from .segments import SegmentBuilder
 from .wordfiles import complete_words, write_words
 
 log = logging.getLogger(__name__)
@@ -92,9 +88,11 @@ class _Plan:
 
 @dataclass
 class _Batch:
-    """One worker's output: a finished segment and the stories in it, in docnum order."""
+    """One worker's output: its finished segments and the stories in them, in docnum order."""
 
-    segment: Any = None  # Whoosh's segment, once written
+    segments: list[Any] = field(default_factory=list)  # Whoosh's segments, once written
+    #: the number of stories up to the end of each segment
+    ends: list[int] = field(default_factory=list)
     docs: list[tuple[tuple[int, int], str]] = field(default_factory=list)
     #: MinHash signature of each story in ``docs`` (None: too short to group), for :func:`.groups.assign`
     signatures: list[np.ndarray | None] = field(default_factory=list)
@@ -103,15 +101,20 @@ class _Batch:
     #: path -> its skips, for the files read that had any
     skipped_files: dict[str, list[Skip]] = field(default_factory=dict)
 
+    def delete(self, n: int) -> None:
+        """Delete the batch's ``n``-th story from its segment."""
+        at = bisect.bisect_right(self.ends, n)
+        self.segments[at].delete_document(n - (self.ends[at - 1] if at else 0))
+
 
 def default_procs() -> int:
-    """Worker processes for a large run: one more than the CPUs, at most 5.
+    """Worker processes for a large run: one per CPU, at most 4.
 
-    Measured on the 2-core reference machine (19,040 Reuters stories): 2
-    workers index 1,450 stories/s, 3 workers 2,100/s, 4 workers 1,900/s; a
-    worker waits on the disk while its segment is written.
+    Building a segment is CPU work now (:mod:`.segments`: no posting pool
+    spilled to disk and merged back, which a third worker on 2 cores used
+    to overlap); another worker would only add a segment and its memory.
     """
-    return min((os.cpu_count() or 1) + 1, 5)
+    return min(os.cpu_count() or 1, 4)
 
 
 # ---------------------------------------------------------------- index files
@@ -133,12 +136,19 @@ def open_index(index_dir: str | os.PathLike, create: bool = False) -> FileIndex:
 
 def _open_existing(index_dir: Path) -> FileIndex:
     try:
-        return whoosh_index.open_dir(index_dir)
+        ix = whoosh_index.open_dir(index_dir)
     except (AttributeError, ModuleNotFoundError) as exc:  # its pickled schema names classes that moved
-        raise IndexWriteError(
-            f"the index in {index_dir} was built by an older search_service and can't be read ({exc}); "
-            f"rebuild it: delete the folder and run `search-service index PATH --index {index_dir}`"
-        ) from None
+        raise _rebuild(index_dir, str(exc)) from None
+    if not is_current(ix.schema):
+        raise _rebuild(index_dir, "positions in Whoosh's pickled format")
+    return ix
+
+
+def _rebuild(index_dir: Path, why: str) -> IndexWriteError:
+    return IndexWriteError(
+        f"the index in {index_dir} was built by an older search_service and can't be read ({why}); "
+        f"rebuild it: delete the folder and run `search-service index PATH --index {index_dir}`"
+    )
 
 
 def _file_key(stat: os.stat_result) -> str:
@@ -232,25 +242,33 @@ def _build_segment(
     items: Iterable[tuple[tuple[int, int], Story, str]],
     batch: _Batch,
 ) -> _Batch:
-    """Write ``(order, story, path)`` items into a new, uncommitted segment."""
-    writer = unlocked_segment_writer(ix, CODEC)
+    """Write ``(order, story, path)`` items into new, uncommitted segments (one per :data:`.segments.MAX_POSTINGS`)."""
     grouping = SIGNATURE_FIELD in ix.schema  # an index from before near-duplicate groups has no such field
+    builder = SegmentBuilder(ix)
     words: Counter[str] = Counter()
     try:
         for order, story, path in items:
-            extra, sig = document_fields(term_positions(story.body)) if grouping else ({}, None)
-            writer.add_document(**to_document(story, path), **extra)
+            body = term_positions(story.body)
+            extra, sig = document_fields(body) if grouping else ({}, None)
+            builder.add({**to_document(story, path), **extra}, {"body": body})
             words.update(story_words(story))
             batch.docs.append((order, story.id))
             batch.signatures.append(sig)
-        if batch.docs:
-            batch.segment = finish_segment(writer)
-            write_words(ix.storage.folder, batch.segment, words)
-            return batch
+            if builder.full:
+                _finish_segment(ix, builder, words, batch)
+                builder, words = SegmentBuilder(ix), Counter()
+        if builder.doc_count:
+            _finish_segment(ix, builder, words, batch)
     finally:
-        if batch.segment is None:
-            discard_segment(writer)  # orphaned files, if any, go at the next commit
+        builder.discard()  # orphaned files, if any, go at the next commit
     return batch
+
+
+def _finish_segment(ix: FileIndex, builder: SegmentBuilder, words: Counter[str], batch: _Batch) -> None:
+    segment = builder.finish()
+    write_words(ix.storage.folder, segment, words)
+    batch.segments.append(segment)
+    batch.ends.append(len(batch.docs))
 
 
 def _file_items(
@@ -361,7 +379,7 @@ def _drop_duplicates(batches: list[_Batch], summary: IndexSummary) -> dict[str, 
             if previous is not None:
                 summary.duplicates += 1
                 loser = previous if previous[0] < order else (order, b, docnum)
-                batches[loser[1]].segment.delete_document(loser[2])
+                batches[loser[1]].delete(loser[2])
     return {story_id: batches[b].signatures[docnum] for story_id, (_, b, docnum) in winner.items()}
 
 
@@ -389,7 +407,7 @@ def _commit(
     ix_gen = writer.generation
     _write_manifest(ix, ix_gen, manifest)
     groups.write(folder, ix_gen, found_groups)
-    segments = [batch.segment for batch in batches if batch.segment is not None]
+    segments = [segment for batch in batches for segment in batch.segments]
     commit_segments(writer, segments, lambda committed: complete_words(ix, committed))
     _remove_old_manifests(ix, ix_gen)
     groups.remove_older(folder, ix_gen)

@@ -8,35 +8,39 @@ upgrade that changes them fails there, loudly, and nowhere else.
 * **Version.** Importing this module refuses any other whoosh-reloaded.
 * **Fixes** (:func:`apply_fixes`, called when an index is opened): the
   per-document column cache and compound-file reads, replaced for speed.
-* **Postings** read a block at a time (:func:`posting_blocks`), positions
-  in Whoosh's ``Positions`` encoding (:func:`encode_positions`,
+* **Postings** read a block at a time (:func:`posting_blocks`), the
+  one-byte field lengths and the ``published`` column read as arrays
+  (:func:`length_codes`, :func:`datetime_column`), and a wildcard's
+  expansions (:func:`expansions`).  Positions are ours, not Whoosh's
+  (:class:`.schema.CompactPositions`: :func:`encode_positions`,
   :func:`decode_positions`, and :func:`decode_position_values`, which reads
-  the pickled gaps of many postings with array operations), the one-byte field lengths and the
-  ``published`` column read as arrays (:func:`length_codes`,
-  :func:`datetime_column`), and a wildcard's expansions (:func:`expansions`).
+  the positions of many postings with array operations).
+* **Stored fields** pickled with protocol 5 (:func:`store_compactly`).
+* **Postings written** from arrays in Whoosh's W3 layout (:class:`PostingsFiles`:
+  its blocks, block info and ``W3TermInfo``), for :mod:`.segments`.
 * **Segments** written by several processes and committed together
-  (:func:`unlocked_segment_writer`, :func:`finish_segment`,
-  :func:`discard_segment`, :func:`commit_segments`, :func:`abandon_writer`,
-  :func:`lock_fd`).
+  (:func:`commit_segments`, :func:`abandon_writer`, :func:`lock_fd`).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import itertools
 import pickle
+import struct
+import zlib
 from array import array
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 from whoosh.codec import whoosh3
-from whoosh.filedb import compound, structfile
+from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC
+from whoosh.filedb import compound, filetables, structfile
 from whoosh.index import FileIndex, clean_files
 from whoosh.matching import FilterMatcher
 from whoosh.query import MultiTerm
 from whoosh.reading import IndexReader
-from whoosh.system import pack_uint
+from whoosh.system import pack_int, pack_ushort
 from whoosh.writing import SegmentWriter
 
 #: The whoosh-reloaded release everything here was written and tested against.
@@ -180,76 +184,70 @@ def expansions(q: MultiTerm, reader: IndexReader) -> Iterator[bytes]:
 
 
 def encode_positions(positions: list[int]) -> bytes:
-    """A posting's value in Whoosh's ``Positions`` format: the count, then the pickled position gaps."""
-    deltas = [positions[0]]
-    deltas.extend(b - a for a, b in itertools.pairwise(positions))
-    return pack_uint(len(positions)) + pickle.dumps(deltas, 2)
+    """A posting's value in :class:`.schema.CompactPositions`: the position gaps as LEB128 varints.
+
+    The first gap is the first position; the count is the number of bytes
+    under 128 (each ends a gap), so it is not written.
+    """
+    data, _ = encode_position_values(np.array([len(positions)]), np.asarray(positions, dtype=np.int64))
+    return data.tobytes()
 
 
-def decode_positions(values: list[bytes]) -> list[list[int]]:
-    """The position gaps of each encoded posting value (:func:`encode_positions`)."""
-    return [pickle.loads(v[4:] if v.endswith(b".") else v[4:] + b".") for v in values]
+def encode_position_values(counts: np.ndarray, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`encode_positions` of many postings at once: ``(bytes, each posting's byte count)``.
+
+    Posting ``i`` has ``counts[i]`` (at least one) of the ascending positions in ``flat``, in order.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    flat = np.asarray(flat, dtype=np.int64)
+    starts = np.cumsum(counts) - counts
+    gaps = np.empty_like(flat)
+    gaps[0:1] = flat[0:1]
+    np.subtract(flat[1:], flat[:-1], out=gaps[1:])
+    gaps[starts] = flat[starts]
+    width = np.ones(len(gaps), dtype=np.int64)
+    for bits in (7, 14, 21, 28):
+        width += gaps >= 1 << bits
+    ends = np.cumsum(width)
+    out = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.uint8)
+    begin = ends - width
+    for byte in range(5):
+        more = width > byte
+        chunk = (gaps[more] >> (7 * byte)) & 0x7F
+        out[begin[more] + byte] = chunk | np.where(width[more] > byte + 1, 0x80, 0)
+    per_posting = np.add.reduceat(width, starts) if len(starts) else np.zeros(0, dtype=np.int64)
+    return out, per_posting
 
 
-#: Pickle protocol 2's opening of a list of integers (``PROTO 2``, ``EMPTY_LIST``,
-#: ``BINPUT 0``), after the four-byte count, and the opcodes inside it.
-_LIST_OPENING = np.frombuffer(b"\x80\x02]q\x00", dtype=np.uint8)
-_MARK, _BININT1, _BININT2, _BININT = (ord(c) for c in "(KMJ")
-#: Pickle writes a list's items in batches of this many.
-_PICKLE_BATCH = 1000
+def decode_positions(value: bytes) -> list[int]:
+    """The positions of one encoded posting value (:func:`encode_positions`)."""
+    _, flat = decode_position_values(value, np.array([0]), np.array([len(value)]))
+    return flat.tolist()
 
 
 def decode_position_values(data: bytes, begins: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the encoded values ``data[begins[i]:ends[i]]`` (:func:`encode_positions`), as arrays.
 
     ``(starts, flat)``: the positions of value ``i`` are
-    ``flat[starts[i]:starts[i + 1]]``.  A value is the count, then the
-    pickled gaps: the first gap any width, the others (within a story) under
-    256, one byte each.  Those are read with a few array operations over all
-    the values at once; any other value (a gap of 256 or more, or over a
-    thousand positions) is unpickled on its own.
+    ``flat[starts[i]:starts[i + 1]]``.  Every varint of every value is read
+    with a few array operations over all of them at once.
     """
     raw = np.frombuffer(data, dtype=np.uint8)
     begins = np.asarray(begins, dtype=np.int64)
-    ends = np.asarray(ends, dtype=np.int64)
-    counts = np.zeros(len(begins), dtype=np.int64)
-    for byte in range(4):  # the big-endian count before the pickle
-        counts = (counts << 8) | raw[begins + byte]
-    starts = np.zeros(len(begins) + 1, dtype=np.int64)
-    np.cumsum(counts, out=starts[1:])
-    gaps = np.zeros(int(starts[-1]), dtype=np.int64)
-    last = len(raw) - 1
-
-    def at(index: np.ndarray) -> np.ndarray:
-        return raw[np.minimum(index, last)].astype(np.int64)
-
-    simple = (counts >= 1) & (counts <= _PICKLE_BATCH)
-    for offset, byte in enumerate(_LIST_OPENING.tolist(), 4):
-        simple &= at(begins + offset) == byte
-    many = counts > 1
-    simple &= ~many | (at(begins + 9) == _MARK)
-    first = begins + 9 + many  # the first gap's opcode
-    op = at(first)
-    width = np.select([op == _BININT1, op == _BININT2, op == _BININT], [1, 2, 4], -1)
-    simple &= width > 0
-    value = np.zeros(len(begins), dtype=np.int64)
-    for byte in (3, 2, 1, 0):  # little-endian, as wide as the opcode says
-        value = np.where(width > byte, (value << 8) | at(first + 1 + byte), value)
-    value = np.where((width == 4) & (value >= 1 << 31), value - (1 << 32), value)
-    rest = first + 1 + width  # the one-byte gaps, two bytes each (opcode, byte)
-    length = rest + 2 * (counts - 1) + 1 - begins  # and APPEND(S), then STOP if kept
-    simple &= ((ends - begins) == length) | ((ends - begins) == length + 1)
-    more = np.where(simple, counts - 1, 0)
-    item = np.arange(int(more.sum())) - np.repeat(np.cumsum(more) - more, more)
-    where = np.repeat(rest, more) + 2 * item
-    owner = np.repeat(np.arange(len(begins)), more)
-    simple[owner[at(where) != _BININT1]] = False
-    kept = simple[owner]
-    gaps[np.repeat(starts[:-1] + 1, more)[kept] + item[kept]] = at(where + 1)[kept]
-    gaps[starts[:-1][simple]] = value[simple]
-    others = np.flatnonzero(~simple & (counts > 0)).tolist()
-    for n, gap_list in zip(others, decode_positions([data[begins[n] : ends[n]] for n in others])):
-        gaps[starts[n] : starts[n + 1]] = gap_list
+    sizes = np.asarray(ends, dtype=np.int64) - begins
+    total = int(sizes.sum())
+    first = np.cumsum(sizes) - sizes  # where each value starts in ``picked``
+    picked = raw[np.repeat(begins - first, sizes) + np.arange(total)] if total else raw[:0]
+    last = picked < 0x80  # the last byte of a gap
+    ended = np.zeros(len(picked) + 1, dtype=np.int64)
+    np.cumsum(last, out=ended[1:])
+    starts = ended[np.append(first, total)]  # gaps before each value
+    counts = np.diff(starts)
+    gap_starts = np.flatnonzero(np.concatenate(([True], last[:-1]))) if total else np.zeros(0, dtype=np.int64)
+    shift = 7 * (np.arange(total) - np.repeat(gap_starts, np.diff(np.append(gap_starts, total))))
+    gaps = (
+        np.add.reduceat((picked & 0x7F).astype(np.int64) << shift, gap_starts) if total else np.zeros(0, dtype=np.int64)
+    )
     running = np.cumsum(gaps)
     before = np.concatenate(([0], running))[starts[:-1]]
     return starts, running - np.repeat(before, counts)
@@ -258,19 +256,246 @@ def decode_position_values(data: bytes, begins: np.ndarray, ends: np.ndarray) ->
 # ---------------------------------------------------------------- writing
 
 
-def unlocked_segment_writer(ix: FileIndex, codec: Any) -> SegmentWriter:
-    """A writer for a new segment that takes no lock: the parent process holds it for all workers."""
-    return SegmentWriter(ix, _lk=False, codec=codec)
+class _StoredFieldsWriter:
+    """The ``_stored`` column's writer, pickling with protocol 5 and compressing at zlib's default level.
+
+    Whoosh's ``PickleColumn`` pickles with protocol 2, which spells bytes and
+    dates as calls (the near-duplicate signature's 256 bytes took 401), then
+    compresses at level 3; its reader unpickles any protocol and decompresses
+    any level.  Stored fields came out 8% smaller.
+    """
+
+    def __init__(self, compressed: Any) -> None:
+        self._compressed = compressed  # the CompressedBytesColumn writer inside Whoosh's PickleColumn writer
+
+    def add(self, docnum: int, fields: dict[str, Any]) -> None:
+        self._compressed.add(docnum, pickle.dumps(fields, 5))
+
+    def finish(self, doccount: int) -> None:
+        self._compressed.finish(doccount)
 
 
-def finish_segment(writer: SegmentWriter) -> Any:
-    """Write the writer's documents out as a segment, uncommitted; return the segment."""
-    return writer._finalize_segment()
+def store_compactly(perdoc: Any) -> None:
+    """Make a new ``W3PerDocWriter`` write stored fields through :class:`_StoredFieldsWriter`."""
+    pickled = perdoc._colwriters["_stored"]
+    pickled._child._level = zlib.Z_DEFAULT_COMPRESSION
+    perdoc._colwriters["_stored"] = _StoredFieldsWriter(pickled._child)
 
 
-def discard_segment(writer: SegmentWriter) -> None:
-    """Close the writer's files without committing (not ``cancel()``: that deletes the shared temp folder)."""
-    writer._close_segment()
+#: The opening and closing of a block's pickled ``(ids, weights, values)`` (protocol 4, no memo).
+_BLOCK_OPEN = b"\x80\x04("
+_BLOCK_CLOSE = b"\x87."
+_TUPLE_OPEN, _TUPLE_CLOSE = b"(", b"t"
+_BININT1, _BININT2, _BININT = (ord(c) for c in "KMJ")
+
+
+def _pickled_float(value: float) -> bytes:
+    return b"G" + struct.pack(">d", value)
+
+
+def _pickled_ints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each of ``values`` (0 <= v < 2**31) as pickle's ``BININT1``/``BININT2``/``BININT``: ``(bytes, where each ends)``."""
+    width = np.where(values < 256, 1, np.where(values < 65536, 2, 4))
+    ends = np.cumsum(width + 1)
+    out = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.uint8)
+    begin = ends - width - 1
+    out[begin] = np.select([width == 1, width == 2], [_BININT1, _BININT2], _BININT)
+    for byte in range(4):
+        more = width > byte
+        out[begin[more] + 1 + byte] = (values[more] >> (8 * byte)) & 0xFF
+    return out, ends
+
+
+def _pickled_bytes(data: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Consecutive byte strings of ``data`` (``sizes`` each) as pickle's ``SHORT_BINBYTES``/``BINBYTES``."""
+    head = np.where(sizes < 256, 2, 5)
+    ends = np.cumsum(head + sizes)
+    out = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.uint8)
+    begin = ends - sizes - head
+    out[begin] = np.where(head == 2, ord("C"), ord("B"))
+    for byte in range(4):
+        more = (head == 5) | (byte == 0)
+        out[begin[more] + 1 + byte] = (sizes[more] >> (8 * byte)) & 0xFF
+    first = np.cumsum(sizes) - sizes
+    out[np.repeat(begin + head - first, sizes) + np.arange(len(data))] = data
+    return out, ends
+
+
+#: ``W3TermInfo.to_bytes()`` of postings not inlined: its ``_struct`` (``!BfIBBfII``: flags, weight,
+#: documents, shortest and longest length as bytes, highest weight, first and last document), then
+#: where the postings are (``!q`` offset, ``!i`` length).
+_TERM_INFO = np.dtype(
+    [
+        ("inlined", "u1"),
+        ("weight", ">f4"),
+        ("df", ">u4"),
+        ("minlength", "u1"),
+        ("maxlength", "u1"),
+        ("maxweight", ">f4"),
+        ("minid", ">u4"),
+        ("maxid", ">u4"),
+        ("offset", ">i8"),
+        ("length", ">i4"),
+    ]
+)
+
+
+#: Postings encoded at once by :meth:`PostingsFiles.write_field` (its arrays take some 100 bytes a posting).
+_PIECE = 1 << 20
+
+
+class PostingsFiles:
+    """A new segment's term index and postings file, written a field and term at a time, as Whoosh's
+    ``W3FieldWriter`` writes them (blocks of up to 128 postings; ``W3TermInfo`` per term), from arrays.
+
+    What differs from Whoosh's writer is invisible to its readers: the blocks are pickled with protocol 4
+    (bytes as bytes, where protocol 2 spells each one as a call to ``codecs.encode``), and weights
+    that are whole numbers as integers.
+    """
+
+    def __init__(self, storage: Any, segment: Any) -> None:
+        self._tindex = filetables.OrderedHashWriter(segment.create_file(storage, whoosh3.W3Codec.TERMS_EXT))
+        self._fieldmap: dict[str, int] = {}
+        self._tindex.extras["fieldmap"] = self._fieldmap
+        self._postfile = segment.create_file(storage, whoosh3.W3Codec.POSTS_EXT)
+        self._blocklimit = whoosh3.W3Codec()._blocklimit
+
+    def write_field(
+        self,
+        fieldname: str,
+        terms: list[bytes],
+        df: np.ndarray,
+        docs: np.ndarray,
+        weights: np.ndarray,
+        length_bytes: np.ndarray,
+        values: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    ) -> None:
+        """Write a field's postings: ``terms`` ascending, ``df[t]`` postings each, in term then document order.
+
+        ``weights`` per posting; ``length_bytes`` the one-byte length of each posting's document in this
+        field (0: none); ``values`` the postings' encoded values, or None: ``(data, begins, sizes)``,
+        posting ``i``'s value being ``data[begins[i]:begins[i] + sizes[i]]``.  Written a piece of at
+        most :data:`_PIECE` postings at a time (or one term), which bounds the memory the encoding takes.
+        """
+        if not len(docs):
+            return  # as Whoosh: a field with no postings in the segment is not in its field map
+        fieldid = self._fieldmap[fieldname] = len(self._fieldmap)
+        key_prefix = pack_ushort(fieldid)
+        ends = np.cumsum(df)
+        first = 0
+        while first < len(terms):
+            begin = int(ends[first - 1]) if first else 0
+            last = max(first + 1, int(np.searchsorted(ends, begin + _PIECE, side="right")))
+            end = int(ends[last - 1])
+            piece = None
+            if values is not None:
+                data, begins, sizes = values
+                size = sizes[begin:end].astype(np.int64)
+                moved = np.cumsum(size) - size
+                piece = (data[np.repeat(begins[begin:end] - moved, size) + np.arange(int(size.sum()))], size)
+            self._write_terms(
+                [key_prefix + term for term in terms[first:last]],
+                df[first:last],
+                docs[begin:end].astype(np.int64),
+                weights[begin:end].astype(np.float64),
+                length_bytes[begin:end],
+                piece,
+            )
+            first = last
+
+    def _write_terms(
+        self,
+        keys: list[bytes],
+        df: np.ndarray,
+        docs: np.ndarray,
+        weights: np.ndarray,
+        length_bytes: np.ndarray,
+        values: tuple[np.ndarray, np.ndarray] | None,
+    ) -> None:
+        n = len(docs)
+        limit = self._blocklimit
+        term_start = np.cumsum(df) - df
+        opens = np.flatnonzero((np.arange(n) - np.repeat(term_start, df)) % limit == 0)
+        bounds = np.append(opens, n).tolist()
+        blocks_of = np.append(0, np.cumsum((df + limit - 1) // limit)).tolist()
+        deltas = docs.copy()
+        deltas[1:] -= docs[:-1]
+        deltas[opens] = docs[opens]
+        ids, id_ends = _pickled_ints(deltas)
+        id_at, ids_b = np.append(0, id_ends)[bounds].tolist(), ids.tobytes()
+        if np.all(weights == np.round(weights)) and weights.max() < 2**31:
+            wstream, w_ends = _pickled_ints(weights.astype(np.int64))
+            w_at, w_b = np.append(0, w_ends)[bounds].tolist(), wstream.tobytes()
+        else:
+            w_at, w_b = None, b""
+        if values is not None:
+            vstream, v_ends = _pickled_bytes(*values)
+            v_at, v_b = np.append(0, v_ends)[bounds].tolist(), vstream.tobytes()
+        no_length = np.where(length_bytes > 0, length_bytes, 256).astype(np.int64)  # 256: none, above any byte
+        last_doc = docs[np.append(opens[1:], n) - 1].tolist()
+        minlen_l = np.minimum.reduceat(no_length, opens).tolist()
+        maxlen_l = np.maximum.reduceat(length_bytes, opens).tolist()
+        maxw_l = np.maximum.reduceat(weights, opens).tolist()
+        minw_l = np.minimum.reduceat(weights, opens).tolist()
+        postfile, tindex = self._postfile, self._tindex
+        offsets = [postfile.tell()]
+        written: list[bytes] = []
+        for t in range(len(keys)):
+            first_block, end_block = blocks_of[t], blocks_of[t + 1]
+            parts = [WHOOSH3_HEADER_MAGIC]
+            for blk in range(first_block, end_block):
+                if maxw_l[blk] == minw_l[blk]:  # as Whoosh: None for all 1.0, else one float
+                    wpart = b"N" if maxw_l[blk] == 1.0 else _pickled_float(maxw_l[blk])
+                elif w_at is not None:
+                    wpart = b"".join((_TUPLE_OPEN, w_b[w_at[blk] : w_at[blk + 1]], _TUPLE_CLOSE))
+                else:
+                    floats = map(_pickled_float, weights[bounds[blk] : bounds[blk + 1]].tolist())
+                    wpart = b"".join((_TUPLE_OPEN, *floats, _TUPLE_CLOSE))
+                vpart = (
+                    b"N" if values is None else b"".join((_TUPLE_OPEN, v_b[v_at[blk] : v_at[blk + 1]], _TUPLE_CLOSE))
+                )
+                data = b"".join(
+                    (_BLOCK_OPEN, ids_b[id_at[blk] : id_at[blk + 1]], _TUPLE_CLOSE, wpart, vpart, _BLOCK_CLOSE)
+                )
+                minlen = minlen_l[blk]
+                info = pickle.dumps(
+                    (
+                        bounds[blk + 1] - bounds[blk],
+                        last_doc[blk],
+                        float(maxw_l[blk]),
+                        0,
+                        0 if minlen > 255 else minlen,
+                        maxlen_l[blk],
+                    ),
+                    2,
+                )
+                size = len(info) + len(data)
+                parts += (pack_int(-size if blk == end_block - 1 else size), info, data)
+            posting = b"".join(parts)
+            written.append(posting)
+            offsets.append(offsets[-1] + len(posting))
+            if len(written) >= 4096:
+                postfile.write(b"".join(written))
+                written = []
+        postfile.write(b"".join(written))
+        infos = np.zeros(len(keys), dtype=_TERM_INFO)
+        infos["weight"] = np.add.reduceat(weights.astype(np.float32).astype(np.float64), term_start)
+        infos["df"] = df
+        term_minlen = np.minimum.reduceat(no_length, term_start)
+        infos["minlength"] = np.where(term_minlen > 255, 0, term_minlen)
+        infos["maxlength"] = np.maximum.reduceat(length_bytes, term_start)
+        infos["maxweight"] = np.maximum.reduceat(weights, term_start)
+        infos["minid"] = docs[term_start]
+        infos["maxid"] = docs[term_start + df - 1]
+        infos["offset"] = offsets[:-1]
+        infos["length"] = np.diff(offsets)
+        packed, size = infos.tobytes(), _TERM_INFO.itemsize
+        for t, key in enumerate(keys):
+            tindex.add(key, packed[t * size : (t + 1) * size])
+
+    def close(self) -> None:
+        self._tindex.close()
+        self._postfile.close()
 
 
 def commit_segments(writer: SegmentWriter, segments: list[Any], prepare: Callable[[list[Any]], None]) -> None:
@@ -313,18 +538,18 @@ def abandon_writer(ix: FileIndex, writer: SegmentWriter) -> None:
 
 __all__ = [
     "SUPPORTED_WHOOSH",
+    "PostingsFiles",
     "abandon_writer",
     "apply_fixes",
     "commit_segments",
     "datetime_column",
     "decode_position_values",
     "decode_positions",
-    "discard_segment",
+    "encode_position_values",
     "encode_positions",
     "expansions",
-    "finish_segment",
     "length_codes",
     "lock_fd",
     "posting_blocks",
-    "unlocked_segment_writer",
+    "store_compactly",
 ]

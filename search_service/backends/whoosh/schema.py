@@ -5,6 +5,9 @@ instead of Whoosh's token-object pipeline: the terms are identical (the query
 parser uses the same normalisation through ``NewsAnalyzer``) but indexing is
 several times faster.  No term vectors are stored: the highlighter re-tokenises
 only the few hits it shows, which costs less than vectors cost every document.
+Positions are stored as varint gaps (:class:`CompactPositions`) and dates as a
+column only (:class:`Published`); an index written before either is refused
+with a request to rebuild it (:func:`is_current`).
 """
 
 from __future__ import annotations
@@ -12,14 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from whoosh import fields
+from whoosh import fields, formats
 from whoosh.analysis import Analyzer, Token
 from whoosh.codec import whoosh3
 
 from ...analysis import fold, term_positions, tokens
 from ...stories import Story
 from .groups import schema_fields
-from .internals import encode_positions
+from .internals import decode_positions, encode_positions
 
 #: Fields a query may name (``headline:word``); the rest are internal.
 TEXT_FIELDS = ("headline", "body")
@@ -72,6 +75,25 @@ class NewsAnalyzer(Analyzer):
             yield token
 
 
+class CompactPositions(formats.Positions):
+    """Whoosh's ``Positions`` format with each posting's positions as varint gaps.
+
+    Whoosh's own encoding is a four-byte count and a pickled list of gaps,
+    which the postings file pickles again (about 20 bytes a posting for
+    one position); this one is a byte a gap for gaps under 128, and the
+    count is the number of gaps (:func:`.internals.encode_positions`).
+    """
+
+    def encode(self, poslist: list[int]) -> bytes:
+        return encode_positions(poslist)
+
+    def decode_positions(self, valuestring: bytes) -> list[int]:
+        return decode_positions(valuestring)
+
+    def decode_frequency(self, valuestring: bytes) -> int:
+        return sum(byte < 0x80 for byte in valuestring)
+
+
 class NewsText(fields.TEXT):
     """A TEXT field (positions, for phrases) that indexes through the fast path."""
 
@@ -81,6 +103,7 @@ class NewsText(fields.TEXT):
         # "heat transfer" and "transfer of heat".  Only e-mail and COVID-19
         # shapes are one word (see analysis.SYMBOL_PATTERNS).
         super().__init__(analyzer=NewsAnalyzer(), phrase=True, stored=stored, multitoken_query="default")
+        self.format: formats.Format = CompactPositions(field_boost=1.0)
 
     def index(self, value: str, **kwargs: Any) -> Iterator[tuple[bytes, int, float, bytes]]:
         boost = self.format.field_boost
@@ -89,9 +112,26 @@ class NewsText(fields.TEXT):
             yield term.encode("utf-8"), count, count * boost, encode_positions(poslist)
 
 
+class Published(fields.DATETIME):
+    """A story's date: stored, and kept as a column that date ranges and sorts read as an array.
+
+    Not indexed as terms: Whoosh's DATETIME writes eight terms a story (its
+    numeric range tiers), which nothing here searches, and they were a third
+    of the term index's entries.
+    """
+
+    indexed = False
+
+
 #: Posting blocks uncompressed: zlib cost a tenth of indexing time and slows
 #: every query's block reads, for an index about a third smaller.
 CODEC = whoosh3.W3Codec(compression=0)
+
+
+def is_current(schema: fields.Schema) -> bool:
+    """Whether an index with this schema was written in the current format (compact positions, dates unindexed)."""
+    text = all(isinstance(schema[name].format, CompactPositions) for name in TEXT_FIELDS if name in schema)
+    return text and isinstance(schema["published"], Published)
 
 
 def build_schema() -> fields.Schema:
@@ -100,7 +140,7 @@ def build_schema() -> fields.Schema:
         id=fields.ID(stored=True, unique=True),
         headline=NewsText(),
         body=NewsText(),
-        published=fields.DATETIME(stored=True, sortable=True),
+        published=Published(stored=True, sortable=True),
         path=fields.ID(stored=True),
         source=fields.STORED(),
         url=fields.STORED(),
