@@ -17,6 +17,7 @@ from whoosh import index as whoosh_index
 from whoosh.index import FileIndex
 from whoosh.matching import FilterMatcher
 
+from search_service.analysis import term_positions
 from search_service.backends.whoosh import WhooshEngine, segments
 from search_service.backends.whoosh.groups import document_fields
 from search_service.backends.whoosh.indexer import index_paths, open_index
@@ -35,7 +36,7 @@ def _whoosh_written(files: list[Path], index_dir: Path) -> None:
     docnum = 0
     for path in files:
         for story in read_file(path).stories:
-            extra, _ = document_fields(story.body)
+            extra, _ = document_fields(term_positions(story.body))
             writer.add_document(**to_document(story, str(path.resolve())), **extra)
             last[story.id] = docnum
             docnum += 1
