@@ -10,7 +10,9 @@ story code seen twice is one story: the later file wins.
 A shard (``I/N``, kept in the database's metadata so later runs need not
 repeat it) holds only the stories whose id hashes to it
 (:func:`.shards.shard_of`); every shard reads every file.  Files are read in
-this process (Xapian's writer is single-threaded).
+this process (Xapian's writer is single-threaded).  Each story's
+near-duplicate group is settled as it is written (:mod:`.groups`), among
+the stories of this database.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import xapian
 from ...model import IndexSummary, IndexWriteError
 from ...stories import Skip, iter_story_files, read_file
 from .document import FILE, ID, fields_of, file_key, to_document
+from .groups import Grouper
 from .shards import SHARD_KEY, shard_of
 
 MANIFEST_KEY = "search_service_files"
@@ -77,7 +80,8 @@ def index_paths(
                 dropped.add(fields_of(db.get_document(posting.docid))["id"])
             db.delete_document(term)
         seen: set[str] = set()
-        for _n, path in enumerate(to_read, 1):
+        grouper = Grouper(db, writer=db)
+        for path in to_read:
             result = read_file(path)
             summary.skips.extend(result.skips)
             summary.warnings.extend(result.warnings)
@@ -91,7 +95,9 @@ def index_paths(
                 else:
                     summary.added += 1
                 seen.add(story.id)
-                db.replace_document(ID + story.id, to_document(story, path))
+                doc = to_document(story, path)
+                grouper.place(story.id, doc)
+                db.replace_document(ID + story.id, doc)
             tick(1)
         summary.removed = len(dropped - seen)
         new_manifest = {p: k for p, k in manifest.items() if p not in gone}

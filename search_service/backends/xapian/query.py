@@ -41,10 +41,12 @@ MAX_COORDINATED = 8
 
 @dataclass(frozen=True)
 class Translated:
-    """A Xapian query and the terms to highlight per field (wildcards included)."""
+    """A Xapian query, the terms to highlight per field (wildcards included), and what was repaired."""
 
     query: xapian.Query
     highlight_terms: dict[str, frozenset[str]]
+    #: As the Whoosh engine's: set when malformed syntax was searched as words (:mod:`search_service.syntax`).
+    notice: str | None = None
 
 
 class Parser:
@@ -70,7 +72,7 @@ class Parser:
             return max(db.get_termfreq(prefix + term) for prefix in FIELD_PREFIXES.values())
 
         count = db.get_doccount()
-        return Translated(query, {f: distinctive(t, stories, count) for f, t in terms.items()})
+        return Translated(query, {f: distinctive(t, stories, count) for f, t in terms.items()}, parsed.notice)
 
 
 def value_range(low: float | None, high: float | None) -> xapian.Query:
@@ -129,9 +131,22 @@ class _Translation:
         return xapian.Query.MatchNothing
 
     def _word(self, first: wq.Query) -> xapian.Query:
-        """The unprefixed term or phrase of a :class:`Word` (its children differ only in field)."""
+        """The unprefixed term or phrase of a :class:`Word` (its children differ only in field).
+
+        A phrase is scored on its unprefixed terms and matched on the
+        fields' positions (only the prefixed terms have them): in the
+        headline or in the body, never across the two.
+        """
+        if isinstance(first, wq.Phrase) and len(first.words) > 1:
+            words = list(first.words)
+            placed = [_phrase([prefix + w for w in words], first.slop) for prefix in FIELD_PREFIXES.values()]
+            return xapian.Query(
+                xapian.Query.OP_FILTER,
+                xapian.Query(xapian.Query.OP_AND, words),
+                xapian.Query(xapian.Query.OP_OR, placed),
+            )
         if isinstance(first, wq.Phrase):
-            return _phrase(list(first.words), first.slop)
+            return xapian.Query(first.words[0])
         return xapian.Query(first.text)
 
     def _group(self, q: wq.Query, negated: bool) -> xapian.Query:
