@@ -330,7 +330,11 @@ class XapianEngine:
         others = [stored_story(d) for d in members(db, [label])[label]] if label else []
         versions = sorted((v for v in others if v.id != story_id), key=lambda v: (v.published or datetime.max, v.id))
         return replace(
-            stored, versions=[{"id": v.id, "headline": v.headline, "published": v.published} for v in versions]
+            stored,
+            versions=[
+                {"id": v.id, "headline": v.headline, "published": v.published.isoformat() if v.published else None}
+                for v in versions
+            ],
         )
 
     def related(self, story_id: str, limit: int = 10) -> list[Hit] | None:
