@@ -14,11 +14,9 @@ indexed twice:
   :mod:`.query`).  Every story's length is so exactly twice its weighted
   length, and BM25 only uses a length over the average length.
 
-Besides: the story's words as people spell them (:data:`WORD`, no
-frequency: the spelling dictionary, :func:`search_service.vocabulary.story_words`),
-and for near-duplicates its MinHash signature (a value) with one term per
-LSH band (:data:`BAND`), and, once it has versions, its group's label (a
-value to collapse on and a term to list the group by: :mod:`.groups`).
+Besides, for near-duplicates: its MinHash signature (a value) with one
+term per LSH band (:data:`BAND`), and, once it has versions, its group's
+label (a value to collapse on and a term to list the group by: :mod:`.groups`).
 
 The story itself is the document data (JSON); dates are values: seconds
 since 1970 (range filters, sorts), the same negated (``sort=oldest`` with
@@ -39,7 +37,6 @@ from ...analysis import term_positions
 from ...duplicates import band_hashes, signature
 from ...model import StoredStory
 from ...stories import Story, public_source
-from ...vocabulary import story_words
 
 HEADLINE = "XH"
 BODY = "XB"
@@ -48,8 +45,6 @@ FIELD_PREFIXES = {"headline": HEADLINE, "body": BODY}
 ID = "Q"
 #: A term for the file a story came from (its path's hash), to drop its stories when the file changes.
 FILE = "XF"
-#: The story's words, folded, unstemmed (the spelling dictionary: stories per word are the term's frequency).
-WORD = "XW"
 #: A near-duplicate band hash: ``XD`` + band (hex digit) + hash (16 hex digits).
 BAND = "XD"
 #: A near-duplicate group's label (a story id), on each story of the group.
@@ -106,9 +101,6 @@ def to_document(story: Story, path: str = "") -> xapian.Document:
                     doc.add_posting(prefixed, pos + 1, weight)
     for term, frequency in wdf.items():
         doc.add_term(term, frequency)
-    for word in story_words(story):
-        if len(word.encode()) <= MAX_TERM_BYTES:
-            doc.add_boolean_term(WORD + word)
     sig = signature(story.body)
     if sig is not None:
         doc.add_value(SLOT_SIGNATURE, sig.tobytes())

@@ -3,8 +3,8 @@
 Ranking is Xapian's BM25 with the Whoosh engine's k1 and b over the
 unprefixed terms (BM25F, see :mod:`.document`); queries are translated by
 :mod:`.query`.  What Xapian's remote backend does not offer is built from
-the shards' term lists: the spelling dictionary (:class:`Words`: the
-stories' words as they spell them, for :func:`search_service.spelling.correct_query`,
+the shards' term lists and metadata: the spelling dictionary (:mod:`.words`:
+the stories' words as they spell them, for :func:`search_service.spelling.correct_query`,
 as the Whoosh engine corrects) and autocomplete.  Near-duplicates are
 collapsed on their group's label (:mod:`.groups`); totals and facets
 count a group once, in the month of the story shown for it.
@@ -21,6 +21,7 @@ import math
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -48,8 +49,8 @@ from ...model import (
 )
 from ...spelling import correct_query
 from ...stories import Story
-from ...suggestions import SUGGEST_SCAN, commonest_spelling, completion_prefix, completions
-from ...vocabulary import Vocabulary, WordCounts
+from ...suggestions import SUGGEST_SCAN, SURFACE_STORIES, commonest_spelling, completion_prefix, completions
+from ...vocabulary import story_words
 from ..whoosh.similarity import K1, B
 from .document import (
     FIELD_PREFIXES,
@@ -61,7 +62,6 @@ from .document import (
     SLOT_MONTH,
     SLOT_NEGATED,
     SLOT_SECONDS,
-    WORD,
     fields_of,
     from_seconds,
     seconds,
@@ -72,6 +72,7 @@ from .groups import Grouper, label_of, members, relabel, set_label
 from .indexer import index_paths
 from .query import Parser, Translated, value_range
 from .shards import Cluster, Local, View, shard_of
+from .words import Dictionary, add_batch
 
 T = TypeVar("T")
 
@@ -79,10 +80,6 @@ T = TypeVar("T")
 RECENCY_HALF_LIFE_DAYS = 30.0
 RECENCY_WEIGHT = 1.0
 RELATED_TERMS = 12
-#: The spelling dictionary is read again from the shards' words after this many seconds, if they changed.
-WORDS_TTL = 60.0
-#: A suggested word's spelling is the commonest in this many stories with it.
-SURFACE_STORIES = 20
 #: A cache of surface words is emptied when it holds this many.
 SURFACE_CACHE = 50_000
 
@@ -106,7 +103,7 @@ class XapianEngine:
         self.partial = partial
         self._parser = Parser(self.limits)
         self._surface: dict[str, str | None] = {}
-        self._words = Words()
+        self._words = Dictionary()
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ reading
@@ -161,7 +158,7 @@ class XapianEngine:
         query, corrected_from, suggestion = request.q, None, None
         translated = self._parser.translate(query, db)
         found = _finds(db, self._filtered(translated.query, request))
-        correction = self._correction(db, query)
+        correction = self._correction(view, query)
         fixed = self._translation_of_correction(db, correction, request)
         if fixed and correction and request.spell and not found:
             query, corrected_from, translated = correction, query, fixed
@@ -277,14 +274,16 @@ class XapianEngine:
 
     # ------------------------------------------------------------ suggestions
 
-    def _correction(self, db: xapian.Database, text: str) -> str | None:
+    def _correction(self, view: View, text: str) -> str | None:
         """``text`` with its misspelt words corrected from the words of the stories, or None."""
+        db = view.db
+        shards = [s.db for s in view.shards if s.db is not None] if view.shards else [db]
 
         def found(word: str) -> int:
             term = normalize(word)
             return max(db.get_termfreq(prefix + term) for prefix in FIELD_PREFIXES.values()) if term else 0
 
-        return correct_query(text, self._words.of(db), found)
+        return correct_query(text, self._words.of(db, shards), found)
 
     def _surface_word(self, db: xapian.Database, prefix: str, term: str) -> str | None:
         """The commonest real word whose term is ``term`` in the first stories with it (cached)."""
@@ -433,6 +432,7 @@ class XapianEngine:
                         set_label(docs[story_id], label)
                     db.replace_document(ID + story_id, docs[story_id])
                 relabel(db, {i: changed[i] for i in ids if i in changed})
+                add_batch(db, Counter(w for i in ids if i in latest for w in story_words(latest[i])))
 
             return write
 
@@ -572,33 +572,6 @@ def _facets(months: dict[str, int]) -> dict[str, dict[str, int]]:
     for month, n in months.items():
         years[month[:4]] = years.get(month[:4], 0) + n
     return {"year": years, "month": months}
-
-
-class Words:
-    """The spelling dictionary of the stories an engine sees: their words (:data:`.document.WORD` terms).
-
-    Read from every shard at once (Xapian sums a term's frequency over
-    them), and again when the collection changed, at most every
-    :data:`WORDS_TTL` seconds: a word first written since is offered as a
-    correction after that.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._current: tuple[float, tuple[int, int], Vocabulary] | None = None
-
-    def of(self, db: xapian.Database) -> Vocabulary:
-        """The dictionary of ``db``'s stories (perhaps up to :data:`WORDS_TTL` seconds old)."""
-        now = time.monotonic()
-        state = (db.get_doccount(), db.get_lastdocid())
-        with self._lock:
-            current = self._current
-            if current is not None and (current[1] == state or now - current[0] < WORDS_TTL):
-                return current[2]
-            counts = {t.term.decode("utf-8")[len(WORD) :]: t.termfreq for t in db.allterms(WORD)}
-            vocabulary = Vocabulary({"words": WordCounts.of(counts)})
-            self._current = (now, state, vocabulary)
-            return vocabulary
 
 
 __all__ = ["XapianEngine"]

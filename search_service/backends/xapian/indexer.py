@@ -12,7 +12,8 @@ repeat it) holds only the stories whose id hashes to it
 (:func:`.shards.shard_of`); every shard reads every file.  Files are read in
 this process (Xapian's writer is single-threaded).  Each story's
 near-duplicate group is settled as it is written (:mod:`.groups`), among
-the stories of this database.
+the stories of this database, and the run's words are kept for spelling
+(:mod:`.words`).
 """
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import xapian
 
 from ...model import IndexSummary, IndexWriteError
 from ...stories import Skip, iter_story_files, read_file
+from ...vocabulary import story_words
 from .document import FILE, ID, fields_of, file_key, to_document
 from .groups import Grouper
 from .shards import SHARD_KEY, shard_of
+from .words import add_batch
 
 MANIFEST_KEY = "search_service_files"
 #: As the Whoosh indexer: a story file larger than this is skipped.
@@ -81,6 +85,7 @@ def index_paths(
             db.delete_document(term)
         seen: set[str] = set()
         grouper = Grouper(db, writer=db)
+        words: Counter[str] = Counter()
         for path in to_read:
             result = read_file(path)
             summary.skips.extend(result.skips)
@@ -98,11 +103,13 @@ def index_paths(
                 doc = to_document(story, path)
                 grouper.place(story.id, doc)
                 db.replace_document(ID + story.id, doc)
+                words.update(story_words(story))
             tick(1)
         summary.removed = len(dropped - seen)
         new_manifest = {p: k for p, k in manifest.items() if p not in gone}
         new_manifest.update(current)
         db.set_metadata(MANIFEST_KEY, json.dumps(new_manifest))
+        add_batch(db, words)
         db.commit_transaction()
     except BaseException:
         db.cancel_transaction()
