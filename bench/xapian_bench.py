@@ -15,19 +15,21 @@ total and the facets, as the service answers), after one warm-up pass:
 
 The merge overhead is the 3-shard p50 minus the 1-database p50, both over
 tcpsrv.  The shards are built as ``search-service index --shard I/3`` builds
-them (incrementally: a second run reuses them) and the one database is
-``xapian-compact`` of the three.  All servers share this machine's cores,
+them, three processes at once (incrementally: a second run reuses them),
+and the one database is ``xapian-compact`` of the three.  All servers share this machine's cores,
 so three shards here cost more than one; on three hosts each shard's work
 runs on its own host.
 
 With ``--corpus PATH`` (story files or JSON Lines, e.g. a corpus written by
-``../shared/tools/make_scale_corpus.py``) the Xapian configurations run on
-that corpus instead (queries drawn from its headlines the same way; Whoosh
-and FTS5 are left out), to see how latency grows with the collection.
+``../shared/tools/make_scale_corpus.py``; ``--stories N`` takes its first N
+files, hard-linked into a folder of their own) the Xapian configurations
+run on that corpus instead (queries drawn from its headlines the same way;
+Whoosh and FTS5 are left out), to see how latency grows with the
+collection.  ``--reuse`` searches the last run's databases again without
+looking for changed files.
 
     python bench/xapian_bench.py [--per-class 200] [--rounds 3]
-    python ../shared/tools/make_scale_corpus.py bench/.work/scale/s100k --stories 100000 --jsonl
-    python bench/xapian_bench.py --corpus bench/.work/scale/s100k/stories.jsonl
+    python bench/xapian_bench.py --corpus ../scale/stories-1m --stories 300000 --per-class 100 --rounds 2
 """
 
 from __future__ import annotations
@@ -56,19 +58,22 @@ from _common import load_note, percentile, reuters_index, reuters_stories, store
 from query_bench import CLASSES, build_fts5, sample_queries, time_engine, time_fts5, time_searches
 
 SHARDS = 3
+INDEX = [sys.executable, "-m", "search_service", "index"]
 
 
-def build(stories: Path, folder: Path) -> tuple[list[Path], Path]:
-    """The shard databases (incrementally) and one database of all of them (compacted anew)."""
-    dbs = []
-    for number in range(1, SHARDS + 1):
-        db = folder / f"shard{number}"
-        started = time.perf_counter()
-        engine = open_engine(Config(engine=f"xapian:{db}", shard=f"{number}/{SHARDS}"), create=True)
-        summary = engine.index_files([stories])
-        print(f"shard {number}/{SHARDS}: {summary.line()} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
-        dbs.append(db)
+def build(stories: Path, folder: Path, reuse: bool) -> tuple[list[Path], Path]:
+    """The shard databases and one database of all of them (compacted anew); with ``reuse``, the last run's.
+
+    The shards are built at once, each by its own ``search-service index
+    --shard I/N`` process (as on their own hosts; incrementally: a second
+    run reuses them), and each process's summary line and time are printed.
+    """
+    dbs = [folder / f"shard{number}" for number in range(1, SHARDS + 1)]
     single = folder / "single"
+    if not (reuse and all(db.exists() for db in dbs)):
+        index_in_parallel(stories, dbs)
+    elif reuse and single.exists():
+        return dbs, single
     shutil.rmtree(single, ignore_errors=True)
     subprocess.run(["xapian-compact", "--no-full", *map(str, dbs), str(single)], check=True, capture_output=True)
     merged = xapian.WritableDatabase(str(single), xapian.DB_OPEN)
@@ -76,6 +81,38 @@ def build(stories: Path, folder: Path) -> tuple[list[Path], Path]:
     merged.commit()
     merged.close()
     return dbs, single
+
+
+def index_in_parallel(stories: Path, dbs: list[Path]) -> None:
+    """Index ``stories`` into the shards ``dbs``, one ``search-service index --shard I/N`` process each, at once."""
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [*INDEX, str(stories), "--engine", f"xapian:{db}", "--shard", f"{number}/{SHARDS}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for number, db in enumerate(dbs, 1)
+    ]
+    for number, proc in enumerate(procs, 1):
+        out, _ = proc.communicate()
+        if proc.returncode:
+            sys.exit(f"indexing shard {number} failed")
+        line = out.strip().splitlines()[-1] if out.strip() else ""
+        print(f"shard {number}/{SHARDS}: {line} (done {time.perf_counter() - started:.0f} s after the start)")
+    print(f"{SHARDS} shards built in parallel in {time.perf_counter() - started:.0f} s")
+
+
+def subset(corpus: Path, count: int) -> Path:
+    """The first ``count`` story files of ``corpus`` (sorted), hard-linked into a folder of their own, once."""
+    target = work_dir(f"xapian-corpus-{count}")
+    if not any(target.iterdir()):
+        for n, path in enumerate(sorted(iter_story_files([corpus]))[:count]):
+            folder = target / f"{n // 10_000:04d}"
+            folder.mkdir(exist_ok=True)
+            os.link(path, folder / Path(path).name)
+    return target
 
 
 def _free_port() -> int:
@@ -121,6 +158,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed passes over the queries (default 3)")
     parser.add_argument("--seed", type=int, default=1987)
     parser.add_argument("--corpus", type=Path, default=None, help="stories to use instead of Reuters (Xapian only)")
+    parser.add_argument("--stories", type=int, default=None, help="only the first N story files of --corpus")
+    parser.add_argument("--reuse", action="store_true", help="search the databases of the last run again")
     args = parser.parse_args()
     if not shutil.which("xapian-tcpsrv"):
         sys.exit("needs xapian-tcpsrv: apt-get install xapian-tools")
@@ -131,18 +170,18 @@ def main() -> None:
         index_dir = reuters_index()
         stories = stored_stories(index_dir)
         queries = sample_queries(stories, args.per_class, args.seed)
-        dbs, single = build(reuters_stories(), work_dir("xapian"))
+        dbs, single = build(reuters_stories(), work_dir("xapian"), args.reuse)
         fts_path = work_dir("fts5") / "reuters.db"
         build_fts5(stories, fts_path)
         runs["whoosh"] = time_engine(index_dir, queries, args.rounds)
         _, counted, fts_totals = time_fts5(fts_path, queries, args.rounds)
         runs[f"fts5+count (SQLite {sqlite3.sqlite_version})"] = (counted, fts_totals)
     else:
-        stories = [
-            {"headline": s.headline} for path in iter_story_files([args.corpus]) for s in read_file(path).stories
-        ]
+        folder = subset(args.corpus, args.stories) if args.stories else args.corpus
+        name = f"{args.corpus.resolve().name}-{args.stories or 'all'}"
+        dbs, single = build(folder, work_dir(f"xapian-{name}"), args.reuse)
+        stories = [{"headline": s.headline} for path in iter_story_files([folder]) for s in read_file(path).stories]
         queries = sample_queries(stories, args.per_class, args.seed)
-        dbs, single = build(args.corpus, work_dir(f"xapian-{args.corpus.resolve().parent.name}"))
     runs["xapian 1 db (local)"] = time_searches(open_engine(Config(engine=f"xapian:{single}")), queries, args.rounds)
     for number, db in enumerate(dbs, 1):
         runs[f"shard {number}/{SHARDS} (local)"] = time_searches(
@@ -154,7 +193,13 @@ def main() -> None:
         three = open_engine(Config(engine="xapian+tcp://" + ",".join(addresses[1:])))
         runs[f"xapian {SHARDS} shards (tcpsrv)"] = time_searches(three, queries, args.rounds)
 
-    corpus = "Reuters" if args.corpus is None else str(args.corpus)
+    corpus = (
+        "Reuters"
+        if args.corpus is None
+        else f"{args.corpus}, first {args.stories:,}"
+        if args.stories
+        else str(args.corpus)
+    )
     print(
         f"{len(stories):,} stories ({corpus}); {args.per_class} queries per class (seed {args.seed}), "
         f"{args.rounds} timed rounds; search(per_page=10) with highlights, total and facets"

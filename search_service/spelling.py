@@ -82,12 +82,6 @@ def _substitution(x: str, y: str) -> float:
     return SLIP if sound is not None and sound == _SOUND_OF.get(y) else 1.0
 
 
-def closest(word: str, candidates: Iterable[tuple[str, int]]) -> str | None:
-    """The nearest of the ``(word, frequency)`` candidates to ``word``; the most frequent of the nearest."""
-    best = min(((distance(word, c), -frequency, c) for c, frequency in candidates), default=None)
-    return best[2] if best else None
-
-
 def within(word: str, candidates: list[str], limit: int) -> list[tuple[str, int]]:
     """``(candidate, edits)`` for the ``candidates`` at most ``limit`` plain edits from ``word`` (each costing 1).
 

@@ -1,9 +1,9 @@
-"""Words to offer: a spelling fix for a query, and completions of its last word, for any engine.
+"""Words to offer: completions of a query's last word, for any engine.
 
-The engine supplies what only it can read from its index: whether a term
-is indexed, the indexed terms near a misspelt one with their story counts,
-and the texts of a few stories with a term; what to offer is chosen here,
-the same way for every engine.
+The engine supplies what only it can read from its index: the indexed
+terms with a prefix and their story counts, and the texts of a few stories
+with a term; what to offer is chosen here, the same way for every engine.
+(Spelling corrections are :mod:`.spelling`'s, from :mod:`.vocabulary`.)
 """
 
 from __future__ import annotations
@@ -11,43 +11,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from .analysis import find_terms, fold, is_common, normalize
-from .spelling import closest
+from .analysis import find_terms, fold, is_common
 
-#: Below this many hits a spelling suggestion is looked for.
-SUGGEST_BELOW = 3
 #: A suggested word's spelling is the commonest in this many stories with it.
 SURFACE_STORIES = 20
 #: Autocomplete needs this many letters, and looks at this many indexed words with them, at most.
 MIN_SUGGEST_PREFIX = 2
 SUGGEST_SCAN = 2000
-
-
-def spelling_fix(
-    text: str,
-    indexed: Callable[[str], bool],
-    near: Callable[[str], Iterable[tuple[str, int]]],
-    surface: Callable[[str], str | None],
-) -> str | None:
-    """``text`` with each word whose term is not ``indexed`` replaced by the nearest indexed word, or None.
-
-    ``near(term)`` gives the candidate terms (within two edits) and their
-    story counts, :func:`.spelling.closest` picks one, and ``surface(term)``
-    turns the stem back into a real word.
-    """
-    changed = False
-    out = []
-    for piece in text.split():
-        word = fold(piece.strip("\"'()*+-?!.,;:"))
-        term = normalize(word) if word.isalpha() else None
-        if term is None or indexed(term):
-            out.append(piece)
-            continue
-        best = closest(term, near(term))
-        spelt = surface(best) if best else None
-        out.append(spelt or piece)
-        changed = changed or spelt is not None
-    return " ".join(out) if changed else None
 
 
 def commonest_spelling(texts: Iterable[str], term: str) -> str | None:

@@ -15,12 +15,14 @@ partial results are off; never a 5xx otherwise.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -407,10 +409,22 @@ def test_odd_syntax_is_never_a_server_error(svc: Service, q: str) -> None:
         "headline:drought",
         "* -drought",
         "drout",
+        "coffe",
+        "coffe prices",
+        "drougth brazil",
+        "Goverments subsidies",
+        '"war of attrition',
+        "*ought",
+        "drought AND",
+        "(drought OR kenya",
+        "headline: drought",
+        "-drought",
+        "color:red drought",
     ],
 )
 def test_engines_find_the_same_stories(svc: Service, sample_index: Path, q: str) -> None:
-    """Every engine finds the stories the Whoosh engine finds, and suggests or corrects the same spelling."""
+    """Every engine finds the stories the Whoosh engine finds, corrects or suggests the same spelling (from
+    the stories' words), and repairs malformed syntax into the same words with the same notice."""
     reference = open_engine(Config(engine="whoosh", index_dir=sample_index)).search(SearchRequest(q=q, per_page=100))
     result = search(svc, q=q, per_page=100)
     assert {h["id"] for h in result["hits"]} == {h.id for h in reference.hits}
@@ -419,7 +433,156 @@ def test_engines_find_the_same_stories(svc: Service, sample_index: Path, q: str)
         reference.suggestion,
         reference.facets,
     )
-    assert (result["query"], result["corrected_from"]) == (reference.query, reference.corrected_from)
+    assert (result["query"], result["corrected_from"], result["notice"]) == (
+        reference.query,
+        reference.corrected_from,
+        reference.notice,
+    )
+
+
+def test_spelling_and_notices_are_those_of_whoosh_on_hard_cases(svc: Service) -> None:
+    """The cases the list above has, as answers: a correction, a suggestion beside results, a notice."""
+    corrected = search(svc, q="coffe")
+    assert (corrected["query"], corrected["corrected_from"], corrected["total"]) == ("coffee", "coffe", 1)
+    beside = search(svc, q="coffe prices")
+    assert beside["suggestion"] == "coffee prices" and beside["corrected_from"] is None and beside["total"] > 0
+    beside = search(svc, q="drougth brazil")
+    assert beside["suggestion"] == "drought brazil" and beside["corrected_from"] is None and beside["total"] > 0
+    repaired = search(svc, q='"war of attrition')
+    assert repaired["notice"] and "unclosed quote" in repaired["notice"] and repaired["total"] > 0
+    assert search(svc, q="drought")["notice"] is None
+
+
+# ---------------------------------------------------------------- near-duplicates
+
+DUPLICATE_BODY = (
+    "The Zorbland port authority said on Tuesday that container traffic through the harbour rose 12 percent in May, "
+    "the third monthly rise in a row, as shipping lines added routes to Asia and Europe. "
+    "Officials credited a new deep-water berth opened in March and faster customs checks. "
+    "Dock workers' unions warned that staffing had not kept pace with the volumes and called for talks "
+    "with the authority before the summer peak. "
+    "The authority expects traffic for the whole year to exceed last year's record of 4.1 million boxes."
+)
+
+
+def _version(story_id: str, headline: str, body: str, published: str) -> dict[str, str]:
+    return {"id": story_id, "headline": headline, "body": body, "published": published}
+
+
+VERSIONS = [
+    _version("port-1", "Harbour container traffic rises 12 pct", DUPLICATE_BODY, "2024-06-04T09:00:00"),
+    _version(
+        "port-2", "Harbour container traffic rises 12 pct", DUPLICATE_BODY.replace(". ", ".\n\n"), "2024-06-04T09:00:00"
+    ),
+    _version(
+        "port-3",
+        "UPDATE 1-Harbour traffic up",
+        DUPLICATE_BODY + " A union meeting is set for Friday.",
+        "2024-06-05T09:00:00",
+    ),
+    _version(
+        "port-4",
+        "CORRECTED-Harbour container traffic",
+        DUPLICATE_BODY.replace("12 percent", "14 percent"),
+        "2024-06-06T09:00:00",
+    ),
+    _version("port-5", "Port sees record year", DUPLICATE_BODY.rsplit(". ", 1)[0] + ".", "2024-07-01T09:00:00"),
+]
+NOT_A_VERSION = _version(
+    "port-other",
+    "Harbour dredging contract awarded",
+    "The Zorbland port authority said on Tuesday it awarded a dredging contract for the outer channel to a Dutch firm. "
+    "Work will start in September and take two years, deepening the channel so that larger ships can call. "
+    "The authority did not disclose the value of the contract, which environmental groups had opposed.",
+    "2024-06-08T09:00:00",
+)
+
+
+@pytest.fixture()
+def versions(svc: Service) -> Iterator[list[str]]:
+    """Five versions of one story and another story on its subject, written through the API (versions on
+    two of the three shards); a version written later joins the group.  Deleted afterwards."""
+    lines = "\n".join(json.dumps(story) for story in [*VERSIONS[:2], NOT_A_VERSION])
+    first = svc.client.post("/api/stories", data=lines, content_type="application/x-ndjson", headers=AUTH)
+    assert first.status_code == 201, first.get_data(as_text=True)
+    for story in VERSIONS[2:]:
+        assert svc.client.post("/api/stories", json=story, headers=AUTH).status_code == 201
+    yield [v["id"] for v in VERSIONS]
+    for story in [*VERSIONS, NOT_A_VERSION]:
+        svc.client.delete(f"/api/stories/{story['id']}", headers=AUTH)
+
+
+def test_near_duplicates_are_one_hit_with_similar_stories(svc: Service, versions: list[str]) -> None:
+    result = search(svc, q="zorbland")
+    assert result["total"] == 2, "one hit for the five versions, one for the other story"
+    (hit,) = [h for h in result["hits"] if h["id"] in versions]
+    assert hit["similar"]["count"] == 4 and sorted([hit["id"], *hit["similar"]["ids"]]) == versions
+    assert next(h for h in result["hits"] if h["id"] == "port-other")["similar"] is None
+    shown = Counter(h["published"][:7] for h in result["hits"])
+    assert result["facets"] == {"year": {"2024": 2}, "month": dict(shown)}, "a group counts once, in its shown month"
+    every = search(svc, q="zorbland", collapse="off")
+    assert every["total"] == 6 and all(h["similar"] is None for h in every["hits"])
+    assert every["facets"] == {"year": {"2024": 6}, "month": {"2024-06": 5, "2024-07": 1}}
+    newest = search(svc, q="zorbland", sort="newest")
+    assert [h["id"] for h in newest["hits"]] == ["port-5", "port-other"]
+    assert newest["facets"]["month"] == {"2024-06": 1, "2024-07": 1}, "the group counts in its newest story's month"
+    assert search(svc, q="zorbland", sort="oldest")["hits"][0]["id"] in ("port-1", "port-2")
+    assert search(svc, q="zorbland union meeting")["hits"][0]["id"] == "port-3", (
+        "the version with the words stands for its group"
+    )
+    recent = search(svc, q="zorbland", sort="recent")
+    assert recent["total"] == 2 and len(recent["hits"]) == 2
+
+
+def test_a_story_lists_its_versions_and_related_leaves_them_out(svc: Service, versions: list[str]) -> None:
+    story = svc.client.get("/api/stories/port-3").get_json()
+    assert [v["id"] for v in story["versions"]] == ["port-1", "port-2", "port-4", "port-5"]
+    assert [v["published"][:10] for v in story["versions"]] == ["2024-06-04", "2024-06-04", "2024-06-06", "2024-07-01"]
+    assert svc.client.get("/api/stories/port-other").get_json()["versions"] == []
+    related = svc.client.get("/api/stories/port-3/related").get_json()["hits"]
+    assert not {h["id"] for h in related} & set(versions)
+    # A version rewritten into another story leaves its group; written back, it joins again.
+    rewritten = NOT_A_VERSION | {"id": "port-5", "body": NOT_A_VERSION["body"].replace("dredging", "ferry")}
+    assert svc.client.post("/api/stories", json=rewritten, headers=AUTH).status_code == 200
+    assert [v["id"] for v in svc.client.get("/api/stories/port-1").get_json()["versions"]] == [
+        "port-2",
+        "port-3",
+        "port-4",
+    ]
+    assert svc.client.post("/api/stories", json=VERSIONS[4], headers=AUTH).status_code == 200
+    assert "port-5" in [v["id"] for v in svc.client.get("/api/stories/port-1").get_json()["versions"]]
+
+
+def test_a_story_joining_two_groups_makes_them_one(svc: Service, request: pytest.FixtureRequest) -> None:
+    """Groups are transitive: a story like a version of each of two groups joins them into one."""
+    if svc.name == "whoosh":
+        # Main's Whoosh engine puts such a story in one of the two groups; transitive groups for it are
+        # being made on the `news` branch (backends/whoosh/groups.py).  Strict: this fails once they land.
+        request.applymarker(pytest.mark.xfail(strict=True, reason="Whoosh groups are not transitive yet"))
+    words = f"{DUPLICATE_BODY} {NOT_A_VERSION['body']}".split()
+    left = " ".join(words[:-26])
+    right = " ".join(words[26:])
+    # Two stories too different to be versions of each other, each with a version of its own.
+    pairs = [
+        _version("bridge-a1", "Port traffic", left, "2024-06-01T00:00:00"),
+        _version("bridge-a2", "Port traffic", left + " Shares rose.", "2024-06-01T00:00:00"),
+        _version("bridge-b1", "Port traffic", right, "2024-06-02T00:00:00"),
+        _version("bridge-b2", "Port traffic", right + " Shares fell.", "2024-06-02T00:00:00"),
+    ]
+    try:
+        for story in pairs:
+            assert svc.client.post("/api/stories", json=story, headers=AUTH).status_code == 201
+        groups = {
+            tuple(v["id"] for v in svc.client.get(f"/api/stories/{p['id']}").get_json()["versions"]) for p in pairs
+        }
+        assert groups == {("bridge-a2",), ("bridge-a1",), ("bridge-b2",), ("bridge-b1",)}
+        bridge = _version("bridge-c", "Port traffic", " ".join(words), "2024-06-03T00:00:00")
+        assert svc.client.post("/api/stories", json=bridge, headers=AUTH).status_code == 201
+        joined = svc.client.get("/api/stories/bridge-c").get_json()["versions"]
+        assert [v["id"] for v in joined] == ["bridge-a1", "bridge-a2", "bridge-b1", "bridge-b2"]
+    finally:
+        for story in [*pairs, {"id": "bridge-c"}]:
+            svc.client.delete(f"/api/stories/{story['id']}", headers=AUTH)
 
 
 # ---------------------------------------------------------------- shards: failure and equality
@@ -611,3 +774,20 @@ def test_cli_indexes_shards_incrementally_and_refuses_mixing_them(tmp_path: Path
         assert refused.returncode != 0 and "I/N" in refused.stderr and "Traceback" not in refused.stderr
     whoosh = run_cli("index", str(stories), "--engine", "whoosh", "--index", str(tmp_path / "w"), "--shard", "1/3")
     assert whoosh.returncode != 0 and "--shard" in whoosh.stderr
+
+
+def test_spelling_word_batches_are_summed_past_their_limit(tmp_path: Path) -> None:
+    """Each write adds a batch of words to the database's metadata; past the limit they are summed into one."""
+    import xapian
+
+    from search_service.backends.xapian.words import BATCHES_KEY, MAX_BATCHES, Dictionary
+
+    engine = open_engine(Config(engine=f"xapian:{tmp_path / 'db'}"), create=True)
+    writes = MAX_BATCHES + 3
+    for n in range(writes):
+        engine.upsert([Story(f"dry-{n}", "Drought deepens", f"Drought in the region, week {n}.", None, "api")])
+    db = xapian.Database(str(tmp_path / "db"))
+    assert 1 <= len(db.get_metadata(BATCHES_KEY).split()) <= MAX_BATCHES
+    assert Dictionary().of(db, [db]).frequency("drought") == writes
+    corrected = engine.search(SearchRequest(q="drougth"))
+    assert (corrected.query, corrected.corrected_from, corrected.total) == ("drought", "drougth", writes)

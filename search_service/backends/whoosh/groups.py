@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 from whoosh import fields
-from whoosh.reading import IndexReader
+from whoosh.reading import IndexReader, TermNotFound
 
 from ...duplicates import BANDS, THRESHOLD, band_hashes, signature, similarity
 from .internals import posting_blocks
@@ -218,7 +218,10 @@ def _sharing_a_band(hashed: np.ndarray) -> set[tuple[int, int]]:
 
 def _stored_signature(reader: IndexReader, story_id: str) -> np.ndarray | None:
     """The signature of the live committed story ``story_id``, or None."""
-    docnum = reader.first_id("id", story_id) if ("id", story_id) in reader else None
+    try:
+        docnum = reader.first_id("id", story_id)
+    except TermNotFound:  # deleted since its band hashes were kept (the term may still be listed)
+        return None
     if docnum is None or reader.is_deleted(docnum):
         return None
     stored = reader.stored_fields(docnum).get(SIGNATURE_FIELD)

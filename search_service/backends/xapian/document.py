@@ -2,16 +2,21 @@
 
 Terms are those of :func:`search_service.analysis.term_positions`, so
 folding, stop words and stemming are the Whoosh engine's.  Each word is
-indexed three times:
+indexed twice:
 
-* unprefixed, for free text: a headline occurrence adds
+* unprefixed, for free text, without positions: a headline occurrence adds
   :data:`HEADLINE_WDF` to the within-document frequency and a body one 1,
   so BM25 over these terms is the Whoosh engine's BM25F (a headline word
-  counts as three body words, in frequency and in length).  Body positions
-  start :data:`FIELD_GAP` after the headline's, so a phrase never spans both;
+  counts as three body words, in frequency and in length);
 * with :data:`HEADLINE` or :data:`BODY` before it, for ``headline:``/``body:``,
-  with the same frequencies.  Every story's length is so exactly twice its
-  weighted length, and BM25 only uses a length over the average length.
+  with the same frequencies and the word's positions in its field (a phrase
+  is matched on these, in either field, and scored on the unprefixed terms:
+  :mod:`.query`).  Every story's length is so exactly twice its weighted
+  length, and BM25 only uses a length over the average length.
+
+Besides, for near-duplicates: its MinHash signature (a value) with one
+term per LSH band (:data:`BAND`), and, once it has versions, its group's
+label (a value to collapse on and a term to list the group by: :mod:`.groups`).
 
 The story itself is the document data (JSON); dates are values: seconds
 since 1970 (range filters, sorts), the same negated (``sort=oldest`` with
@@ -25,9 +30,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import xapian
 
 from ...analysis import term_positions
+from ...duplicates import band_hashes, signature
 from ...model import StoredStory
 from ...stories import Story, public_source
 
@@ -38,14 +45,21 @@ FIELD_PREFIXES = {"headline": HEADLINE, "body": BODY}
 ID = "Q"
 #: A term for the file a story came from (its path's hash), to drop its stories when the file changes.
 FILE = "XF"
+#: A near-duplicate band hash: ``XD`` + band (hex digit) + hash (16 hex digits).
+BAND = "XD"
+#: A near-duplicate group's label (a story id), on each story of the group.
+GROUP = "XG"
 HEADLINE_WDF = 3
-FIELD_GAP = 100
 #: Xapian's limit on a term is 245 bytes; longer "words" are not searchable anyway.
 MAX_TERM_BYTES = 240
 
 SLOT_SECONDS = 0
 SLOT_NEGATED = 1
 SLOT_MONTH = 2
+SLOT_GROUP = 3
+SLOT_SIGNATURE = 4
+#: ``label<TAB>YYYY-MM`` of a story in a group (facets count a group once).
+SLOT_GROUP_MONTH = 5
 
 EPOCH = datetime(1970, 1, 1)
 
@@ -66,7 +80,10 @@ def from_seconds(value: float) -> datetime:
 
 
 def to_document(story: Story, path: str = "") -> xapian.Document:
-    """The Xapian document for ``story``; ``path`` is the file it came from ("" for the API)."""
+    """The Xapian document for ``story``; ``path`` is the file it came from ("" for the API).
+
+    Its group (:data:`SLOT_GROUP`, :data:`GROUP`) is set by :mod:`.groups` when it has versions.
+    """
     doc = xapian.Document()
     data = story.to_dict()
     data["published"] = utc(story.published).isoformat() if story.published else None
@@ -74,19 +91,21 @@ def to_document(story: Story, path: str = "") -> xapian.Document:
     doc.add_boolean_term(ID + story.id)
     if path:
         doc.add_boolean_term(FILE + file_key(path))
-    headline = term_positions(story.headline)
-    end = 0
-    for term, positions in headline.items():
-        if len(term.encode()) <= MAX_TERM_BYTES:
-            for pos in positions:
-                doc.add_posting(term, pos + 1, HEADLINE_WDF)
-                doc.add_posting(HEADLINE + term, pos + 1, HEADLINE_WDF)
-        end = max(end, positions[-1] + 1)
-    for term, positions in term_positions(story.body).items():
-        if len(term.encode()) <= MAX_TERM_BYTES:
-            for pos in positions:
-                doc.add_posting(term, end + FIELD_GAP + pos, 1)
-                doc.add_posting(BODY + term, pos + 1, 1)
+    wdf: dict[str, int] = {}
+    for prefix, text, weight in ((HEADLINE, story.headline, HEADLINE_WDF), (BODY, story.body, 1)):
+        for term, positions in term_positions(text).items():
+            if len(term.encode()) <= MAX_TERM_BYTES:
+                wdf[term] = wdf.get(term, 0) + weight * len(positions)
+                prefixed = prefix + term
+                for pos in positions:
+                    doc.add_posting(prefixed, pos + 1, weight)
+    for term, frequency in wdf.items():
+        doc.add_term(term, frequency)
+    sig = signature(story.body)
+    if sig is not None:
+        doc.add_value(SLOT_SIGNATURE, sig.tobytes())
+        for term in band_terms(sig):
+            doc.add_boolean_term(term)
     if story.published is not None:
         at = seconds(story.published)
         doc.add_value(SLOT_SECONDS, xapian.sortable_serialise(at))
@@ -94,6 +113,17 @@ def to_document(story: Story, path: str = "") -> xapian.Document:
         month = utc(story.published)
         doc.add_value(SLOT_MONTH, f"{month.year:04d}-{month.month:02d}")
     return doc
+
+
+def band_terms(sig: np.ndarray) -> list[str]:
+    """The band terms of a signature (:data:`BAND`)."""
+    return [f"{BAND}{band:x}{value:016x}" for band, value in enumerate(band_hashes(sig[None, :])[0].tolist())]
+
+
+def story_signature(doc: xapian.Document) -> np.ndarray | None:
+    """The MinHash signature a document keeps, or None (too short to group)."""
+    stored = doc.get_value(SLOT_SIGNATURE)
+    return np.frombuffer(stored, dtype=np.uint32) if stored else None
 
 
 def file_key(path: str) -> str:

@@ -3,8 +3,11 @@
 Ranking is Xapian's BM25 with the Whoosh engine's k1 and b over the
 unprefixed terms (BM25F, see :mod:`.document`); queries are translated by
 :mod:`.query`.  What Xapian's remote backend does not offer is built from
-the shards' term lists: the spelling suggestion (the nearest indexed word,
-chosen by :func:`search_service.spelling.closest`) and autocomplete.
+the shards' term lists and metadata: the spelling dictionary (:mod:`.words`:
+the stories' words as they spell them, for :func:`search_service.spelling.correct_query`,
+as the Whoosh engine corrects) and autocomplete.  Near-duplicates are
+collapsed on their group's label (:mod:`.groups`); totals and facets
+count a group once, in the month of the story shown for it.
 
 Each call reopens this thread's databases at their latest commit, so a
 write through any frontend is seen by the next call of every other.  A
@@ -18,6 +21,7 @@ import math
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -27,6 +31,7 @@ from typing import TypeVar
 
 import xapian
 
+from ...analysis import normalize
 from ...config import Limits
 from ...engine import Progress
 from ...model import (
@@ -36,27 +41,24 @@ from ...model import (
     IndexBusyError,
     IndexSummary,
     IndexWriteError,
+    QueryError,
     SearchRequest,
     SearchResult,
     StoredStory,
     check_request,
 )
-from ...spelling import distance
+from ...spelling import correct_query
 from ...stories import Story
-from ...suggestions import (
-    SUGGEST_BELOW,
-    SUGGEST_SCAN,
-    SURFACE_STORIES,
-    commonest_spelling,
-    completion_prefix,
-    completions,
-    spelling_fix,
-)
+from ...suggestions import SUGGEST_SCAN, SURFACE_STORIES, commonest_spelling, completion_prefix, completions
+from ...vocabulary import story_words
 from ..whoosh.similarity import K1, B
 from .document import (
-    BODY,
+    FIELD_PREFIXES,
+    GROUP,
     HEADLINE,
     ID,
+    SLOT_GROUP,
+    SLOT_GROUP_MONTH,
     SLOT_MONTH,
     SLOT_NEGATED,
     SLOT_SECONDS,
@@ -66,9 +68,11 @@ from .document import (
     stored_story,
     to_document,
 )
+from .groups import Grouper, label_of, members, relabel, set_label
 from .indexer import index_paths
-from .query import Parser, value_range
+from .query import Parser, Translated, value_range
 from .shards import Cluster, Local, View, shard_of
+from .words import Dictionary, add_batch
 
 T = TypeVar("T")
 
@@ -76,8 +80,6 @@ T = TypeVar("T")
 RECENCY_HALF_LIFE_DAYS = 30.0
 RECENCY_WEIGHT = 1.0
 RELATED_TERMS = 12
-#: A cached list of indexed words (spelling candidates) is read again after this many seconds.
-WORDS_TTL = 60.0
 #: A cache of surface words is emptied when it holds this many.
 SURFACE_CACHE = 50_000
 
@@ -101,7 +103,7 @@ class XapianEngine:
         self.partial = partial
         self._parser = Parser(self.limits)
         self._surface: dict[str, str | None] = {}
-        self._words: dict[str, tuple[float, list[tuple[str, int]]]] = {}
+        self._words = Dictionary()
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ reading
@@ -142,60 +144,129 @@ class XapianEngine:
     def search(self, request: SearchRequest) -> SearchResult:
         """Run ``request``; raise :class:`QueryError` for anything a user must change.
 
-        A query that finds nothing is run as its suggestion instead, if that
-        finds stories (``corrected_from``), unless ``request.spell`` is off.
+        As the Whoosh engine: a query with misspelt words
+        (:func:`search_service.spelling.correct_query`) that finds nothing as
+        typed is run corrected, if that finds stories (unless
+        ``request.spell`` is off); otherwise the correction is the suggestion.
         """
         started = time.perf_counter()
         check_request(request, self.limits)
-        result = self._read(lambda view: self._search(view, request, started))
-        if request.spell and not result.total and result.suggestion:
-            fixed = replace(request, q=result.suggestion)
-            corrected = self._read(lambda view: self._search(view, fixed, started))
-            if corrected.total:
-                corrected.corrected_from = request.q
-                return corrected
-        return result
+        return self._read(lambda view: self._search(view, request, started))
 
     def _search(self, view: View, request: SearchRequest, started: float) -> SearchResult:
         db = view.db
-        translated = self._parser.translate(request.q, db)
-        query = translated.query
-        if request.date_from or request.date_to:
-            low = seconds(datetime.combine(request.date_from, dtime.min)) if request.date_from else None
-            high = seconds(datetime.combine(request.date_to, dtime.max)) if request.date_to else None
-            query = xapian.Query(xapian.Query.OP_FILTER, query, value_range(low, high))
-        enquire = self._enquire(db, query)
-        spy = xapian.ValueCountMatchSpy(SLOT_MONTH)
-        enquire.add_matchspy(spy)
-        depth = request.page * request.per_page
-        everything = max(db.get_doccount(), 1)
-        ranked: list[tuple[xapian.Document, float | None]]
-        if request.sort in ("newest", "oldest"):
-            # Descending, so undated stories (no value) come last either way.
-            enquire.set_sort_by_value(SLOT_SECONDS if request.sort == "newest" else SLOT_NEGATED, True)
-            enquire.set_weighting_scheme(xapian.BoolWeight())
-            mset = _fetched(enquire.get_mset(depth - request.per_page, request.per_page, everything))
-            ranked = [(item.document, None) for item in mset]
-        elif request.sort == "recent":
-            mset, ranked = _by_recency(enquire, db, depth, everything)
-            ranked = ranked[depth - request.per_page : depth]
-        else:
-            mset = _fetched(enquire.get_mset(depth - request.per_page, request.per_page, everything))
-            ranked = [(item.document, item.weight) for item in mset]
-        total = mset.get_matches_estimated()
-        terms = translated.highlight_terms
+        query, corrected_from, suggestion = request.q, None, None
+        translated = self._parser.translate(query, db)
+        found = _finds(db, self._filtered(translated.query, request))
+        correction = self._correction(view, query)
+        fixed = self._translation_of_correction(db, correction, request)
+        if fixed and correction and request.spell and not found:
+            query, corrected_from, translated = correction, query, fixed
+        elif fixed:
+            suggestion = correction
+        ranked, total, facets = self._page(db, self._filtered(translated.query, request), request)
+        labels = [label for doc, _ in ranked if (label := label_of(doc))] if request.collapse else []
+        groups = members(db, labels)
         return SearchResult(
-            query=request.q,
+            query=query,
             total=total,
             page=request.page,
             per_page=request.per_page,
             took_ms=(time.perf_counter() - started) * 1000.0,
-            hits=[_hit(doc, score, terms) for doc, score in ranked],
-            suggestion=self._suggestion(db, request.q) if total < SUGGEST_BELOW else None,
-            facets=_facets(spy),
+            hits=[_hit(doc, score, translated.highlight_terms, groups) for doc, score in ranked],
+            suggestion=suggestion,
+            corrected_from=corrected_from,
+            facets=facets,
             sort=request.sort,
+            notice=translated.notice,
             shards=self._shards(view),
         )
+
+    @staticmethod
+    def _filtered(query: xapian.Query, request: SearchRequest) -> xapian.Query:
+        """``query`` within the request's dates."""
+        if not (request.date_from or request.date_to):
+            return query
+        low = seconds(datetime.combine(request.date_from, dtime.min)) if request.date_from else None
+        high = seconds(datetime.combine(request.date_to, dtime.max)) if request.date_to else None
+        return xapian.Query(xapian.Query.OP_FILTER, query, value_range(low, high))
+
+    def _translation_of_correction(
+        self, db: xapian.Database, correction: str | None, request: SearchRequest
+    ) -> Translated | None:
+        """The translation of a spelling correction, if it finds stories."""
+        if correction is None:
+            return None
+        try:
+            fixed = self._parser.translate(correction, db)
+        except QueryError:
+            return None
+        return fixed if _finds(db, self._filtered(fixed.query, request)) else None
+
+    def _page(
+        self, db: xapian.Database, query: xapian.Query, request: SearchRequest
+    ) -> tuple[list[tuple[xapian.Document, float | None]], int, dict[str, dict[str, int]]]:
+        """The request's page of ``query``'s stories, their total and facets (a group counted once if collapsed)."""
+        enquire = self._sorted(db, query, request)
+        months = xapian.ValueCountMatchSpy(SLOT_MONTH)
+        grouped = xapian.ValueCountMatchSpy(SLOT_GROUP_MONTH)
+        enquire.add_matchspy(months)
+        enquire.add_matchspy(grouped)
+        depth = request.page * request.per_page
+        ranked = self._ranked(enquire, db, request, depth, spied=True)[depth - request.per_page : depth]
+        counts = {item.term.decode(): item.termfreq for item in months.values()}
+        total = months.get_total()
+        if request.collapse:
+            by_group: dict[str, dict[str, int]] = {}
+            for item in grouped.values():
+                label, _, month = item.term.decode().partition("\t")
+                by_group.setdefault(label, {})[month] = item.termfreq
+            total -= sum(sum(m.values()) for m in by_group.values()) - len(by_group)
+            for label_months in by_group.values():
+                for month, n in label_months.items():
+                    if month:
+                        counts[month] -= n
+            for month in self._shown_months(db, query, request, by_group):
+                if month:
+                    counts[month] = counts.get(month, 0) + 1
+        return ranked, total, _facets({m: n for m, n in counts.items() if n > 0})
+
+    def _shown_months(
+        self, db: xapian.Database, query: xapian.Query, request: SearchRequest, by_group: dict[str, dict[str, int]]
+    ) -> list[str]:
+        """The month of the story shown for each group ("" if undated): ranked again only where months differ."""
+        shown = [next(iter(m)) for m in by_group.values() if len(m) == 1]
+        mixed = [label for label, m in by_group.items() if len(m) > 1]
+        if mixed:
+            within = xapian.Query(
+                xapian.Query.OP_FILTER, query, xapian.Query(xapian.Query.OP_OR, [GROUP + g for g in mixed])
+            )
+            ranked = self._ranked(self._sorted(db, within, request), db, request, len(mixed), spied=False)
+            shown += [doc.get_value(SLOT_MONTH).decode() for doc, _ in ranked]
+        return shown
+
+    def _sorted(self, db: xapian.Database, query: xapian.Query, request: SearchRequest) -> xapian.Enquire:
+        """An Enquire for ``query`` in the request's order, collapsing groups (but for ``recent``: see :meth:`_ranked`)."""
+        enquire = self._enquire(db, query)
+        if request.sort in ("newest", "oldest"):
+            # Descending, so undated stories (no value) come last either way.
+            enquire.set_sort_by_value(SLOT_SECONDS if request.sort == "newest" else SLOT_NEGATED, True)
+            enquire.set_weighting_scheme(xapian.BoolWeight())
+        if request.collapse and request.sort != "recent":
+            enquire.set_collapse_key(SLOT_GROUP)
+        return enquire
+
+    @staticmethod
+    def _ranked(
+        enquire: xapian.Enquire, db: xapian.Database, request: SearchRequest, depth: int, spied: bool
+    ) -> list[tuple[xapian.Document, float | None]]:
+        """The first ``depth`` stories of ``enquire`` (every match seen by its spies if ``spied``)."""
+        everything = max(db.get_doccount(), 1)
+        if request.sort == "recent":
+            return _by_recency(enquire, db, depth, everything, request.collapse, spied)
+        mset = _fetched(enquire.get_mset(0, depth, everything))
+        dated = request.sort in ("newest", "oldest")
+        return [(item.document, None if dated else item.weight) for item in mset]
 
     def highlight_terms(self, q: str) -> dict[str, frozenset[str]]:
         """The terms ``q`` would mark, per text field; raises QueryError like :meth:`search`."""
@@ -203,27 +274,16 @@ class XapianEngine:
 
     # ------------------------------------------------------------ suggestions
 
-    def _suggestion(self, db: xapian.Database, text: str) -> str | None:
-        """A spelling fix for ``text`` (:func:`.suggestions.spelling_fix`) from the indexed words."""
-        return spelling_fix(
-            text,
-            lambda term: db.get_termfreq(term) > 0,
-            lambda term: [(w, n) for w, n in self._indexed_words(db, term[0]) if _near(term, w)],
-            lambda term: self._surface_word(db, BODY, term),
-        )
+    def _correction(self, view: View, text: str) -> str | None:
+        """``text`` with its misspelt words corrected from the words of the stories, or None."""
+        db = view.db
+        shards = [s.db for s in view.shards if s.db is not None] if view.shards else [db]
 
-    def _indexed_words(self, db: xapian.Database, first: str) -> list[tuple[str, int]]:
-        """The indexed words (unprefixed, alphabetic) starting with ``first`` and their story counts; cached."""
-        now = time.monotonic()
-        with self._lock:
-            cached = self._words.get(first)
-        if cached and now - cached[0] < WORDS_TTL:
-            return cached[1]
-        words = [(t.term.decode(), t.termfreq) for t in db.allterms(first)]
-        words = [(w, n) for w, n in words if w.isalpha()]
-        with self._lock:
-            self._words[first] = (now, words)
-        return words
+        def found(word: str) -> int:
+            term = normalize(word)
+            return max(db.get_termfreq(prefix + term) for prefix in FIELD_PREFIXES.values()) if term else 0
+
+        return correct_query(text, self._words.of(db, shards), found)
 
     def _surface_word(self, db: xapian.Database, prefix: str, term: str) -> str | None:
         """The commonest real word whose term is ``term`` in the first stories with it (cached)."""
@@ -255,11 +315,29 @@ class XapianEngine:
     # ------------------------------------------------------------ stories
 
     def story(self, story_id: str) -> StoredStory | None:
-        """The stored story with this id, or None."""
-        return self._read(lambda view: _map(_docid(view.db, story_id), lambda d: stored_story(view.db.get_document(d))))
+        """The stored story with this id, with its versions (oldest first), or None."""
+        return self._read(lambda view: self._story(view.db, story_id))
+
+    @staticmethod
+    def _story(db: xapian.Database, story_id: str) -> StoredStory | None:
+        docid = _docid(db, story_id)
+        if docid is None:
+            return None
+        doc = db.get_document(docid)
+        stored = stored_story(doc)
+        label = label_of(doc)
+        others = [stored_story(d) for d in members(db, [label])[label]] if label else []
+        versions = sorted((v for v in others if v.id != story_id), key=lambda v: (v.published or datetime.max, v.id))
+        return replace(
+            stored,
+            versions=[
+                {"id": v.id, "headline": v.headline, "published": v.published.isoformat() if v.published else None}
+                for v in versions
+            ],
+        )
 
     def related(self, story_id: str, limit: int = 10) -> list[Hit] | None:
-        """Stories most like this one (not itself): its most characteristic terms (Bo1), searched for."""
+        """Stories most like this one (not itself, nor its versions): its most characteristic terms (Bo1), searched for."""
         return self._read(lambda view: self._related(view.db, story_id, limit))
 
     def _related(self, db: xapian.Database, story_id: str, limit: int) -> list[Hit] | None:
@@ -273,12 +351,19 @@ class XapianEngine:
         key_terms = [item.term.decode() for item in enquire.get_eset(RELATED_TERMS, rset, _Words())]
         if not key_terms:
             return []
+        label = label_of(db.get_document(docid))
+        excluded = [ID + story_id, *([GROUP + label] if label else [])]
         query = xapian.Query(
-            xapian.Query.OP_AND_NOT, xapian.Query(xapian.Query.OP_OR, key_terms), xapian.Query(ID + story_id)
+            xapian.Query.OP_AND_NOT,
+            xapian.Query(xapian.Query.OP_OR, key_terms),
+            xapian.Query(xapian.Query.OP_OR, excluded),
         )
         enquire.set_query(query)
+        enquire.set_collapse_key(SLOT_GROUP)
+        ranked = [(item.document, item.weight) for item in _fetched(enquire.get_mset(0, limit))]
         terms = {f: frozenset(key_terms) for f in ("headline", "body")}
-        return [_hit(item.document, item.weight, terms) for item in _fetched(enquire.get_mset(0, limit))]
+        groups = members(db, [g for doc, _ in ranked if (g := label_of(doc))])
+        return [_hit(doc, score, terms, groups) for doc, score in ranked]
 
     def stats(self) -> CollectionStats:
         """Size and date range of the collection."""
@@ -317,28 +402,42 @@ class XapianEngine:
             db.close()
 
     def upsert(self, stories: Sequence[Story]) -> IndexSummary:
-        """Add or replace stories by id, each on its shard; committed (and visible everywhere) when this returns."""
+        """Add or replace stories by id, each on its shard; committed (and visible everywhere) when this returns.
+
+        Their near-duplicate groups are settled from every shard this engine
+        sees (:class:`.groups.Grouper`); stories of other groups they join
+        are written with their new label too.
+        """
         started = time.perf_counter()
         summary = IndexSummary()
         latest = {story.id: story for story in stories}
         summary.duplicates = len(stories) - len(latest)
-        by_shard: dict[int, list[Story]] = {}
-        for story in latest.values():
-            by_shard.setdefault(shard_of(story.id, self.store.count), []).append(story)
+        grouper, docs = self._read(lambda view: _placed(Grouper(view.db), latest))
+        changed = grouper.changed()
+        by_shard: dict[int, list[str]] = {}
+        for story_id in [*docs, *changed]:
+            by_shard.setdefault(shard_of(story_id, self.store.count), []).append(story_id)
 
-        def work(group: list[Story]) -> Callable[[xapian.WritableDatabase], None]:
+        def work(ids: list[str]) -> Callable[[xapian.WritableDatabase], None]:
             def write(db: xapian.WritableDatabase) -> None:
-                for story in group:
-                    if db.get_termfreq(ID + story.id):
+                for story_id in ids:
+                    if story_id not in docs:
+                        continue
+                    if db.get_termfreq(ID + story_id):
                         summary.updated += 1
                     else:
                         summary.added += 1
-                    db.replace_document(ID + story.id, to_document(story))
+                    label = grouper.batch[story_id].label if story_id in grouper.batch else None
+                    if label is not None:
+                        set_label(docs[story_id], label)
+                    db.replace_document(ID + story_id, docs[story_id])
+                relabel(db, {i: changed[i] for i in ids if i in changed})
+                add_batch(db, Counter(w for i in ids if i in latest for w in story_words(latest[i])))
 
             return write
 
-        for shard, group in sorted(by_shard.items()):
-            self._write(shard, work(group))
+        for shard, ids in sorted(by_shard.items()):
+            self._write(shard, work(ids))
         summary.seconds = time.perf_counter() - started
         return summary
 
@@ -375,8 +474,21 @@ class _Words(xapian.ExpandDecider):
         return not term[:1].isupper()
 
 
-def _near(term: str, word: str) -> bool:
-    return abs(len(term) - len(word)) <= 2 and distance(term, word) <= 2
+def _placed(grouper: Grouper, stories: dict[str, Story]) -> tuple[Grouper, dict[str, xapian.Document]]:
+    """The documents of ``stories``, each placed in its group by ``grouper`` in turn."""
+    docs = {}
+    for story_id, story in stories.items():
+        docs[story_id] = to_document(story)
+        grouper.place(story_id, docs[story_id])
+    return grouper, docs
+
+
+def _finds(db: xapian.Database, query: xapian.Query) -> bool:
+    """Whether ``query`` finds any story."""
+    enquire = xapian.Enquire(db)
+    enquire.set_query(query)
+    enquire.set_weighting_scheme(xapian.BoolWeight())
+    return enquire.get_mset(0, 1).size() > 0
 
 
 def _docid(db: xapian.Database, story_id: str) -> int | None:
@@ -385,28 +497,40 @@ def _docid(db: xapian.Database, story_id: str) -> int | None:
     return None
 
 
-def _map(value: int | None, fn: Callable[[int], T]) -> T | None:
-    return None if value is None else fn(value)
-
-
-def _hit(doc: xapian.Document, score: float | None, terms: dict[str, frozenset[str]]) -> Hit:
-    return Hit.marked(stored_story(doc), score, terms)
+def _hit(
+    doc: xapian.Document,
+    score: float | None,
+    terms: dict[str, frozenset[str]],
+    groups: dict[str, list[xapian.Document]],
+) -> Hit:
+    """The hit for ``doc``; its versions (the other stories of its group in ``groups``) are named as ``similar``."""
+    hit = Hit.marked(stored_story(doc), score, terms)
+    label = label_of(doc)
+    if label in groups:
+        ids = sorted(i for d in groups[label] if (i := fields_of(d)["id"]) != hit.id)
+        hit.similar = {"count": len(ids), "ids": ids} if ids else None
+    return hit
 
 
 def _by_recency(
-    enquire: xapian.Enquire, db: xapian.Database, depth: int, everything: int
-) -> tuple[xapian.MSet, list[tuple[xapian.Document, float | None]]]:
-    """The first ``depth`` matches by relevance times the recency boost (at most 1 + RECENCY_WEIGHT).
+    enquire: xapian.Enquire, db: xapian.Database, depth: int, everything: int, collapse: bool, spied: bool
+) -> list[tuple[xapian.Document, float | None]]:
+    """The first ``depth`` stories by relevance times the recency boost (at most 1 + RECENCY_WEIGHT).
 
-    Matches are fetched by relevance until the one at ``depth`` after boosting
+    Matches are fetched by relevance until the story at ``depth`` after
+    boosting (and collapsing: a group's best boosted story stands for it)
     outscores any story not fetched yet (whose boosted score is at most the
-    last fetched weight times the largest boost).
+    last fetched weight times the largest boost).  The first fetch sees
+    every match, for the spies of ``enquire``; later ones need not.
     """
     upper = db.get_value_upper_bound(SLOT_SECONDS)
     newest = xapian.sortable_unserialise(upper) if upper else 0.0
     fetch = max(depth * 4, 100)
     while True:
         mset = _fetched(enquire.get_mset(0, fetch, everything))
+        if spied:
+            enquire.clear_matchspies()
+            spied = False
         boosted = []
         for item in mset:
             value = item.document.get_value(SLOT_SECONDS)
@@ -414,12 +538,27 @@ def _by_recency(
             boost = 1.0 + RECENCY_WEIGHT * math.exp2(-age_days / RECENCY_HALF_LIFE_DAYS)
             boosted.append((item.weight * boost, -item.docid, item.document))
         boosted.sort(key=lambda b: (b[0], b[1]), reverse=True)
+        if collapse:
+            boosted = _best_of_groups(boosted)
         complete = mset.size() < fetch or not boosted
         if complete or (
             len(boosted) >= depth and boosted[depth - 1][0] >= mset[mset.size() - 1].weight * (1 + RECENCY_WEIGHT)
         ):
-            return mset, [(doc, score) for score, _, doc in boosted]
+            return [(doc, score) for score, _, doc in boosted[:depth]]
         fetch *= 4
+
+
+def _best_of_groups(ranked: list[tuple[float, int, xapian.Document]]) -> list[tuple[float, int, xapian.Document]]:
+    """``ranked`` with only the first story of each group."""
+    seen: set[str] = set()
+    kept = []
+    for item in ranked:
+        label = label_of(item[2])
+        if label is None or label not in seen:
+            kept.append(item)
+            if label is not None:
+                seen.add(label)
+    return kept
 
 
 def _fetched(mset: xapian.MSet) -> xapian.MSet:
@@ -428,8 +567,7 @@ def _fetched(mset: xapian.MSet) -> xapian.MSet:
     return mset
 
 
-def _facets(spy: xapian.ValueCountMatchSpy) -> dict[str, dict[str, int]]:
-    months = {item.term.decode(): item.termfreq for item in spy.values()}
+def _facets(months: dict[str, int]) -> dict[str, dict[str, int]]:
     years: dict[str, int] = {}
     for month, n in months.items():
         years[month[:4]] = years.get(month[:4], 0) + n

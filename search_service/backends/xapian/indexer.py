@@ -3,14 +3,20 @@
 As the Whoosh indexer: the database keeps a manifest of the files it has
 read (path -> mtime and size, in its metadata); a run reads only new and
 changed files, drops the stories of changed and vanished files (each story
-carries a term for its file), and commits everything in one transaction,
-so readers see the previous commit or the new one, never half a run.  A
-story code seen twice is one story: the later file wins.
+carries a term for its file), and commits after every :data:`COMMIT_FILES`
+files, each commit a transaction with the manifest of the files it holds:
+readers see whole commits, an interrupted run leaves the last one
+searchable and the next run goes on from there, and the writer's memory is
+bounded whatever the run's size.  A story code seen twice is one story:
+the later file wins.
 
 A shard (``I/N``, kept in the database's metadata so later runs need not
 repeat it) holds only the stories whose id hashes to it
 (:func:`.shards.shard_of`); every shard reads every file.  Files are read in
-this process (Xapian's writer is single-threaded).
+this process (Xapian's writer is single-threaded).  Each story's
+near-duplicate group is settled as it is written (:mod:`.groups`), among
+the stories of this database, and the run's words are kept for spelling
+(:mod:`.words`).
 """
 
 from __future__ import annotations
@@ -18,16 +24,22 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import xapian
 
 from ...model import IndexSummary, IndexWriteError
 from ...stories import Skip, iter_story_files, read_file
+from ...vocabulary import story_words
 from .document import FILE, ID, fields_of, file_key, to_document
+from .groups import Grouper
 from .shards import SHARD_KEY, shard_of
+from .words import add_batch
 
 MANIFEST_KEY = "search_service_files"
+#: A run commits after every this many files (with the manifest of the files committed so far).
+COMMIT_FILES = 20_000
 #: As the Whoosh indexer: a story file larger than this is skipped.
 MAX_STORY_FILE_BYTES = 16 * 1024 * 1024
 
@@ -68,39 +80,48 @@ def index_paths(
         if p not in current and any(p == r or p.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
     ]
     tick = progress(len(to_read), summary.unchanged_files) if progress else (lambda n: None)
-    db.begin_transaction(False)
-    try:
-        dropped = set()
-        for path in [*to_read, *gone]:
-            term = FILE + file_key(path)
-            for posting in list(db.postlist(term)):
-                dropped.add(fields_of(db.get_document(posting.docid))["id"])
-            db.delete_document(term)
-        seen: set[str] = set()
-        for _n, path in enumerate(to_read, 1):
-            result = read_file(path)
-            summary.skips.extend(result.skips)
-            summary.warnings.extend(result.warnings)
-            for story in result.stories:
-                if shard and shard_of(story.id, shard[1]) != shard[0]:
-                    continue
-                if story.id in seen:
-                    summary.duplicates += 1
-                elif story.id in dropped or db.get_termfreq(ID + story.id):
-                    summary.updated += 1
-                else:
-                    summary.added += 1
-                seen.add(story.id)
-                db.replace_document(ID + story.id, to_document(story, path))
-            tick(1)
-        summary.removed = len(dropped - seen)
-        new_manifest = {p: k for p, k in manifest.items() if p not in gone}
-        new_manifest.update(current)
-        db.set_metadata(MANIFEST_KEY, json.dumps(new_manifest))
-        db.commit_transaction()
-    except BaseException:
-        db.cancel_transaction()
-        raise
+    kept = {p: k for p, k in manifest.items() if p not in gone}
+    dropped: set[str] = set()
+    seen: set[str] = set()
+    grouper = Grouper(db, writer=db)
+    for first in range(0, max(len(to_read), 1), COMMIT_FILES):
+        chunk = to_read[first : first + COMMIT_FILES]
+        db.begin_transaction()
+        try:
+            if not first:
+                for path in [*to_read, *gone]:
+                    term = FILE + file_key(path)
+                    for posting in list(db.postlist(term)):
+                        dropped.add(fields_of(db.get_document(posting.docid))["id"])
+                    db.delete_document(term)
+            words: Counter[str] = Counter()
+            for path in chunk:
+                result = read_file(path)
+                summary.skips.extend(result.skips)
+                summary.warnings.extend(result.warnings)
+                for story in result.stories:
+                    if shard and shard_of(story.id, shard[1]) != shard[0]:
+                        continue
+                    if story.id in seen:
+                        summary.duplicates += 1
+                    elif story.id in dropped or db.get_termfreq(ID + story.id):
+                        summary.updated += 1
+                    else:
+                        summary.added += 1
+                    seen.add(story.id)
+                    doc = to_document(story, path)
+                    grouper.place(story.id, doc)
+                    db.replace_document(ID + story.id, doc)
+                    words.update(story_words(story))
+                tick(1)
+            kept.update((path, current[path]) for path in chunk)
+            db.set_metadata(MANIFEST_KEY, json.dumps(kept))
+            add_batch(db, words)
+            db.commit_transaction()
+        except BaseException:
+            db.cancel_transaction()
+            raise
+    summary.removed = len(dropped - seen)
     summary.seconds = time.perf_counter() - started
     return summary
 

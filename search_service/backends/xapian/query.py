@@ -21,6 +21,7 @@ are left out.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ from ...highlight import distinctive
 from ...model import QueryError
 from ..whoosh.query import FIELD_WEIGHTS, EveryStory, Word, make_parser, parse
 from ..whoosh.schema import build_schema
+from ..whoosh.similarity import idf
 from .document import FIELD_PREFIXES, SLOT_SECONDS, seconds
 
 MAX_COORDINATED = 8
@@ -41,10 +43,12 @@ MAX_COORDINATED = 8
 
 @dataclass(frozen=True)
 class Translated:
-    """A Xapian query and the terms to highlight per field (wildcards included)."""
+    """A Xapian query, the terms to highlight per field (wildcards included), and what was repaired."""
 
     query: xapian.Query
     highlight_terms: dict[str, frozenset[str]]
+    #: As the Whoosh engine's: set when malformed syntax was searched as words (:mod:`search_service.syntax`).
+    notice: str | None = None
 
 
 class Parser:
@@ -70,7 +74,7 @@ class Parser:
             return max(db.get_termfreq(prefix + term) for prefix in FIELD_PREFIXES.values())
 
         count = db.get_doccount()
-        return Translated(query, {f: distinctive(t, stories, count) for f, t in terms.items()})
+        return Translated(query, {f: distinctive(t, stories, count) for f, t in terms.items()}, parsed.notice)
 
 
 def value_range(low: float | None, high: float | None) -> xapian.Query:
@@ -84,9 +88,20 @@ def value_range(low: float | None, high: float | None) -> xapian.Query:
     )
 
 
-def any_field(terms: list[str]) -> xapian.Query:
-    """An OR of unprefixed terms (every field, headline weighted)."""
-    return xapian.Query(xapian.Query.OP_OR, terms)
+def idf_correction(stories: int, with_term: int) -> float:
+    """What turns Xapian's BM25 idf for a term into the Whoosh engine's (Lucene's), as a factor.
+
+    Xapian takes ``ln(r)`` with ``r = (N - n + 0.5) / (n + 0.5)``, raised to
+    ``r / 2 + 1`` below 2 (so a common word never weighs less than nothing);
+    the Whoosh engine takes ``ln(1 + r)`` (:func:`.whoosh.similarity.idf`).
+    Scaled by this factor, a word's BM25 weight is the Whoosh engine's
+    BM25F weight, from the statistics of every shard.
+    """
+    if not with_term:
+        return 1.0
+    ratio = (stories - with_term + 0.5) / (with_term + 0.5)
+    xapian_idf = math.log(ratio if ratio >= 2 else ratio * 0.5 + 1)
+    return idf(stories, with_term) / xapian_idf if xapian_idf > 0 else 1.0
 
 
 def scaled(q: xapian.Query, factor: float) -> xapian.Query:
@@ -129,10 +144,26 @@ class _Translation:
         return xapian.Query.MatchNothing
 
     def _word(self, first: wq.Query) -> xapian.Query:
-        """The unprefixed term or phrase of a :class:`Word` (its children differ only in field)."""
-        if isinstance(first, wq.Phrase):
-            return _phrase(list(first.words), first.slop)
-        return xapian.Query(first.text)
+        """The unprefixed term or phrase of a :class:`Word` (its children differ only in field).
+
+        A phrase is scored on its unprefixed terms (the sum of its words'
+        weights, as the Whoosh engine scores it) and matched on the
+        fields' positions (only the prefixed terms have them): in the
+        headline or in the body, never across the two.
+        """
+        if isinstance(first, wq.Phrase) and len(first.words) > 1:
+            words = list(first.words)
+            placed = [_phrase([prefix + w for w in words], first.slop) for prefix in FIELD_PREFIXES.values()]
+            return xapian.Query(
+                xapian.Query.OP_FILTER,
+                xapian.Query(xapian.Query.OP_AND, [self._term(w) for w in words]),
+                xapian.Query(xapian.Query.OP_OR, placed),
+            )
+        return self._term(first.words[0] if isinstance(first, wq.Phrase) else first.text)
+
+    def _term(self, term: str) -> xapian.Query:
+        """An unprefixed term, weighted as the Whoosh engine weighs it (:func:`idf_correction`)."""
+        return scaled(xapian.Query(term), idf_correction(self.db.get_doccount(), self.db.get_termfreq(term)))
 
     def _group(self, q: wq.Query, negated: bool) -> xapian.Query:
         children = list(q.subqueries)
