@@ -553,12 +553,8 @@ def test_a_story_lists_its_versions_and_related_leaves_them_out(svc: Service, ve
     assert "port-5" in [v["id"] for v in svc.client.get("/api/stories/port-1").get_json()["versions"]]
 
 
-def test_a_story_joining_two_groups_makes_them_one(svc: Service, request: pytest.FixtureRequest) -> None:
+def test_a_story_joining_two_groups_makes_them_one(svc: Service) -> None:
     """Groups are transitive: a story like a version of each of two groups joins them into one."""
-    if svc.name == "whoosh":
-        # Main's Whoosh engine puts such a story in one of the two groups; transitive groups for it are
-        # being made on the `news` branch (backends/whoosh/groups.py).  Strict: this fails once they land.
-        request.applymarker(pytest.mark.xfail(strict=True, reason="Whoosh groups are not transitive yet"))
     words = f"{DUPLICATE_BODY} {NOT_A_VERSION['body']}".split()
     left = " ".join(words[:-26])
     right = " ".join(words[26:])

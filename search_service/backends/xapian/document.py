@@ -92,8 +92,9 @@ def to_document(story: Story, path: str = "") -> xapian.Document:
     if path:
         doc.add_boolean_term(FILE + file_key(path))
     wdf: dict[str, int] = {}
-    for prefix, text, weight in ((HEADLINE, story.headline, HEADLINE_WDF), (BODY, story.body, 1)):
-        for term, positions in term_positions(text).items():
+    body = term_positions(story.body)
+    for prefix, terms, weight in ((HEADLINE, term_positions(story.headline), HEADLINE_WDF), (BODY, body, 1)):
+        for term, positions in terms.items():
             if len(term.encode()) <= MAX_TERM_BYTES:
                 wdf[term] = wdf.get(term, 0) + weight * len(positions)
                 prefixed = prefix + term
@@ -101,7 +102,7 @@ def to_document(story: Story, path: str = "") -> xapian.Document:
                     doc.add_posting(prefixed, pos + 1, weight)
     for term, frequency in wdf.items():
         doc.add_term(term, frequency)
-    sig = signature(story.body)
+    sig = signature(body)
     if sig is not None:
         doc.add_value(SLOT_SIGNATURE, sig.tobytes())
         for term in band_terms(sig):
