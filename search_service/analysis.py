@@ -308,13 +308,14 @@ def _token_at(text: str, at: int) -> re.Match[str] | None:
 @lru_cache(maxsize=1024)
 def _starting_with(firsts: str) -> re.Pattern[str]:
     letters = re.escape("".join(sorted(set(firsts + firsts.upper()))))
+    # A symbol may start a token anywhere, even right after a word (``1$9`` is ``1``, ``$9``): checked.
     symbols = f"|[{re.escape(_SYMBOL_STARTS)}]" if set(firsts) & set(_SYMBOL_STARTS) else ""
-    # Not inside a word: neither after a word character nor after a joiner that follows one.  A word
-    # with no symbol beside it is a token as it is (the empty group marks it); any other is checked.
+    # A word: not inside one, i.e. neither after a word character nor after a joiner that follows one.
+    # A word with no symbol beside it is a token as it is (the empty group marks it); any other is checked.
     word = rf"\w[\w{WORD_MARKS}]*+"
     plain = rf"(?<![{re.escape(_BEFORE)}]){word}(?:[{_JOINERS}]{word})*+(?![{re.escape(_AFTER)}])(?P<plain>)"
     return re.compile(
-        rf"(?<![\w{WORD_MARKS}])(?<!\w[{_JOINERS}])(?=[{letters}]|[^\x00-\x7f])(?:{plain}|\w{_TAIL}{symbols})"
+        rf"(?<![\w{WORD_MARKS}])(?<!\w[{_JOINERS}])(?=[{letters}]|[^\x00-\x7f])(?:{plain}|\w{_TAIL}){symbols}"
     )
 
 
