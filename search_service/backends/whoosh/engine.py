@@ -182,17 +182,15 @@ class WhooshEngine:
         view = self._view()
         corpus = self._corpus_of(view.searcher)
         query, corrected_from, suggestion = request.q, None, None
-        parsed, found = self._matches(view.searcher, corpus, query, request)
+        groups = self._groups_of(view.searcher, corpus)
+        parsed, found = self._matches(view.searcher, corpus, groups, query, request)
         correction = self._correction(view.searcher, query)
-        fixed = self._matches_of_correction(view.searcher, corpus, correction, request)
+        fixed = self._matches_of_correction(view.searcher, corpus, groups, correction, request)
         if fixed and correction and request.spell and not len(found.ids):
             query, corrected_from = correction, query
             parsed, found = fixed
         elif fixed:
             suggestion = correction
-        groups = self._groups_of(view.searcher, corpus)
-        if request.collapse:
-            found = found.take(groups.kept(found.ids, _rank(corpus, found, request.sort)))
         depth = request.page * request.per_page
         docnums, shown = _ordered(corpus, found, request.sort, depth)
         hits = [
@@ -213,22 +211,41 @@ class WhooshEngine:
             notice=parsed.notice,
         )
 
-    def _matches(self, searcher: Searcher, corpus: Corpus, q: str, request: SearchRequest) -> tuple[ParsedQuery, Found]:
-        """``q`` parsed and evaluated within the request's dates: ``(parsed, found)``."""
+    def _matches(
+        self, searcher: Searcher, corpus: Corpus, groups: Groups, q: str, request: SearchRequest
+    ) -> tuple[ParsedQuery, Found]:
+        """``q`` parsed and evaluated within the request's dates, near-duplicates collapsed if asked.
+
+        Sorted by relevance, only the stories that can be on the page are
+        scored (:meth:`.Evaluation.top`), unless dates and near-duplicates
+        left too few of them: then every story found is.
+        """
         parsed = parse(q, self._parser, searcher, self.limits)
-        found = Evaluation(searcher, corpus, self.limits.time_limit).found(parsed.query)
+        evaluation = Evaluation(searcher, corpus, self.limits.time_limit)
+        depth = request.page * request.per_page
+        if request.sort == "relevance":
+            found = self._within(corpus, groups, evaluation.top(parsed.query, depth, groups.grouped), request)
+            if found.exact_top(depth):
+                return parsed, found
+        return parsed, self._within(corpus, groups, evaluation.found(parsed.query), request)
+
+    @staticmethod
+    def _within(corpus: Corpus, groups: Groups, found: Found, request: SearchRequest) -> Found:
+        """``found`` within the request's dates, near-duplicates collapsed if asked."""
         if request.date_from or request.date_to:
             found = found.take(_in_dates(corpus.days[found.ids], request.date_from, request.date_to))
-        return parsed, found
+        if request.collapse:
+            found = found.take(groups.kept(found.ids, _rank(corpus, found, request.sort)))
+        return found
 
     def _matches_of_correction(
-        self, searcher: Searcher, corpus: Corpus, correction: str | None, request: SearchRequest
+        self, searcher: Searcher, corpus: Corpus, groups: Groups, correction: str | None, request: SearchRequest
     ) -> tuple[ParsedQuery, Found] | None:
         """:meth:`_matches` of a spelling correction, if it finds stories."""
         if correction is None:
             return None
         try:
-            found = self._matches(searcher, corpus, correction, request)
+            found = self._matches(searcher, corpus, groups, correction, request)
         except QueryError:  # out of time, say: the query as typed still has its answer
             return None
         return found if len(found[1].ids) else None

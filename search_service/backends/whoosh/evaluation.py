@@ -36,6 +36,7 @@ this replaced added them: scores are the same to the last bit.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from functools import partial, singledispatchmethod
@@ -52,6 +53,8 @@ from .query import EveryStory, Word
 from .schema import TEXT_FIELDS
 from .similarity import bm25f
 
+#: Lists to merge longer than this share of the collection together are merged with flags (see :func:`_merge`).
+_DENSE_SHARE = 0.1
 #: Larger than any position: (document, position) pairs packed into one integer.
 _POSITION_SPAN = 1 << 32
 
@@ -62,10 +65,16 @@ class Found:
 
     ids: np.ndarray
     scores: np.ndarray
+    #: Stories left unscored (score ``-inf`` here) score below this (:meth:`Evaluation.top`).
+    floor: float = -math.inf
 
     def take(self, keep: np.ndarray) -> Found:
         """The matches where ``keep`` (a mask or positions over :attr:`ids`) says."""
-        return Found(self.ids[keep], self.scores[keep])
+        return Found(self.ids[keep], self.scores[keep], self.floor)
+
+    def exact_top(self, depth: int) -> bool:
+        """Whether the ``depth`` best stories by score are certainly among those scored."""
+        return self.floor == -math.inf or int(np.count_nonzero(self.scores >= self.floor)) >= depth
 
     def dense(self, size: int) -> tuple[np.ndarray, np.ndarray]:
         """``(scores, matched)`` arrays over all ``size`` stories."""
@@ -122,6 +131,19 @@ class Evaluation:
     def found(self, q: wq.Query) -> Found:
         """The live stories ``q`` matches, and their scores."""
         found = self._eval(q)
+        return found.take(self.corpus.alive[found.ids])
+
+    def top(self, q: wq.Query, depth: int, scored: np.ndarray) -> Found:
+        """:meth:`found`, but where ``q`` is free text of several words, only the stories that can
+        be among the ``depth`` best are scored (and those where ``scored``, a flag per story, is set).
+
+        The others keep score ``-inf``, and the result's ``floor`` says that
+        they score below it: if fewer than ``depth`` of the stories kept
+        (after dates and near-duplicates) score at least that, the caller
+        asks :meth:`found` instead (:meth:`Found.exact_top`).
+        """
+        found = self._words_top(q, depth, scored) if _plain_words(q) else None
+        found = self._eval(q) if found is None else found
         return found.take(self.corpus.alive[found.ids])
 
     def run(self, q: wq.Query) -> tuple[np.ndarray, np.ndarray]:
@@ -195,7 +217,7 @@ class Evaluation:
     def _bm25f(self, fields: list[tuple[str, float]], text: str | bytes, boost: float) -> Found:
         """One term's BM25F over ``fields`` (name, weight), in every story with it in any of them."""
         parts = [self._read(fieldname, text) for fieldname, _ in fields]
-        ids, where = _merge([p.ids for p in parts])
+        ids, where = _merge([p.ids for p in parts], self.corpus.size)
         tf = np.zeros(len(ids))
         for (_, weight), postings, at in zip(fields, parts, where):
             tf[at] += weight * postings.tfs
@@ -226,7 +248,7 @@ class Evaluation:
                     small, large = (seen, ids) if len(seen) < len(ids) else (ids, seen)
                     both = small[_lookup(small, large)[0]]
                     count -= int(np.count_nonzero(alive[both]))
-                    seen = _merge([seen, ids])[0]
+                    seen = _merge([seen, ids], self.corpus.size)[0]
                 else:
                     seen = ids
             self._with_term[key] = count
@@ -248,8 +270,74 @@ class Evaluation:
         first = q.subqueries[0]
         if not isinstance(first, wq.Phrase):
             return self._bm25f(fields, first.text, q.boost)
-        ids = _merge([self._adjacent(c, self._has_all(c.fieldname, c.words)) for c in q.subqueries])[0]
+        ids = _merge([self._adjacent(c, self._has_all(c.fieldname, c.words)) for c in q.subqueries], self.corpus.size)[
+            0
+        ]
         return Found(ids, _total([self._bm25f_at(fields, _text(w), q.boost, ids) for w in first.words]))
+
+    def _words_top(self, q: wq.Or, depth: int, scored: np.ndarray) -> Found | None:
+        """Free text of plain words with only the stories that can be among the ``depth`` best scored.
+
+        MaxScore (Turtle and Flood, 1995) over arrays: every word's BM25F
+        has a ceiling (its highest weighted frequency in the shortest
+        story).  The stories of the rarest word are scored in full; the
+        ``depth``-th best of them is the floor.  The commonest words whose
+        ceilings together (with the bonus for matching all of them) stay
+        under the floor can't lift a story with none of the other words to
+        it, so stories with only those words are counted but not scored.
+        None when nothing can be left out.
+        """
+        words = [
+            ([(c.fieldname, c.boost) for c in w.subqueries], _text(w.subqueries[0].text), w.boost) for w in q.subqueries
+        ]
+        lists = []
+        for fields, text, _ in words:
+            self._check_time()
+            lists.append(_merge([self._read(f, text).ids for f, _ in fields], self.corpus.size)[0])
+            self._with_term[(tuple(f for f, _ in fields), text)] = int(np.count_nonzero(self.corpus.alive[lists[-1]]))
+        rarest = min(range(len(lists)), key=lambda n: len(lists[n]))
+        if len(lists[rarest]) < depth:
+            return None
+        floor = -np.partition(-self._or_at(q, words, lists, lists[rarest]), depth - 1)[depth - 1]
+        ceilings = sorted((self._ceiling(fields, text, boost), n) for n, (fields, text, boost) in enumerate(words))
+        skipped = 0
+        while skipped < len(words) and _bonus(q, skipped + 1) * sum(c for c, _ in ceilings[: skipped + 1]) < floor:
+            skipped += 1
+        if skipped == 0:
+            return None
+        union = _merge(lists, self.corpus.size)[0]
+        essential = [lists[n] for _, n in ceilings[skipped:]] + [union[scored[union]]]
+        candidates = _merge(essential, self.corpus.size)[0]
+        scores = np.full(len(union), -math.inf)
+        scores[_lookup(candidates, union)[1]] = self._or_at(q, words, lists, candidates)
+        return Found(union, scores, float(floor))
+
+    def _or_at(
+        self,
+        q: wq.Or,
+        words: list[tuple[list[tuple[str, float]], str, float]],
+        lists: list[np.ndarray],
+        ids: np.ndarray,
+    ) -> np.ndarray:
+        """The free-text scores of the stories ``ids`` (ascending), as :meth:`_or` of the words adds them."""
+        scores = np.zeros(len(ids))
+        count = np.zeros(len(ids), dtype=np.int32)
+        for (fields, text, boost), with_word in zip(words, lists):
+            hit = _lookup(ids, with_word)[0]
+            scores[hit] += self._bm25f_at(fields, text, boost, ids[hit])
+            count += hit
+        if q.scale and len(words) > 1:
+            scores = scores * (1.0 + q.scale * (count - 1).clip(min=0) / (len(words) - 1))
+        return scores
+
+    def _ceiling(self, fields: list[tuple[str, float]], text: str, boost: float) -> float:
+        """Above any story's BM25F for the term: its highest weighted frequency, in the shortest story."""
+        tf = sum(weight * float(self._read(f, text).tfs.max(initial=0.0)) for f, weight in fields)
+        shortest = sum(weight * self.corpus.shortest[f] for f, weight in fields)
+        average = sum(weight * self.corpus.average_length[f] for f, weight in fields)
+        with_term = self._stories_with(fields, text)
+        ceiling = bm25f(np.array([tf]), np.array([shortest]), average, self.reader.doc_count(), with_term, boost)
+        return float(ceiling[0]) * (1.0 + 1e-9)  # a margin for rounding
 
     def _has_all(self, fieldname: str, words: list[str]) -> np.ndarray:
         """The stories with every one of ``words`` in the field (rarest first, each a binary search)."""
@@ -263,7 +351,7 @@ class Evaluation:
         """The union of ``parts``, their scores summed in order (and scaled by how many matched)."""
         if not parts:
             return NOTHING
-        ids, where = _merge([p.ids for p in parts])
+        ids, where = _merge([p.ids for p in parts], self.corpus.size)
         scores = np.zeros(len(ids))
         for part, at in zip(parts, where):
             scores[at] += part.scores
@@ -344,18 +432,44 @@ class Evaluation:
         return unscored(np.array(sorted(self.searcher.docs_for_query(q)), dtype=np.int64))
 
 
+def _plain_words(q: wq.Query) -> bool:
+    """Whether ``q`` is free text of several plain words (not phrases), as :mod:`.query` makes it."""
+    return (
+        type(q) is wq.Or
+        and len(q.subqueries) > 1
+        and all(isinstance(c, Word) and isinstance(c.subqueries[0], wq.Term) for c in q.subqueries)
+    )
+
+
+def _bonus(q: wq.Or, matched: int) -> float:
+    """The free-text factor of a story matching ``matched`` of ``q``'s words (see :meth:`Evaluation._or`)."""
+    words = len(q.subqueries)
+    return 1.0 + q.scale * max(0, matched - 1) / (words - 1) if q.scale else 1.0
+
+
 def _text(text: str | bytes) -> str:
     return text if isinstance(text, str) else text.decode("utf-8")
 
 
-def _merge(lists: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The union of ascending, distinct arrays, and where each array's items are in it.
+def _merge(lists: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The union of ascending, distinct arrays of document numbers under ``size``, and where each array's items are in it.
 
-    A stable sort of the arrays end to end is a merge of sorted runs
-    (linear), not a full sort.
+    Short lists are merged by a stable sort of the arrays end to end (a
+    merge of sorted runs, linear); long ones (past :data:`_DENSE_SHARE` of
+    the collection together) by flags over the collection, 2 to 3 times
+    faster there (measured on a million: 6 against 14 ms for 300,000 and
+    500,000 postings).
     """
     if len(lists) == 1:
         return lists[0], [np.arange(len(lists[0]))]
+    if sum(len(a) for a in lists) > _DENSE_SHARE * size:
+        flags = np.zeros(size, dtype=bool)
+        for array in lists:
+            flags[array] = True
+        union = np.flatnonzero(flags)
+        index = np.empty(size, dtype=np.int64)  # only the union's entries are written and read
+        index[union] = np.arange(len(union))
+        return union, [index[array] for array in lists]
     joined = np.concatenate(lists)
     order = np.argsort(joined, kind="stable")
     ordered = joined[order]
