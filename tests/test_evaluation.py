@@ -54,7 +54,7 @@ def test_free_text_scores_only_what_can_be_on_the_page(reuters: WhooshEngine) ->
             best = np.lexsort((every.ids, -every.scores))[:depth]
             assert scored[best].all(), q
             pruned += int(not scored.all())
-    assert pruned >= len(FREE_TEXT), "free text of common words left nothing unscored"
+    assert pruned, "free text with a rare word left nothing unscored"
 
 
 def test_pages_are_those_of_every_story_scored(reuters: WhooshEngine, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -55,6 +55,8 @@ from .similarity import bm25f
 
 #: Lists to merge longer than this share of the collection together are merged with flags (see :func:`_merge`).
 _DENSE_SHARE = 0.1
+#: Free text is pruned only when its rarest word is in at most this share of the stories with its commonest.
+_PRUNE_SHARE = 0.125
 #: Larger than any position: (document, position) pairs packed into one integer.
 _POSITION_SPAN = 1 << 32
 
@@ -285,7 +287,10 @@ class Evaluation:
         ceilings together (with the bonus for matching all of them) stay
         under the floor can't lift a story with none of the other words to
         it, so stories with only those words are counted but not scored.
-        None when nothing can be left out.
+        None when nothing can be left out, or when the words are about as
+        common as each other (:data:`_PRUNE_SHARE`): the stories kept are
+        scored by binary searches in the words' postings, which costs more
+        than the merges of scoring them all once they are many.
         """
         words = [
             ([(c.fieldname, c.boost) for c in w.subqueries], _text(w.subqueries[0].text), w.boost) for w in q.subqueries
@@ -296,9 +301,10 @@ class Evaluation:
             lists.append(_merge([self._read(f, text).ids for f, _ in fields], self.corpus.size)[0])
             self._with_term[(tuple(f for f, _ in fields), text)] = int(np.count_nonzero(self.corpus.alive[lists[-1]]))
         rarest = min(range(len(lists)), key=lambda n: len(lists[n]))
-        if len(lists[rarest]) < depth:
-            return None
-        floor = -np.partition(-self._or_at(q, words, lists, lists[rarest]), depth - 1)[depth - 1]
+        if not depth <= len(lists[rarest]) <= _PRUNE_SHARE * max(len(a) for a in lists):
+            return None  # too few, or scoring by binary search would cost more than scoring them all
+        at_rarest = self._or_at(q, words, lists, lists[rarest])
+        floor = -np.partition(-at_rarest, depth - 1)[depth - 1]
         ceilings = sorted((self._ceiling(fields, text, boost), n) for n, (fields, text, boost) in enumerate(words))
         skipped = 0
         while skipped < len(words) and _bonus(q, skipped + 1) * sum(c for c, _ in ceilings[: skipped + 1]) < floor:
@@ -309,7 +315,8 @@ class Evaluation:
         essential = [lists[n] for _, n in ceilings[skipped:]] + [union[scored[union]]]
         candidates = _merge(essential, self.corpus.size)[0]
         scores = np.full(len(union), -math.inf)
-        scores[_lookup(candidates, union)[1]] = self._or_at(q, words, lists, candidates)
+        same = np.array_equal(candidates, lists[rarest])
+        scores[_lookup(candidates, union)[1]] = at_rarest if same else self._or_at(q, words, lists, candidates)
         return Found(union, scores, float(floor))
 
     def _or_at(
