@@ -458,7 +458,7 @@ def _text(text: str | bytes) -> str:
     return text if isinstance(text, str) else text.decode("utf-8")
 
 
-def _merge(lists: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndarray]]:
+def _merge(lists: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndarray | slice]]:
     """The union of ascending, distinct arrays of document numbers under ``size``, and where each array's items are in it.
 
     Short lists are merged by a stable sort of the arrays end to end (a
@@ -468,7 +468,7 @@ def _merge(lists: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndar
     500,000 postings).
     """
     if len(lists) == 1:
-        return lists[0], [np.arange(len(lists[0]))]
+        return lists[0], [slice(None)]
     if sum(len(a) for a in lists) > _DENSE_SHARE * size:
         flags = np.zeros(size, dtype=bool)
         for array in lists:
@@ -483,7 +483,7 @@ def _merge(lists: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndar
     new = np.r_[True, ordered[1:] != ordered[:-1]] if len(ordered) else np.zeros(0, dtype=bool)
     where = np.empty(len(joined), dtype=np.int64)
     where[order] = np.cumsum(new) - 1
-    return ordered[new], np.split(where, np.cumsum([len(a) for a in lists[:-1]]))
+    return ordered[new], list(np.split(where, np.cumsum([len(a) for a in lists[:-1]])))
 
 
 def _lookup(ids: np.ndarray, within: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
