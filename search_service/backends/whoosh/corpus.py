@@ -34,6 +34,7 @@ class Corpus:
     size: int
     alive: np.ndarray
     lengths: dict[str, np.ndarray]
+    shortest: dict[str, float]  # the least of each field's lengths
     average_length: dict[str, float]
     ticks: np.ndarray  # ``published`` in Whoosh's ticks (microseconds since 0001-01-01); -1 when undated
     days: np.ndarray  # ``published`` as :func:`day_number`; NaN when undated
@@ -66,7 +67,8 @@ class Corpus:
         days = np.where(undated, math.nan, (ticks - _EPOCH_TICKS) / _TICKS_PER_DAY)
         calendar = np.floor(np.nan_to_num(days)).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
         months = np.where(undated, -1, calendar + 1970 * 12)
-        return cls(size, alive, lengths, average, ticks, days, months, cache)
+        shortest = {f: float(lengths[f].min(initial=math.inf)) if size else 0.0 for f in TEXT_FIELDS}
+        return cls(size, alive, lengths, shortest, average, ticks, days, months, cache)
 
 
 def _published_ticks(leaf) -> np.ndarray:  # type: ignore[no-untyped-def]

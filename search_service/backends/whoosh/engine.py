@@ -42,7 +42,7 @@ from ...spelling import correct_query
 from ...stories import Story, public_source
 from ...suggestions import SUGGEST_SCAN, commonest_spelling, completion_prefix, completions
 from .corpus import Corpus, day_number
-from .evaluation import Evaluation
+from .evaluation import Evaluation, Found
 from .groups import Groups, StoryNumbers
 from .indexer import add_stories, delete_story, index_paths, open_index
 from .postings import PostingsCache
@@ -184,59 +184,73 @@ class WhooshEngine:
         view = self._view()
         corpus = self._corpus_of(view.searcher)
         query, corrected_from, suggestion = request.q, None, None
-        parsed, scores, matched = self._matches(view.searcher, corpus, query, request)
+        groups = self._groups_of(view.searcher, corpus)
+        parsed, found = self._matches(view.searcher, corpus, groups, query, request)
         correction = self._correction(view.searcher, query)
-        fixed = self._matches_of_correction(view.searcher, corpus, correction, request)
-        if fixed and correction and request.spell and not matched.any():
+        fixed = self._matches_of_correction(view.searcher, corpus, groups, correction, request)
+        if fixed and correction and request.spell and not len(found.ids):
             query, corrected_from = correction, query
-            parsed, scores, matched = fixed
+            parsed, found = fixed
         elif fixed:
             suggestion = correction
-        groups = self._groups_of(view.searcher, corpus)
-        if request.collapse:
-            matched = groups.collapse(matched, _rank(corpus, scores, request.sort))
-        total = int(matched.sum())
         depth = request.page * request.per_page
-        docnums, shown = _ordered(corpus, scores, matched, request.sort, depth)
+        docnums, shown = _ordered(corpus, found, request.sort, depth)
         hits = [
             self._hit(view.searcher, int(n), s, parsed.highlight_terms, groups if request.collapse else None)
             for n, s in zip(docnums[depth - request.per_page :], shown[depth - request.per_page :])
         ]
         return SearchResult(
             query=query,
-            total=total,
+            total=len(found.ids),
             page=request.page,
             per_page=request.per_page,
             took_ms=(time.perf_counter() - started) * 1000.0,
             hits=hits,
             suggestion=suggestion,
             corrected_from=corrected_from,
-            facets=_facets(corpus, matched),
+            facets=_facets(corpus, found.ids),
             sort=request.sort,
             notice=parsed.notice,
         )
 
     def _matches(
-        self, searcher: Searcher, corpus: Corpus, q: str, request: SearchRequest
-    ) -> tuple[ParsedQuery, np.ndarray, np.ndarray]:
-        """``q`` parsed and evaluated within the request's dates: ``(parsed, scores, matched)``."""
+        self, searcher: Searcher, corpus: Corpus, groups: Groups, q: str, request: SearchRequest
+    ) -> tuple[ParsedQuery, Found]:
+        """``q`` parsed and evaluated within the request's dates, near-duplicates collapsed if asked.
+
+        Sorted by relevance, only the stories that can be on the page are
+        scored (:meth:`.Evaluation.top`), unless dates and near-duplicates
+        left too few of them: then every story found is.
+        """
         parsed = parse(q, self._parser, searcher, self.limits)
-        scores, matched = Evaluation(searcher, corpus, self.limits.time_limit).run(parsed.query)
+        evaluation = Evaluation(searcher, corpus, self.limits.time_limit)
+        depth = request.page * request.per_page
+        if request.sort == "relevance":
+            found = self._within(corpus, groups, evaluation.top(parsed.query, depth, groups.grouped), request)
+            if found.exact_top(depth):
+                return parsed, found
+        return parsed, self._within(corpus, groups, evaluation.found(parsed.query), request)
+
+    @staticmethod
+    def _within(corpus: Corpus, groups: Groups, found: Found, request: SearchRequest) -> Found:
+        """``found`` within the request's dates, near-duplicates collapsed if asked."""
         if request.date_from or request.date_to:
-            matched &= _date_mask(corpus, request.date_from, request.date_to)
-        return parsed, scores, matched
+            found = found.take(_in_dates(corpus.days[found.ids], request.date_from, request.date_to))
+        if request.collapse:
+            found = found.take(groups.kept(found.ids, _rank(corpus, found, request.sort)))
+        return found
 
     def _matches_of_correction(
-        self, searcher: Searcher, corpus: Corpus, correction: str | None, request: SearchRequest
-    ) -> tuple[ParsedQuery, np.ndarray, np.ndarray] | None:
+        self, searcher: Searcher, corpus: Corpus, groups: Groups, correction: str | None, request: SearchRequest
+    ) -> tuple[ParsedQuery, Found] | None:
         """:meth:`_matches` of a spelling correction, if it finds stories."""
         if correction is None:
             return None
         try:
-            found = self._matches(searcher, corpus, correction, request)
+            found = self._matches(searcher, corpus, groups, correction, request)
         except QueryError:  # out of time, say: the query as typed still has its answer
             return None
-        return found if found[2].any() else None
+        return found if len(found[1].ids) else None
 
     @staticmethod
     def _hit(
@@ -314,11 +328,11 @@ class WhooshEngine:
         stored = searcher.stored_fields(docnum)
         corpus = self._corpus_of(searcher)
         terms = key_terms(searcher.reader(), {f: stored[f] for f in TEXT_FIELDS})
-        scores, matched = related_scores(Evaluation(searcher, corpus, self.limits.time_limit), docnum, terms)
+        found = related_scores(Evaluation(searcher, corpus, self.limits.time_limit), docnum, terms)
         groups = self._groups_of(searcher, corpus)
-        matched[[docnum, *groups.versions(docnum)]] = False  # its versions are listed as such, not as related
-        matched = groups.collapse(matched, -scores)
-        docnums, shown = _ordered(corpus, scores, matched, "relevance", limit)
+        found = found.take(~np.isin(found.ids, [docnum, *groups.versions(docnum)]))  # versions are listed as such
+        found = found.take(groups.kept(found.ids, -found.scores))
+        docnums, shown = _ordered(corpus, found, "relevance", limit)
         marked = dict.fromkeys(TEXT_FIELDS, frozenset(t for t, _ in terms))
         return [self._hit(searcher, int(n), s, marked, groups) for n, s in zip(docnums, shown)]
 
@@ -360,28 +374,25 @@ def _as_datetime(value: Any) -> datetime | None:
     return value if isinstance(value, datetime) and value.year > 1 else None
 
 
-def _date_mask(corpus: Corpus, date_from: date | None, date_to: date | None) -> np.ndarray:
-    """Stories published from ``date_from`` to ``date_to``, both days included."""
+def _in_dates(days: np.ndarray, date_from: date | None, date_to: date | None) -> np.ndarray:
+    """Which of the stories published on ``days`` (:attr:`Corpus.days`) are from ``date_from`` to ``date_to``."""
     low = day_number(datetime.combine(date_from, dtime.min)) if date_from else -math.inf
     high = day_number(datetime.combine(date_to, dtime.max)) if date_to else math.inf
     with np.errstate(invalid="ignore"):
-        return (corpus.days >= low) & (corpus.days <= high)
+        return (days >= low) & (days <= high)
 
 
-def _rank(corpus: Corpus, scores: np.ndarray, sort: str) -> np.ndarray:
-    """Per story, lower is shown first in ``sort`` order (undated stories last by date)."""
+def _rank(corpus: Corpus, found: Found, sort: str) -> np.ndarray:
+    """Per story found, lower is shown first in ``sort`` order (undated stories last by date)."""
     if sort in ("newest", "oldest"):
-        days = np.nan_to_num(corpus.days, nan=-math.inf if sort == "newest" else math.inf)
+        days = np.nan_to_num(corpus.days[found.ids], nan=-math.inf if sort == "newest" else math.inf)
         return -days if sort == "newest" else days
-    return -(scores * _recency(corpus)) if sort == "recent" else -scores
+    return -(found.scores * _recency(corpus, found.ids)) if sort == "recent" else -found.scores
 
 
-def _ordered(
-    corpus: Corpus, scores: np.ndarray, matched: np.ndarray, sort: str, depth: int
-) -> tuple[list[int], list[float | None]]:
-    """The first ``depth`` matched documents in ``sort`` order, and the scores to show."""
-    candidates = np.flatnonzero(matched)
-    rank = _rank(corpus, scores, sort)[candidates]
+def _ordered(corpus: Corpus, found: Found, sort: str, depth: int) -> tuple[list[int], list[float | None]]:
+    """The first ``depth`` stories found in ``sort`` order, and the scores to show."""
+    candidates, rank = found.ids, _rank(corpus, found, sort)
     if len(candidates) > depth:
         # Every story tied with the last one kept, then cut in (rank, number) order: with
         # argpartition's arbitrary pick among ties, a story could be on two pages, or on none.
@@ -393,15 +404,16 @@ def _ordered(
     return candidates[order].tolist(), (-rank[order]).tolist()
 
 
-def _recency(corpus: Corpus) -> np.ndarray:
-    """Boost per story for ``sort=recent``: 1 + weight * 2^(-age / half-life); undated stories 1."""
+def _recency(corpus: Corpus, ids: np.ndarray) -> np.ndarray:
+    """Boost of the stories ``ids`` for ``sort=recent``: 1 + weight * 2^(-age / half-life); undated stories 1."""
     newest = np.nanmax(corpus.days) if np.isfinite(corpus.days).any() else 0.0
-    age = np.nan_to_num(newest - corpus.days, nan=math.inf)
+    age = np.nan_to_num(newest - corpus.days[ids], nan=math.inf)
     return 1.0 + RECENCY_WEIGHT * np.exp2(-age / RECENCY_HALF_LIFE_DAYS)
 
 
-def _facets(corpus: Corpus, matched: np.ndarray) -> dict[str, dict[str, int]]:
-    dated = corpus.months[matched & (corpus.months >= 0)]
+def _facets(corpus: Corpus, ids: np.ndarray) -> dict[str, dict[str, int]]:
+    months = corpus.months[ids]
+    dated = months[months >= 0]
     low = int(dated.min()) if dated.size else 0
     counts = np.bincount(dated - low)  # not np.unique: a sort of every match
     codes = np.flatnonzero(counts)

@@ -1,13 +1,18 @@
-"""Query evaluation: a parsed query to ``(scores, matched)`` arrays over every story.
+"""Query evaluation: a parsed query to the stories it matches and their scores, as sparse arrays.
 
 Whoosh's own matchers score one document at a time in Python (about 20 ms
 for two common words on 19,000 stories) and count totals and facets with a
-second pass.  Here a query is evaluated bottom-up into two arrays indexed by
-document number, ``scores`` and ``matched``: a term reads its posting blocks
-once, and AND, OR and NOT become array arithmetic.  The same pass gives the
-total, the facets and the top hits, for every sort order.
+second pass.  Here a query is evaluated bottom-up into a :class:`Found`:
+the document numbers it matches (ascending) and their scores, aligned.  A
+term reads its cached postings once; OR is a merge of sorted arrays (a
+stable sort of runs already sorted, linear), AND and NOT are binary
+searches of one array in another.  Nothing is sized to the collection: on a
+million stories, arrays of a score and a flag per story, built and combined
+several times per query, cost more than the words' postings.  The same pass
+gives the total, the facets and the top hits, for every sort order, and the
+totals and facets are exact (no "about N").
 
-What each query node means:
+What each query node means (a node scores only the stories it matches):
 
 * ``Word`` (a free-text word in every field): BM25F (:mod:`.similarity`)
   over the stories with the word in any field, times the word's query weight.  A phrase as a
@@ -21,14 +26,19 @@ What each query node means:
   ``AndMaybe``: the optional side only adds to the score.
 * Wildcards and word ranges: the union of their (bounded) expansions.
 * Phrases: the words must all occur; then their stored positions are
-  compared, on those candidates only.
-* Date ranges: a mask over the ``published`` array.
+  compared, on those candidates only, and only the stories kept are scored.
+* Date ranges: the stories in the range of the ``published`` array.
 * ``EveryStory`` (a bare ``*``): every story, scoring nothing.
+
+Sums are added in the children's order, from zero, as the dense arrays
+this replaced added them: scores are the same to the last bit.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass
 from functools import partial, singledispatchmethod
 
 import numpy as np
@@ -43,8 +53,45 @@ from .query import EveryStory, Word
 from .schema import TEXT_FIELDS
 from .similarity import bm25f
 
+#: Lists to merge longer than this share of the collection together are merged with flags (see :func:`_merge`).
+_DENSE_SHARE = 0.1
+#: Free text is pruned only when its rarest word is in at most this share of the stories with its commonest.
+_PRUNE_SHARE = 0.125
 #: Larger than any position: (document, position) pairs packed into one integer.
 _POSITION_SPAN = 1 << 32
+
+
+@dataclass
+class Found:
+    """The stories a query matches (document numbers, ascending, distinct) and their scores."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+    #: Stories left unscored (score ``-inf`` here) score below this (:meth:`Evaluation.top`).
+    floor: float = -math.inf
+
+    def take(self, keep: np.ndarray) -> Found:
+        """The matches where ``keep`` (a mask or positions over :attr:`ids`) says."""
+        return Found(self.ids[keep], self.scores[keep], self.floor)
+
+    def exact_top(self, depth: int) -> bool:
+        """Whether the ``depth`` best stories by score are certainly among those scored."""
+        return self.floor == -math.inf or int(np.count_nonzero(self.scores >= self.floor)) >= depth
+
+    def dense(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores, matched)`` arrays over all ``size`` stories."""
+        scores, matched = np.zeros(size), np.zeros(size, dtype=bool)
+        scores[self.ids] = self.scores
+        matched[self.ids] = True
+        return scores, matched
+
+
+def unscored(ids: np.ndarray) -> Found:
+    """These stories, each scoring zero."""
+    return Found(ids, np.zeros(len(ids)))
+
+
+NOTHING = unscored(np.zeros(0, dtype=np.int64))
 
 
 class Evaluation:
@@ -56,6 +103,7 @@ class Evaluation:
         self.corpus = corpus
         self.deadline = time.monotonic() + time_limit
         self._postings: dict[tuple[str, str], Postings | JoinedPostings] = {}
+        self._with_term: dict[tuple[tuple[str, ...], str], int] = {}
 
     def _read(self, fieldname: str, text: str | bytes) -> Postings | JoinedPostings:
         """A term's postings, read once per query even when the shared cache has no room for them."""
@@ -82,154 +130,284 @@ class Evaluation:
         if time.monotonic() > self.deadline:
             raise QueryTimeout("the query took too long to run; make it more specific")
 
+    def found(self, q: wq.Query) -> Found:
+        """The live stories ``q`` matches, and their scores."""
+        found = self._eval(q)
+        return found.take(self.corpus.alive[found.ids])
+
+    def top(self, q: wq.Query, depth: int, scored: np.ndarray) -> Found:
+        """:meth:`found`, but where ``q`` is free text of several words, only the stories that can
+        be among the ``depth`` best are scored (and those where ``scored``, a flag per story, is set).
+
+        The others keep score ``-inf``, and the result's ``floor`` says that
+        they score below it: if fewer than ``depth`` of the stories kept
+        (after dates and near-duplicates) score at least that, the caller
+        asks :meth:`found` instead (:meth:`Found.exact_top`).
+        """
+        found = self._words_top(q, depth, scored) if _plain_words(q) else None
+        found = self._eval(q) if found is None else found
+        return found.take(self.corpus.alive[found.ids])
+
     def run(self, q: wq.Query) -> tuple[np.ndarray, np.ndarray]:
-        """``(scores, matched)`` arrays for ``q``, deleted documents excluded."""
-        scores, matched = self._eval(q)
-        matched = matched & self.corpus.alive
-        return np.where(matched, scores, 0.0), matched
+        """``(scores, matched)`` arrays over every story for ``q``, deleted documents excluded."""
+        return self.found(q).dense(self.corpus.size)
 
-    def _empty(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.zeros(self.corpus.size), np.zeros(self.corpus.size, dtype=bool)
-
-    def _eval(self, q: wq.Query) -> tuple[np.ndarray, np.ndarray]:
+    def _eval(self, q: wq.Query) -> Found:
         self._check_time()
         return self._node(q)
 
     @singledispatchmethod
-    def _node(self, q: wq.Query) -> tuple[np.ndarray, np.ndarray]:
+    def _node(self, q: wq.Query) -> Found:
         """Any node without an array evaluation: Whoosh's own matcher says which stories match."""
         return self._fallback(q)
 
     @_node.register
-    def _term(self, q: wq.Term) -> tuple[np.ndarray, np.ndarray]:
+    def _term(self, q: wq.Term) -> Found:
         return self._bm25f([(q.fieldname, 1.0)], q.text, q.boost)
 
     @_node.register
-    def _multi_term(self, q: wq.MultiTerm) -> tuple[np.ndarray, np.ndarray]:
+    def _multi_term(self, q: wq.MultiTerm) -> Found:
         if q.fieldname not in TEXT_FIELDS:
             return self._fallback(q)
-        return self._union([self._bm25f([(q.fieldname, 1.0)], t, q.boost) for t in expansions(q, self.reader)])
+        return self._or([self._bm25f([(q.fieldname, 1.0)], t, q.boost) for t in expansions(q, self.reader)], None)
 
     @_node.register
-    def _any_of(self, q: wq.Or) -> tuple[np.ndarray, np.ndarray]:
+    def _any_of(self, q: wq.Or) -> Found:
         return self._or([self._eval(c) for c in q.subqueries], q.scale)
 
     @_node.register
-    def _and_not(self, q: wq.AndNot) -> tuple[np.ndarray, np.ndarray]:
-        scores, matched = self._eval(q.a)
-        return scores, matched & ~self._eval(q.b)[1]
+    def _and_not(self, q: wq.AndNot) -> Found:
+        return _without(self._eval(q.a), self._eval(q.b).ids)
 
     @_node.register
-    def _and_maybe(self, q: wq.AndMaybe) -> tuple[np.ndarray, np.ndarray]:
-        scores, matched = self._eval(q.a)
-        extra, _ = self._eval(q.b)
-        return scores + extra, matched
+    def _and_maybe(self, q: wq.AndMaybe) -> Found:
+        found, extra = self._eval(q.a), self._eval(q.b)
+        hit, at = _lookup(found.ids, extra.ids)
+        scores = found.scores.copy()
+        scores[hit] += extra.scores[at[hit]]
+        return Found(found.ids, scores)
 
     @_node.register
-    def _require(self, q: wq.Require) -> tuple[np.ndarray, np.ndarray]:
-        scores, matched = self._eval(q.a)
-        return scores, matched & self._eval(q.b)[1]
+    def _require(self, q: wq.Require) -> Found:
+        found = self._eval(q.a)
+        return found.take(_lookup(found.ids, self._eval(q.b).ids)[0])
 
     @_node.register
-    def _all_of(self, q: wq.And) -> tuple[np.ndarray, np.ndarray]:
+    def _all_of(self, q: wq.And) -> Found:
         return self._and(q.subqueries)
 
     @_node.register
-    def _numeric_range(self, q: wq.NumericRange) -> tuple[np.ndarray, np.ndarray]:
+    def _numeric_range(self, q: wq.NumericRange) -> Found:
         return self._published(q) if q.fieldname == "published" else self._fallback(q)
 
     @_node.register(type(wq.NullQuery))
-    def _nothing(self, q: wq.Query) -> tuple[np.ndarray, np.ndarray]:
-        return self._empty()
+    def _nothing(self, q: wq.Query) -> Found:
+        return NOTHING
 
     @_node.register
-    def _not(self, q: wq.Not) -> tuple[np.ndarray, np.ndarray]:
+    def _not(self, q: wq.Not) -> Found:
         """What query.py left as an alternative: every story without it."""
-        scores, _matched = self._empty()
-        return scores, ~self._eval(q.query)[1]
+        return _without(self._everything(), self._eval(q.query).ids)
 
     @_node.register
-    def _every_story(self, q: EveryStory) -> tuple[np.ndarray, np.ndarray]:
-        scores, matched = self._empty()
-        matched[:] = True
-        return scores, matched
+    def _every_story(self, q: EveryStory) -> Found:
+        return self._everything()
 
-    def _bm25f(self, fields: list[tuple[str, float]], text: str | bytes, boost: float) -> tuple[np.ndarray, np.ndarray]:
-        """One term's BM25F over ``fields`` (name, weight): weighted frequencies and lengths, one saturation."""
-        scores, matched = self._empty()
-        tf = np.zeros(self.corpus.size)
+    def _everything(self) -> Found:
+        return unscored(np.arange(self.corpus.size, dtype=np.int64))
+
+    def _bm25f(self, fields: list[tuple[str, float]], text: str | bytes, boost: float) -> Found:
+        """One term's BM25F over ``fields`` (name, weight), in every story with it in any of them."""
+        parts = [self._read(fieldname, text) for fieldname, _ in fields]
+        ids, where = _merge([p.ids for p in parts], self.corpus.size)
+        tf = np.zeros(len(ids))
+        for (_, weight), postings, at in zip(fields, parts, where):
+            tf[at] += weight * postings.tfs
+        with_term = int(np.count_nonzero(self.corpus.alive[ids]))  # deleted stories' postings stay until a merge
+        self._with_term[(tuple(f for f, _ in fields), _text(text))] = with_term
+        return Found(ids, self._saturated(fields, tf, ids, with_term, boost))
+
+    def _bm25f_at(self, fields: list[tuple[str, float]], text: str, boost: float, ids: np.ndarray) -> np.ndarray:
+        """One term's BM25F over ``fields`` in the stories ``ids`` (ascending; each with the term)."""
+        tf = np.zeros(len(ids))
         for fieldname, weight in fields:
             postings = self._read(fieldname, text)
-            tf[postings.ids] += weight * postings.tfs
-            matched[postings.ids] = True
-        ids = np.flatnonzero(matched) if len(fields) > 1 else postings.ids
+            hit, at = _lookup(ids, postings.ids)
+            tf[hit] += weight * postings.tfs[at[hit]]
+        return self._saturated(fields, tf, ids, self._stories_with(fields, text), boost)
+
+    def _stories_with(self, fields: list[tuple[str, float]], text: str) -> int:
+        """How many live stories have the term in any of ``fields``, counted without merging the postings."""
+        key = (tuple(f for f, _ in fields), text)
+        if key not in self._with_term:
+            alive = self.corpus.alive
+            seen: np.ndarray | None = None
+            count = 0
+            for fieldname, _ in fields:
+                ids = self._read(fieldname, text).ids
+                count += int(np.count_nonzero(alive[ids]))
+                if seen is not None:  # less those counted already: with two fields, those in both
+                    small, large = (seen, ids) if len(seen) < len(ids) else (ids, seen)
+                    both = small[_lookup(small, large)[0]]
+                    count -= int(np.count_nonzero(alive[both]))
+                    seen = _merge([seen, ids], self.corpus.size)[0]
+                else:
+                    seen = ids
+            self._with_term[key] = count
+        return self._with_term[key]
+
+    def _saturated(
+        self, fields: list[tuple[str, float]], tf: np.ndarray, ids: np.ndarray, with_term: int, boost: float
+    ) -> np.ndarray:
+        """BM25F of the weighted frequencies ``tf`` in the stories ``ids``."""
         if len(ids) == 0:
-            return scores, matched
+            return np.zeros(0)
         length = _total([weight * self.corpus.lengths[f][ids] for f, weight in fields])
         average = sum(weight * self.corpus.average_length[f] for f, weight in fields)
-        with_term = int(np.count_nonzero(self.corpus.alive[ids]))  # deleted stories' postings stay until a merge
-        scores[ids] = bm25f(tf[ids], length, average, self.reader.doc_count(), with_term, boost)
-        return scores, matched
+        return bm25f(tf, length, average, self.reader.doc_count(), with_term, boost)
 
     @_node.register
-    def _word(self, q: Word) -> tuple[np.ndarray, np.ndarray]:
+    def _word(self, q: Word) -> Found:
         fields = [(c.fieldname, c.boost) for c in q.subqueries]
         first = q.subqueries[0]
         if not isinstance(first, wq.Phrase):
             return self._bm25f(fields, first.text, q.boost)
-        scores = _total([self._bm25f(fields, w, q.boost)[0] for w in first.words])
-        matched = _any([self._adjacent(c, self._has_all(c.fieldname, c.words)) for c in q.subqueries])
-        return np.where(matched, scores, 0.0), matched
+        ids = _merge([self._adjacent(c, self._has_all(c.fieldname, c.words)) for c in q.subqueries], self.corpus.size)[
+            0
+        ]
+        return Found(ids, _total([self._bm25f_at(fields, _text(w), q.boost, ids) for w in first.words]))
+
+    def _words_top(self, q: wq.Or, depth: int, scored: np.ndarray) -> Found | None:
+        """Free text of plain words with only the stories that can be among the ``depth`` best scored.
+
+        MaxScore (Turtle and Flood, 1995) over arrays: every word's BM25F
+        has a ceiling (its highest weighted frequency in the shortest
+        story).  The stories of the rarest word are scored in full; the
+        ``depth``-th best of them is the floor.  The commonest words whose
+        ceilings together (with the bonus for matching all of them) stay
+        under the floor can't lift a story with none of the other words to
+        it, so stories with only those words are counted but not scored.
+        None when nothing can be left out, or when the words are about as
+        common as each other (:data:`_PRUNE_SHARE`): the stories kept are
+        scored by binary searches in the words' postings, which costs more
+        than the merges of scoring them all once they are many.
+        """
+        words = [
+            ([(c.fieldname, c.boost) for c in w.subqueries], _text(w.subqueries[0].text), w.boost) for w in q.subqueries
+        ]
+        lists = []
+        for fields, text, _ in words:
+            self._check_time()
+            lists.append(_merge([self._read(f, text).ids for f, _ in fields], self.corpus.size)[0])
+            self._with_term[(tuple(f for f, _ in fields), text)] = int(np.count_nonzero(self.corpus.alive[lists[-1]]))
+        rarest = min(range(len(lists)), key=lambda n: len(lists[n]))
+        if not depth <= len(lists[rarest]) <= _PRUNE_SHARE * max(len(a) for a in lists):
+            return None  # too few, or scoring by binary search would cost more than scoring them all
+        at_rarest = self._or_at(q, words, lists, lists[rarest])
+        floor = -np.partition(-at_rarest, depth - 1)[depth - 1]
+        ceilings = sorted((self._ceiling(fields, text, boost), n) for n, (fields, text, boost) in enumerate(words))
+        skipped = 0
+        while skipped < len(words) and _bonus(q, skipped + 1) * sum(c for c, _ in ceilings[: skipped + 1]) < floor:
+            skipped += 1
+        if skipped == 0:
+            return None
+        union = _merge(lists, self.corpus.size)[0]
+        essential = [lists[n] for _, n in ceilings[skipped:]] + [union[scored[union]]]
+        candidates = _merge(essential, self.corpus.size)[0]
+        scores = np.full(len(union), -math.inf)
+        same = np.array_equal(candidates, lists[rarest])
+        scores[_lookup(candidates, union)[1]] = at_rarest if same else self._or_at(q, words, lists, candidates)
+        return Found(union, scores, float(floor))
+
+    def _or_at(
+        self,
+        q: wq.Or,
+        words: list[tuple[list[tuple[str, float]], str, float]],
+        lists: list[np.ndarray],
+        ids: np.ndarray,
+    ) -> np.ndarray:
+        """The free-text scores of the stories ``ids`` (ascending), as :meth:`_or` of the words adds them."""
+        scores = np.zeros(len(ids))
+        count = np.zeros(len(ids), dtype=np.int32)
+        for (fields, text, boost), with_word in zip(words, lists):
+            hit = _lookup(ids, with_word)[0]
+            scores[hit] += self._bm25f_at(fields, text, boost, ids[hit])
+            count += hit
+        if q.scale and len(words) > 1:
+            scores = scores * (1.0 + q.scale * (count - 1).clip(min=0) / (len(words) - 1))
+        return scores
+
+    def _ceiling(self, fields: list[tuple[str, float]], text: str, boost: float) -> float:
+        """Above any story's BM25F for the term: its highest weighted frequency, in the shortest story."""
+        tf = sum(weight * float(self._read(f, text).tfs.max(initial=0.0)) for f, weight in fields)
+        shortest = sum(weight * self.corpus.shortest[f] for f, weight in fields)
+        average = sum(weight * self.corpus.average_length[f] for f, weight in fields)
+        with_term = self._stories_with(fields, text)
+        ceiling = bm25f(np.array([tf]), np.array([shortest]), average, self.reader.doc_count(), with_term, boost)
+        return float(ceiling[0]) * (1.0 + 1e-9)  # a margin for rounding
 
     def _has_all(self, fieldname: str, words: list[str]) -> np.ndarray:
-        masks = [_mask(self._read(fieldname, w).ids, self.corpus.size) for w in words]
-        for mask in masks[1:]:
-            masks[0] &= mask
-        return masks[0]
+        """The stories with every one of ``words`` in the field (rarest first, each a binary search)."""
+        lists = sorted((self._read(fieldname, w).ids for w in words), key=len)
+        ids = lists[0]
+        for other in lists[1:]:
+            ids = ids[_lookup(ids, other)[0]]
+        return ids
 
-    def _union(self, parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    def _or(self, parts: list[Found], scale: float | None) -> Found:
+        """The union of ``parts``, their scores summed in order (and scaled by how many matched)."""
         if not parts:
-            return self._empty()
-        return _total([p[0] for p in parts]), _any([p[1] for p in parts])
-
-    def _or(self, parts: list[tuple[np.ndarray, np.ndarray]], scale: float | None) -> tuple[np.ndarray, np.ndarray]:
-        scores, matched = self._union(parts)
+            return NOTHING
+        ids, where = _merge([p.ids for p in parts], self.corpus.size)
+        scores = np.zeros(len(ids))
+        for part, at in zip(parts, where):
+            scores[at] += part.scores
         if scale and len(parts) > 1:
-            count = _total([p[1].astype(np.int32) for p in parts])
+            count = np.zeros(len(ids), dtype=np.int32)
+            for at in where:
+                count[at] += 1
             scores = scores * (1.0 + scale * (count - 1).clip(min=0) / (len(parts) - 1))
-        return scores, matched
+        return Found(ids, scores)
 
-    def _and(self, subqueries: list[wq.Query]) -> tuple[np.ndarray, np.ndarray]:
-        scores, matched = self._empty()
-        matched[:] = True
+    def _and(self, subqueries: list[wq.Query]) -> Found:
+        excluded: list[np.ndarray] = []
+        children: list[Found] = []
         for child in subqueries:
             if isinstance(child, wq.Not):
-                matched &= ~self._eval(child.query)[1]
+                excluded.append(self._eval(child.query).ids)
             else:
-                child_scores, child_matched = self._eval(child)
-                scores += child_scores
-                matched &= child_matched
-        return scores, matched
+                children.append(self._eval(child))
+        ids = min((c.ids for c in children), key=len) if children else self._everything().ids
+        for child in children:
+            ids = ids[_lookup(ids, child.ids)[0]]
+        for other in excluded:
+            ids = ids[~_lookup(ids, other)[0]]
+        scores = np.zeros(len(ids))
+        for child in children:
+            scores += child.scores[_lookup(ids, child.ids)[1]]
+        return Found(ids, scores)
 
     @_node.register
-    def _phrase(self, q: wq.Phrase) -> tuple[np.ndarray, np.ndarray]:
-        """Stories with all the words in the field (scored as those words), kept where they are adjacent."""
-        scores, candidates = self._and([wq.Term(q.fieldname, w, boost=q.boost) for w in q.words])
-        return scores, self._adjacent(q, candidates)
+    def _phrase(self, q: wq.Phrase) -> Found:
+        """Stories with the words adjacent in the field, scored as those words (BM25 each, summed)."""
+        ids = self._adjacent(q, self._has_all(q.fieldname, q.words))
+        scores = np.zeros(len(ids))
+        for word in q.words:
+            scores += self._bm25f_at([(q.fieldname, 1.0)], _text(word), q.boost, ids)
+        return Found(ids, scores)
 
     def _adjacent(self, q: wq.Phrase, candidates: np.ndarray) -> np.ndarray:
-        """Of the ``candidates`` (a mask of stories with all of q's words), those where they are consecutive.
+        """Of the ``candidates`` (ascending stories with all of q's words), those where they are consecutive.
 
         The candidates' positions come from the words' cached postings and
         are compared as arrays: many times faster than stepping Whoosh's
         phrase matcher through each candidate.
         """
-        candidates = np.flatnonzero(candidates & self.corpus.alive)
-        matched = np.zeros(self.corpus.size, dtype=bool)
+        candidates = candidates[self.corpus.alive[candidates]]
         if len(candidates) == 0:
-            return matched
+            return candidates
         if q.slop != 1:  # "words"~N: let Whoosh judge the distances
-            return self._fallback(q)[1] & _mask(candidates, self.corpus.size)
+            return candidates[_lookup(candidates, self._fallback(q).ids)[0]]
         keys: np.ndarray | None = None
         for offset, word in enumerate(q.words):
             self._check_time()
@@ -242,11 +420,12 @@ class Evaluation:
             keys = found if keys is None else _common(keys, found)
             if keys.size == 0:
                 break
-        if keys is not None:
-            matched[keys // _POSITION_SPAN] = True
-        return matched
+        if keys is None or keys.size == 0:
+            return candidates[:0]
+        docs = keys // _POSITION_SPAN
+        return docs[np.r_[True, docs[1:] != docs[:-1]]]
 
-    def _published(self, q: wq.NumericRange) -> tuple[np.ndarray, np.ndarray]:
+    def _published(self, q: wq.NumericRange) -> Found:
         """A date range (Whoosh parses ``published:[..]`` into ticks, as :attr:`Corpus.ticks` holds them)."""
         ticks = self.corpus.ticks
         matched = ticks >= 0  # undated stories are in no range
@@ -254,46 +433,85 @@ class Evaluation:
             matched &= (ticks > q.start) if q.startexcl else (ticks >= q.start)
         if q.end is not None:
             matched &= (ticks < q.end) if q.endexcl else (ticks <= q.end)
-        return np.zeros(self.corpus.size), matched
+        return unscored(np.flatnonzero(matched))
 
-    def _fallback(self, q: wq.Query) -> tuple[np.ndarray, np.ndarray]:
-        scores, matched = self._empty()
-        matched[list(self.searcher.docs_for_query(q))] = True
-        return scores, matched
+    def _fallback(self, q: wq.Query) -> Found:
+        return unscored(np.array(sorted(self.searcher.docs_for_query(q)), dtype=np.int64))
+
+
+def _plain_words(q: wq.Query) -> bool:
+    """Whether ``q`` is free text of several plain words (not phrases), as :mod:`.query` makes it."""
+    return (
+        type(q) is wq.Or
+        and len(q.subqueries) > 1
+        and all(isinstance(c, Word) and isinstance(c.subqueries[0], wq.Term) for c in q.subqueries)
+    )
+
+
+def _bonus(q: wq.Or, matched: int) -> float:
+    """The free-text factor of a story matching ``matched`` of ``q``'s words (see :meth:`Evaluation._or`)."""
+    words = len(q.subqueries)
+    return 1.0 + q.scale * max(0, matched - 1) / (words - 1) if q.scale else 1.0
+
+
+def _text(text: str | bytes) -> str:
+    return text if isinstance(text, str) else text.decode("utf-8")
+
+
+def _merge(lists: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndarray | slice]]:
+    """The union of ascending, distinct arrays of document numbers under ``size``, and where each array's items are in it.
+
+    Short lists are merged by a stable sort of the arrays end to end (a
+    merge of sorted runs, linear); long ones (past :data:`_DENSE_SHARE` of
+    the collection together) by flags over the collection, 2 to 3 times
+    faster there (measured on a million: 6 against 14 ms for 300,000 and
+    500,000 postings).
+    """
+    if len(lists) == 1:
+        return lists[0], [slice(None)]
+    if sum(len(a) for a in lists) > _DENSE_SHARE * size:
+        flags = np.zeros(size, dtype=bool)
+        for array in lists:
+            flags[array] = True
+        union = np.flatnonzero(flags)
+        index = np.empty(size, dtype=np.int64)  # only the union's entries are written and read
+        index[union] = np.arange(len(union))
+        return union, [index[array] for array in lists]
+    joined = np.concatenate(lists)
+    order = np.argsort(joined, kind="stable")
+    ordered = joined[order]
+    new = np.r_[True, ordered[1:] != ordered[:-1]] if len(ordered) else np.zeros(0, dtype=bool)
+    where = np.empty(len(joined), dtype=np.int64)
+    where[order] = np.cumsum(new) - 1
+    return ordered[new], list(np.split(where, np.cumsum([len(a) for a in lists[:-1]])))
+
+
+def _lookup(ids: np.ndarray, within: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``ids``: whether it is in ``within`` (ascending), and where (where found)."""
+    if len(within) == 0:
+        return np.zeros(len(ids), dtype=bool), np.zeros(len(ids), dtype=np.int64)
+    at = np.searchsorted(within, ids)
+    at[at == len(within)] = len(within) - 1
+    return within[at] == ids, at
+
+
+def _without(found: Found, excluded: np.ndarray) -> Found:
+    return found.take(~_lookup(found.ids, excluded)[0])
 
 
 def _common(keys: np.ndarray, found: np.ndarray) -> np.ndarray:
     """The ``keys`` also in ``found`` (both ascending): a binary search each, no sort of both."""
     if found.size == 0:
         return found
-    at = np.searchsorted(found, keys).clip(max=found.size - 1)
-    return keys[found[at] == keys]
+    return keys[_lookup(keys, found)[0]]
 
 
 def _total(arrays: list[np.ndarray]) -> np.ndarray:
-    """The element-wise sum of same-shaped arrays, added in order into a copy of the first.
-
-    Not ``np.sum(arrays, axis=0)``: that stacks them into a new 2-D array
-    first, several times slower on a million stories.
-    """
+    """The element-wise sum of same-shaped arrays, added in order into a copy of the first."""
     out = arrays[0].copy()
     for array in arrays[1:]:
         out += array
     return out
 
 
-def _any(masks: list[np.ndarray]) -> np.ndarray:
-    """The element-wise OR of same-shaped masks (see :func:`_total`)."""
-    out = masks[0].copy()
-    for mask in masks[1:]:
-        out |= mask
-    return out
-
-
-def _mask(docnums: np.ndarray, size: int) -> np.ndarray:
-    mask = np.zeros(size, dtype=bool)
-    mask[docnums] = True
-    return mask
-
-
-__all__ = ["Evaluation"]
+__all__ = ["NOTHING", "Evaluation", "Found", "unscored"]

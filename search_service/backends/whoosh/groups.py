@@ -272,17 +272,18 @@ class Groups:
         """The other documents of ``docnum``'s group."""
         return [d for d in self.members.get(int(self.code[docnum]), ()) if d != docnum]
 
-    def collapse(self, matched: np.ndarray, rank: np.ndarray) -> np.ndarray:
-        """``matched`` with only the best-ranked story of each group (lowest ``rank``, then lowest number)."""
-        candidates = np.flatnonzero(matched & self.grouped)
-        if not candidates.size:
-            return matched
-        ordered = candidates[np.lexsort((candidates, rank[candidates], self.code[candidates]))]
-        codes = self.code[ordered]
-        later = np.r_[False, codes[1:] == codes[:-1]]
-        out = matched.copy()
-        out[ordered[later]] = False
-        return out
+    def kept(self, ids: np.ndarray, rank: np.ndarray) -> np.ndarray:
+        """Which of the stories ``ids`` (ranked ``rank``) stay when each group shows only its best-ranked
+        story (lowest ``rank``, then lowest number): a mask over ``ids``."""
+        keep = np.ones(len(ids), dtype=bool)
+        grouped = np.flatnonzero(self.grouped[ids])
+        if not grouped.size:
+            return keep
+        candidates = ids[grouped]
+        order = np.lexsort((candidates, rank[grouped], self.code[candidates]))
+        codes = self.code[candidates[order]]
+        keep[grouped[order[np.r_[False, codes[1:] == codes[:-1]]]]] = False
+        return keep
 
 
 class StoryNumbers:

@@ -23,12 +23,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-import numpy as np
 from whoosh import query as wq
 from whoosh.reading import IndexReader
 
 from ...analysis import is_common, term_positions
-from .evaluation import Evaluation
+from .evaluation import Evaluation, Found
 from .query import FIELD_WEIGHTS, Word
 from .schema import TEXT_FIELDS
 from .similarity import idf
@@ -71,17 +70,14 @@ def weighted_query(terms: list[tuple[str, float]]) -> wq.Query:
     )
 
 
-def related_scores(
-    evaluation: Evaluation, docnum: int, terms: list[tuple[str, float]]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Scores of every story as related to story ``docnum`` with key ``terms``, and which are related.
+def related_scores(evaluation: Evaluation, docnum: int, terms: list[tuple[str, float]]) -> Found:
+    """The stories related to story ``docnum`` with key ``terms``, and their scores.
 
-    The story itself is among the matches (leave it and its versions out).
+    The story itself is among them (leave it and its versions out).
     """
-    if not terms:
-        return evaluation.run(wq.NullQuery)
-    scores, matched = evaluation.run(weighted_query(terms))
-    return scores, matched & (scores >= MIN_SHARE * scores[docnum])
+    found = evaluation.found(weighted_query(terms) if terms else wq.NullQuery)
+    own = found.scores[found.ids == docnum]
+    return found.take(found.scores >= MIN_SHARE * (own[0] if len(own) else 0.0))
 
 
 __all__ = ["MIN_SHARE", "RELATED_TERMS", "key_terms", "related_scores", "weighted_query"]
