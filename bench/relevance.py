@@ -338,7 +338,8 @@ def engine_search(index_dir: Path, limits: object) -> Search:
 
 def sweep(collections: list[Collection]) -> None:
     """nDCG@10 over a small grid of principled settings, in-process; the service code is untouched."""
-    from search_service.backends.whoosh import query, similarity
+    from search_service import similarity
+    from search_service.backends.whoosh import query
     from search_service.config import Limits
 
     def current() -> tuple[float, float, float, int]:

@@ -1,7 +1,7 @@
 """BM25F computed by hand on a three-story index equals the engine's scores (to 1e-9).
 
 The formula is written out here again, independently of
-``backends/whoosh/similarity.py``: if the postings, the field lengths, the
+``search_service/similarity.py``: if the postings, the field lengths, the
 averages, the idf or the field weights went wrong anywhere between the
 index and the score, the two would differ.
 """
@@ -16,8 +16,8 @@ import pytest
 
 from search_service.backends.whoosh import WhooshEngine
 from search_service.backends.whoosh.query import COORDINATION_BONUS, FIELD_WEIGHTS
-from search_service.backends.whoosh.similarity import K1, B, bm25f
 from search_service.model import SearchRequest
+from search_service.similarity import K1, B, bm25f
 from search_service.stories import Story
 
 #: (id, headline, body), and each field's length in terms and count of each term, counted by hand:

@@ -2,7 +2,7 @@
 
 Modules, in the order they depend on each other: :mod:`.internals` (every
 use of Whoosh's private API), :mod:`.schema`, :mod:`.indexer`,
-:mod:`.query`, :mod:`.similarity` (the formula), :mod:`.postings`,
+:mod:`.query`, :mod:`.postings`,
 :mod:`.corpus`, :mod:`.evaluation`, :mod:`.engine`.
 """
 

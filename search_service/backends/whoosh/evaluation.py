@@ -46,12 +46,12 @@ from whoosh import query as wq
 from whoosh.searching import Searcher
 
 from ...model import QueryTimeout
+from ...similarity import bm25f
 from .corpus import Corpus
 from .internals import expansions
 from .postings import JoinedPostings, Postings, read_postings
 from .query import EveryStory, Word
 from .schema import TEXT_FIELDS
-from .similarity import bm25f
 
 #: Lists to merge longer than this share of the collection together are merged with flags (see :func:`_merge`).
 _DENSE_SHARE = 0.1

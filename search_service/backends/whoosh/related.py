@@ -27,10 +27,10 @@ from whoosh import query as wq
 from whoosh.reading import IndexReader
 
 from ...analysis import is_common, term_positions
+from ...similarity import idf
 from .evaluation import Evaluation, Found
 from .query import FIELD_WEIGHTS, Word
 from .schema import TEXT_FIELDS
-from .similarity import idf
 
 #: How many of the story's key terms are searched for.
 RELATED_TERMS = 30

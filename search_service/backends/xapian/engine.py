@@ -47,11 +47,11 @@ from ...model import (
     StoredStory,
     check_request,
 )
+from ...similarity import K1, B
 from ...spelling import correct_query
 from ...stories import Story
 from ...suggestions import SUGGEST_SCAN, SURFACE_STORIES, commonest_spelling, completion_prefix, completions
 from ...vocabulary import story_words
-from ..whoosh.similarity import K1, B
 from .document import (
     FIELD_PREFIXES,
     GROUP,

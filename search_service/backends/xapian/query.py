@@ -33,9 +33,9 @@ from whoosh.util.times import long_to_datetime
 from ...config import Limits
 from ...highlight import distinctive
 from ...model import QueryError
+from ...similarity import idf
 from ..whoosh.query import FIELD_WEIGHTS, EveryStory, Word, make_parser, parse
 from ..whoosh.schema import build_schema
-from ..whoosh.similarity import idf
 from .document import FIELD_PREFIXES, SLOT_SECONDS, seconds
 
 MAX_COORDINATED = 8
@@ -93,7 +93,7 @@ def idf_correction(stories: int, with_term: int) -> float:
 
     Xapian takes ``ln(r)`` with ``r = (N - n + 0.5) / (n + 0.5)``, raised to
     ``r / 2 + 1`` below 2 (so a common word never weighs less than nothing);
-    the Whoosh engine takes ``ln(1 + r)`` (:func:`.whoosh.similarity.idf`).
+    the Whoosh engine takes ``ln(1 + r)`` (:func:`search_service.similarity.idf`).
     Scaled by this factor, a word's BM25 weight is the Whoosh engine's
     BM25F weight, from the statistics of every shard.
     """
