@@ -18,9 +18,13 @@ Kept beside each commit, like the file manifest:
   in a group of two or more only; readers turn it into per-document arrays
   (:class:`Groups`) once per commit, finding the ids' documents through
   :class:`StoryNumbers`, which looks an id up in a segment only once;
-* ``search_service_bands_GEN.npz``: story id and band hashes of every story
-  with a signature (rows of stories deleted since stay until their id is
-  written again; their signatures are gone, so they match nothing).
+* ``search_service_bands_GEN.npz``: story id (UTF-8) and band hashes of every
+  story with a signature (rows of stories deleted since stay until their id is
+  written again; their signatures are gone, so they match nothing).  A band
+  hash is kept in 32 bits (:func:`narrow`, the two halves of the 64-bit hash
+  folded): half the table, at the cost of a few more candidates (a million
+  stories share some hundred 32-bit values per band by chance), which the
+  signatures' comparison rejects, so the groups are the same.
 
 The band hashes are not indexed as terms: sixteen terms of one posting each
 per story doubled the number of terms Whoosh writes, and indexing time.
@@ -71,18 +75,32 @@ class Table:
     """What a commit keeps for grouping the next: the groups, and every signed story's band hashes."""
 
     groups: dict[str, str] = field(default_factory=dict)
-    ids: np.ndarray = field(default_factory=lambda: np.array([], dtype=str))
-    bands: np.ndarray = field(default_factory=lambda: np.zeros((0, BANDS), dtype=np.uint64))
+    #: story ids, UTF-8 (NumPy bytes)
+    ids: np.ndarray = field(default_factory=lambda: np.array([], dtype=bytes))
+    bands: np.ndarray = field(default_factory=lambda: np.zeros((0, BANDS), dtype=np.uint32))
+
+
+def narrow(hashes: np.ndarray) -> np.ndarray:
+    """64-bit band hashes (:func:`~search_service.duplicates.band_hashes`) as the table keeps them, in 32 bits."""
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    return (hashes ^ (hashes >> np.uint64(32))).astype(np.uint32)
 
 
 def load(folder: str | os.PathLike[str], generation: int) -> Table:
-    """The table of commit ``generation``; empty if it has none (an index from before groups)."""
+    """The table of commit ``generation``; empty if it has none (an index from before groups).
+
+    A table written before ids were bytes and hashes 32 bits reads the same.
+    """
     table = Table(_load_groups(folder, generation))
     try:
         with np.load(Path(folder) / f"{_BANDS}{generation}.npz") as saved:
             table.ids, table.bands = saved["ids"], saved["bands"]
     except FileNotFoundError:
-        pass
+        return table
+    if table.ids.dtype.kind == "U":
+        table.ids = np.char.encode(table.ids, "utf-8")
+    if table.bands.dtype != np.uint32:
+        table.bands = narrow(table.bands)
     return table
 
 
@@ -145,14 +163,14 @@ def assign(reader: IndexReader, previous: Table, new: Sequence[tuple[str, np.nda
     new_ids = {story_id for story_id, _ in new}
     for story_id in new_ids:
         groups.pop(story_id, None)
-    keep = ~np.isin(previous.ids, list(new_ids)) if len(previous.ids) else np.zeros(0, dtype=bool)
+    keep = _missing(previous.ids, new_ids)
     old_ids, old_bands = previous.ids[keep], previous.bands[keep]
     signed = [(story_id, sig) for story_id, sig in new if sig is not None]
     if not signed:
         return Table(groups, old_ids, old_bands)
     ids = [story_id for story_id, _ in signed]
     signatures = np.stack([sig for _, sig in signed])
-    hashed = band_hashes(signatures)
+    hashed = narrow(band_hashes(signatures))
     labels = _Labels()
     used = set(groups.values())
     for i, old_id in _sharing_with_committed(hashed, old_bands, old_ids):
@@ -175,7 +193,18 @@ def assign(reader: IndexReader, previous: Table, new: Sequence[tuple[str, np.nda
             if root not in named:
                 named[root] = root if isinstance(root, str) else _fresh(ids[root], used)
             groups[story_id] = named[root]
-    return Table(groups, np.concatenate([old_ids, np.array(ids, dtype=str)]), np.concatenate([old_bands, hashed]))
+    return Table(groups, np.concatenate([old_ids, _encoded(ids)]), np.concatenate([old_bands, hashed]))
+
+
+def _encoded(ids: Sequence[str] | set[str]) -> np.ndarray:
+    return np.array([story_id.encode("utf-8") for story_id in ids], dtype=bytes)
+
+
+def _missing(kept_ids: np.ndarray, ids: set[str]) -> np.ndarray:
+    """Which of the table's ``kept_ids`` are not among ``ids``: a mask."""
+    if not len(kept_ids):
+        return np.zeros(0, dtype=bool)
+    return ~np.isin(kept_ids, _encoded(ids)) if ids else np.ones(len(kept_ids), dtype=bool)
 
 
 def _fresh(label: str, used: set[str]) -> str:
@@ -198,7 +227,8 @@ def _sharing_with_committed(hashed: np.ndarray, old_bands: np.ndarray, old_ids: 
             for i, value in enumerate(hashed[:, band].tolist()):
                 new_rows[value].append(i)
             for row in rows.tolist():
-                pairs.update((i, str(old_ids[row])) for i in new_rows[int(old_bands[row, band])])
+                story_id = old_ids[row].decode("utf-8")
+                pairs.update((i, story_id) for i in new_rows[int(old_bands[row, band])])
     return pairs
 
 
