@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import os
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -187,7 +187,8 @@ def _split(blob: np.ndarray) -> list[str]:
 def _write_arrays(path: Path, **arrays: np.ndarray) -> None:
     """``np.savez_compressed`` to ``path`` durably: a temporary file, flushed, then renamed into place."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    save: Callable[..., None] = np.savez_compressed  # its stub reads ``**arrays`` as its keyword options
+    save(buffer, **arrays)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as out:
         out.write(buffer.getvalue())
@@ -210,7 +211,7 @@ class Vocabulary:
         self.batches = dict(batches)
         #: the deletion index of this vocabulary's words, if given (else made from the previous one's when needed)
         self._index = index
-        self._previous_index = (previous._index or previous._previous_index) if previous else None
+        self._previous_index: DeletionIndex | None = (previous._index or previous._previous_index) if previous else None
         old = previous.batches if previous else {}
         self._counts: dict[str, int] = dict(previous._counts) if previous else {}
         for name, batch in old.items():
