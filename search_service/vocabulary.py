@@ -102,7 +102,7 @@ class WordCounts:
 
     def write(self, path: Path) -> None:
         """Write to ``path`` durably (compressed; a temporary file, flushed, then renamed into place)."""
-        _write_arrays(path, words=_joined(self.words), counts=self.counts)
+        _write_arrays(path, np.savez_compressed, words=_joined(self.words), counts=self.counts)
 
     @classmethod
     def read(cls, path: Path) -> WordCounts:
@@ -162,8 +162,12 @@ class DeletionIndex:
         return [self.words[i] for i in ids.tolist()]
 
     def write(self, path: Path) -> None:
-        """Write to ``path`` durably (a temporary file, flushed, then renamed into place)."""
-        _write_arrays(path, words=_joined(self.words), keys=self._keys, ids=self._ids)
+        """Write to ``path`` durably (a temporary file, flushed, then renamed into place).
+
+        Not compressed: hashes compress little, and the index is written at every commit (a million
+        stories' 163,000 words: 28 MB, 13 MB compressed in 2.5 s).
+        """
+        _write_arrays(path, np.savez, words=_joined(self.words), keys=self._keys, ids=self._ids)
 
     @classmethod
     def read(cls, path: Path) -> DeletionIndex:
@@ -184,10 +188,10 @@ def _split(blob: np.ndarray) -> list[str]:
     return text.split("\n") if text else []
 
 
-def _write_arrays(path: Path, **arrays: np.ndarray) -> None:
-    """``np.savez_compressed`` to ``path`` durably: a temporary file, flushed, then renamed into place."""
+def _write_arrays(path: Path, save: Callable[..., None], **arrays: np.ndarray) -> None:
+    """``save`` (``np.savez`` or ``np.savez_compressed``) to ``path`` durably: a temporary file, flushed, then
+    renamed into place."""
     buffer = io.BytesIO()
-    save: Callable[..., None] = np.savez_compressed  # its stub reads ``**arrays`` as its keyword options
     save(buffer, **arrays)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as out:
