@@ -1,6 +1,6 @@
 """An index written in the previous layout of its side files reads the same, and moves to the new one at its
-next commit: the manifest as plain JSON, a deletion index in every segment's words file and none per commit,
-the band table in 64 bits with NumPy unicode ids."""
+next commit: signatures stored in 32 bits a value, the manifest as plain JSON, a deletion index in every
+segment's words file and none per commit, the band table in 64 bits with NumPy unicode ids."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 from whoosh import index as whoosh_index
 
+from search_service.analysis import term_positions
 from search_service.backends.whoosh import WhooshEngine
 from search_service.backends.whoosh.indexer import index_paths
-from search_service.duplicates import band_hashes
+from search_service.backends.whoosh.schema import CODEC
+from search_service.duplicates import band_hashes, signature
 from search_service.model import SearchRequest
 from search_service.stories import Story
 
@@ -29,8 +31,18 @@ BODY = (
 
 
 def to_previous_layout(index: Path) -> None:
-    """Rewrite the side files of the latest commit as the previous release wrote them."""
-    generation = whoosh_index.open_dir(index).latest_generation()
+    """Rewrite the signatures and side files of the latest commit as the previous release wrote them."""
+    ix = whoosh_index.open_dir(index)
+    writer = ix.writer(codec=CODEC)
+    with ix.searcher() as searcher:
+        for fields in list(searcher.all_stored_fields()):
+            if fields.get("minhash"):  # all 32 bits of each value
+                fields["minhash"] = signature(term_positions(fields["body"])).tobytes()
+                writer.update_document(**fields)
+    writer.commit(merge=False)
+    generation = ix.latest_generation()
+    for side_file in index.glob(f"search_service_*_{generation - 1}.*"):
+        side_file.rename(index / side_file.name.replace(f"_{generation - 1}.", f"_{generation}.", 1))
     manifest = index / f"search_service_files_{generation}.json.gz"
     (index / f"search_service_files_{generation}.json").write_bytes(gzip.decompress(manifest.read_bytes()))
     manifest.unlink()
@@ -43,7 +55,7 @@ def to_previous_layout(index: Path) -> None:
     bands = index / f"search_service_bands_{generation}.npz"
     with np.load(bands) as data:
         ids = np.char.decode(data["ids"], "utf-8")
-    with whoosh_index.open_dir(index).searcher() as searcher:
+    with ix.searcher() as searcher:
         signatures = {f["id"]: f["minhash"] for f in searcher.all_stored_fields() if f.get("minhash")}
     wide = band_hashes(np.stack([np.frombuffer(signatures[story_id], dtype=np.uint32) for story_id in ids]))
     with open(bands, "wb") as out:
@@ -78,7 +90,7 @@ def test_an_index_in_the_previous_layout_reads_the_same_and_moves_to_the_new_one
     engine.upsert([Story("port-2", "UPDATE 1-Harbour traffic up", BODY + " Talks are set.", datetime(2024, 6, 5), "t")])
     hit = next(h for h in engine.search(SearchRequest(q="harbour container")).hits if h.id.startswith("port-"))
     assert hit.similar is not None and sorted([hit.id, *hit.similar["ids"]]) == ["port-1", "port-2"], (
-        "the 64-bit band table found the earlier version"
+        "the 64-bit band table found the earlier version, and its 32-bit signature matched"
     )
     generation = whoosh_index.open_dir(index).latest_generation()
     assert sorted(p.name for p in index.glob("search_service_*")) == [

@@ -1,7 +1,12 @@
 """Groups of near-duplicate stories in the Whoosh index (see :mod:`search_service.duplicates`).
 
 Each story's MinHash signature is stored with it (``minhash``), computed by
-the indexing workers.  The groups are settled by the indexing parent at
+the indexing workers, each value in its low 16 bits (b-bit MinHash,
+:func:`stored_form`): 128 bytes a story, not 256, of stored fields that
+don't compress.  Two different values agree in 16 bits once in 65,536, so
+the similarity estimated from 64 of them moves by far less than one value
+in 64 would move it; signatures are compared in that form everywhere, so a
+pair is grouped alike whether its stories came in one run or two.  The groups are settled by the indexing parent at
 commit (:func:`assign`), when every new story of the run is known: a new
 story's candidates are the committed stories sharing an LSH band hash with
 it (looked up in the band table, an array search) and the run's other new
@@ -44,7 +49,7 @@ import numpy as np
 from whoosh import fields
 from whoosh.reading import IndexReader, TermNotFound
 
-from ...duplicates import BANDS, THRESHOLD, band_hashes, signature, similarity
+from ...duplicates import BANDS, PERMUTATIONS, THRESHOLD, band_hashes, signature, similarity
 from .internals import posting_blocks
 
 _GROUPS = "search_service_groups_"
@@ -64,7 +69,12 @@ def document_fields(body: Mapping[str, Sequence[int]]) -> tuple[dict[str, Any], 
     :func:`search_service.analysis.term_positions`).
     """
     sig = signature(body)
-    return ({}, None) if sig is None else ({SIGNATURE_FIELD: sig.tobytes()}, sig)
+    return ({}, None) if sig is None else ({SIGNATURE_FIELD: stored_form(sig).tobytes()}, sig)
+
+
+def stored_form(signatures: np.ndarray) -> np.ndarray:
+    """Signatures (``duplicates.signature``) as stored and compared: each value's low 16 bits."""
+    return np.asarray(signatures).astype(np.uint16)
 
 
 # ---------------------------------------------------------------- at commit
@@ -169,8 +179,8 @@ def assign(reader: IndexReader, previous: Table, new: Sequence[tuple[str, np.nda
     if not signed:
         return Table(groups, old_ids, old_bands)
     ids = [story_id for story_id, _ in signed]
-    signatures = np.stack([sig for _, sig in signed])
-    hashed = narrow(band_hashes(signatures))
+    full = np.stack([sig for _, sig in signed])
+    hashed, signatures = narrow(band_hashes(full)), stored_form(full)
     labels = _Labels()
     used = set(groups.values())
     for i, old_id in _sharing_with_committed(hashed, old_bands, old_ids):
@@ -255,7 +265,10 @@ def _stored_signature(reader: IndexReader, story_id: str) -> np.ndarray | None:
     if docnum is None or reader.is_deleted(docnum):
         return None
     stored = reader.stored_fields(docnum).get(SIGNATURE_FIELD)
-    return np.frombuffer(stored, dtype=np.uint32) if stored else None
+    if not stored:
+        return None
+    # An index from before b-bit signatures stored all 32 bits of each value.
+    return stored_form(np.frombuffer(stored, dtype=np.uint32 if len(stored) == 4 * PERMUTATIONS else np.uint16))
 
 
 # ---------------------------------------------------------------- at search
@@ -377,7 +390,9 @@ __all__ = [
     "assign",
     "document_fields",
     "load",
+    "narrow",
     "remove_older",
     "schema_fields",
+    "stored_form",
     "write",
 ]
