@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import os
 import zlib
+from array import array
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -140,17 +141,16 @@ class DeletionIndex:
         renumbered = np.array([number.get(word, -1) for word in self.words], dtype=np.int32)[self._ids]
         kept = renumbered >= 0
         known = set(self.words)
-        keys: list[int] = []
-        ids: list[int] = []
+        keys, ids = array("I"), array("i")  # 4 bytes a key, not a Python int's 36 (3.6 million at 163,000 words)
         for word in wanted:
             if word not in known:
                 found = [_key(d) for d in deletions(word)]
                 keys.extend(found)
                 ids.extend([number[word]] * len(found))
-        all_keys = np.concatenate([self._keys[kept], np.array(keys, dtype=np.uint32)])
+        all_keys = np.concatenate([self._keys[kept], np.frombuffer(keys, dtype=np.uint32)])
         order = np.argsort(all_keys, kind="stable")
         return DeletionIndex(
-            wanted, all_keys[order], np.concatenate([renumbered[kept], np.array(ids, dtype=np.int32)])[order]
+            wanted, all_keys[order], np.concatenate([renumbered[kept], np.frombuffer(ids, dtype=np.int32)])[order]
         )
 
     def near(self, keys: np.ndarray) -> list[str]:
