@@ -432,7 +432,8 @@ class XapianEngine:
                         set_label(docs[story_id], label)
                     db.replace_document(ID + story_id, docs[story_id])
                 relabel(db, {i: changed[i] for i in ids if i in changed})
-                add_batch(db, Counter(w for i in ids if i in latest for w in story_words(latest[i])))
+                written = [latest[i] for i in ids if i in latest]
+                add_batch(db, Counter(w for story in written for w in story_words(story)), len(written))
 
             return write
 
@@ -461,7 +462,11 @@ class XapianEngine:
                 "a frontend over shards does not index files: run `search-service index PATH --shard I/N` "
                 "on each shard's host (docs/scale-out.md)"
             )
-        return self._write(0, lambda db: index_paths(db, paths, self.shard, progress))
+        reader = xapian.Database(str(self.store.path))
+        try:
+            return self._write(0, lambda db: index_paths(db, reader, paths, self.shard, progress))
+        finally:
+            reader.close()
 
     def close(self) -> None:
         """Connections close with their threads; nothing to release here."""

@@ -40,22 +40,26 @@ class Grouper:
     kept here until the caller writes them (:attr:`batch`, :meth:`changed`).
     """
 
-    def __init__(self, reader: xapian.Database, writer: xapian.WritableDatabase | None = None) -> None:
+    def __init__(
+        self, reader: xapian.Database, writer: xapian.WritableDatabase | None = None, gone: set[str] | None = None
+    ) -> None:
         self.reader = reader
         self.writer = writer
+        #: Stories the reader still has that are deleted (not candidates, unless written again in this batch).
+        self.gone = gone or set()
         #: Stories of this batch not yet visible to the reader, by id.
         self.batch: dict[str, Candidate] = {}
         self._bands: dict[str, set[str]] = {}
         #: Stories whose label this batch changed, by id.
         self._labels: dict[str, str] = {}
 
-    def place(self, story_id: str, doc: xapian.Document) -> None:
-        """Settle the group of the story ``doc`` is (its label set on ``doc``), before it is written."""
+    def place(self, story_id: str, doc: xapian.Document) -> str | None:
+        """Settle the group of the story ``doc`` is (its label set on ``doc``), before it is written; its label."""
         signature = story_signature(doc)
         self._labels.pop(story_id, None)
         self._forget(story_id)
         if signature is None:
-            return
+            return None
         joined = join(story_id, signature, self._candidates(story_id, signature))
         if joined.label is not None:
             set_label(doc, joined.label)
@@ -70,6 +74,7 @@ class Grouper:
             self.batch[story_id] = Candidate(story_id, signature, joined.label)
             for term in band_terms(signature):
                 self._bands.setdefault(term, set()).add(story_id)
+        return joined.label
 
     def changed(self) -> dict[str, str]:
         """Stories written before this batch whose label it changed: id -> label."""
@@ -93,14 +98,15 @@ class Grouper:
         for doc in _documents(self.reader, xapian.Query(xapian.Query.OP_OR, bands)):
             other = _story_id(doc)
             sig = story_signature(doc)
-            if other not in found and other not in self.batch and other != story_id and sig is not None:
+            known = other in found or other in self.batch or other in self.gone
+            if not known and other != story_id and sig is not None:
                 found[other] = Candidate(other, sig, self._labels.get(other) or label_of(doc))
         return list(found.values())
 
     def _members(self, label: str) -> list[str]:
         """Ids of the stories labelled ``label``, this batch's changes included."""
         found = {_story_id(doc) for doc in _documents(self.reader, xapian.Query(GROUP + label))}
-        found = {i for i in found if i not in self.batch and self._labels.get(i, label) == label}
+        found = {i for i in found - self.gone if i not in self.batch and self._labels.get(i, label) == label}
         found |= {c.id for c in self.batch.values() if c.label == label}
         return sorted(found | {i for i, x in self._labels.items() if x == label})
 
