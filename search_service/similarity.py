@@ -25,6 +25,9 @@ import numpy as np
 
 K1 = 1.2
 B = 0.75
+#: A related story scores at least this share of what the story itself scores for
+#: the same query (both engines): one shared word does not make a story related.
+RELATED_MIN_SHARE = 0.1
 
 
 def idf(stories: int, with_term: int) -> float:
@@ -52,4 +55,4 @@ def bm25f(
     return boost * idf(max(stories, with_term), with_term) * tf * (k1 + 1.0) / saturation
 
 
-__all__ = ["K1", "B", "bm25f", "idf"]
+__all__ = ["K1", "RELATED_MIN_SHARE", "B", "bm25f", "idf"]

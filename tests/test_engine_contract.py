@@ -334,6 +334,50 @@ def test_story_related_suggest_and_stats(svc: Service) -> None:
     assert health["last"] == max(s.published for s in stories.values() if s.published).isoformat()
 
 
+RELATED_STORIES = [
+    {
+        "id": "mine-strike",
+        "headline": "Zorbland copper miners strike",
+        "body": "Copper miners at the Zorbland pit walked out on Monday over pay. The copper miners' union said the "
+        "strike at the pit would last until the copper company raised wages. Pit managers said copper output "
+        "had stopped and the smelter was idle.",
+    },
+    {
+        "id": "mine-strike-spreads",
+        "headline": "Zorbland copper strike spreads to second pit",
+        "body": "The strike by copper miners spread to a second Zorbland pit on Tuesday as the union pressed its "
+        "claim for higher wages and the copper company kept output and the smelter halted.",
+    },
+    {
+        "id": "harvest-fair",
+        "headline": "Harvest fair draws record crowds",
+        "body": "The autumn harvest fair drew record crowds to the market square this weekend. Farmers showed "
+        "prize pumpkins, marrows and cattle, bakers sold bread and cakes from long trestle tables, and a brass band "
+        "played through Saturday afternoon. Children rode ponies along the river path while their parents tasted "
+        "cider and cheese from the valley's farms. One stall sold hammered copper pans. Organisers said the "
+        "weather had been kind, and the fair would return next year with more music, more food and a second "
+        "day of events for families and visitors from the neighbouring towns.",
+    },
+]
+
+
+@pytest.fixture()
+def related_stories(svc: Service) -> Iterator[None]:
+    for story in RELATED_STORIES:
+        assert svc.client.post("/api/stories", json=story, headers=AUTH).status_code == 201
+    yield
+    for story in RELATED_STORIES:
+        svc.client.delete(f"/api/stories/{story['id']}", headers=AUTH)
+
+
+@pytest.mark.usefixtures("related_stories")
+def test_related_stories_score_a_share_of_the_story_itself(svc: Service) -> None:
+    """A story sharing one word with another (the fair's copper pans) is not related to it; one on its subject is."""
+    assert {h["id"] for h in search(svc, q="copper")["hits"]} >= {s["id"] for s in RELATED_STORIES}
+    related = [h["id"] for h in svc.client.get("/api/stories/mine-strike/related").get_json()["hits"]]
+    assert related[:1] == ["mine-strike-spreads"] and "harvest-fair" not in related
+
+
 def test_highlights_escape_story_text(svc: Service) -> None:
     story = {"id": "contract-xss", "headline": "Zinc <script>alert(1)</script> & co", "body": "Zinc <b>rose</b> today."}
     assert svc.client.post("/api/stories", json=story, headers=AUTH).status_code == 201

@@ -47,7 +47,7 @@ from ...model import (
     StoredStory,
     check_request,
 )
-from ...similarity import K1, B
+from ...similarity import K1, RELATED_MIN_SHARE, B
 from ...spelling import correct_query
 from ...stories import Story
 from ...suggestions import SUGGEST_SCAN, SURFACE_STORIES, commonest_spelling, completion_prefix, completions
@@ -337,7 +337,11 @@ class XapianEngine:
         )
 
     def related(self, story_id: str, limit: int = 10) -> list[Hit] | None:
-        """Stories most like this one (not itself, nor its versions): its most characteristic terms (Bo1), searched for."""
+        """Stories most like this one (not itself, nor its versions): its most characteristic terms (Bo1), searched for.
+
+        As in the Whoosh engine, a story is listed only if it scores at least
+        :data:`~search_service.similarity.RELATED_MIN_SHARE` of the story's own score.
+        """
         return self._read(lambda view: self._related(view.db, story_id, limit))
 
     def _related(self, db: xapian.Database, story_id: str, limit: int) -> list[Hit] | None:
@@ -351,15 +355,15 @@ class XapianEngine:
         key_terms = [item.term.decode() for item in enquire.get_eset(RELATED_TERMS, rset, _Words())]
         if not key_terms:
             return []
+        wanted = xapian.Query(xapian.Query.OP_OR, key_terms)
+        # As the Whoosh engine: a related story scores at least a share of the story's own score.
+        enquire.set_query(xapian.Query(xapian.Query.OP_FILTER, wanted, xapian.Query(ID + story_id)))
+        own = max((item.weight for item in enquire.get_mset(0, 1)), default=0.0)
         label = label_of(db.get_document(docid))
         excluded = [ID + story_id, *([GROUP + label] if label else [])]
-        query = xapian.Query(
-            xapian.Query.OP_AND_NOT,
-            xapian.Query(xapian.Query.OP_OR, key_terms),
-            xapian.Query(xapian.Query.OP_OR, excluded),
-        )
-        enquire.set_query(query)
+        enquire.set_query(xapian.Query(xapian.Query.OP_AND_NOT, wanted, xapian.Query(xapian.Query.OP_OR, excluded)))
         enquire.set_collapse_key(SLOT_GROUP)
+        enquire.set_cutoff(0, RELATED_MIN_SHARE * own)
         ranked = [(item.document, item.weight) for item in _fetched(enquire.get_mset(0, limit))]
         terms = {f: frozenset(key_terms) for f in ("headline", "body")}
         groups = members(db, [g for doc, _ in ranked if (g := label_of(doc))])
