@@ -625,6 +625,44 @@ def test_a_story_joining_two_groups_makes_them_one(svc: Service) -> None:
             svc.client.delete(f"/api/stories/{story['id']}", headers=AUTH)
 
 
+@pytest.mark.slow  # real xapian-tcpsrv and search-service processes
+def test_versions_on_different_shards_are_grouped_by_the_group_command(tmp_path: Path) -> None:
+    """``index --shard`` groups within its shard; ``search-service group`` over every shard groups the rest."""
+    stories = tmp_path / "stories"
+    stories.mkdir()
+    for n, story in enumerate([*VERSIONS, NOT_A_VERSION]):
+        (stories / f"{n}-{story['id']}.jsonl").write_text(json.dumps(story) + "\n", encoding="utf-8")
+    ids = [v["id"] for v in VERSIONS]
+    assert len({shard_of(i, SHARDS) for i in ids}) > 1, "the versions must lie on more than one shard"
+    cluster = start_cluster(build_shards([stories], tmp_path), tmp_path / "replica")
+    try:
+        front = open_engine(Config(engine=cluster.engine))
+
+        def versions_of(story_id: str) -> list[str]:
+            story = front.story(story_id)
+            assert story is not None
+            return [v["id"] for v in story.versions]
+
+        assert versions_of("port-1") != [i for i in ids if i != "port-1"], "not grouped yet across shards"
+        done = run_cli("group", "--engine", cluster.engine)
+        assert done.returncode == 0, done.stderr
+        assert "regrouped" in done.stdout and "0 stories regrouped" not in done.stdout
+        for story_id in ids:
+            assert versions_of(story_id) == [i for i in ids if i != story_id]
+        assert versions_of("port-other") == []
+        assert front.search(SearchRequest(q="zorbland")).total == 2, "the five versions are one hit"
+        again = run_cli("group", "--engine", cluster.engine)
+        assert again.returncode == 0 and "0 stories regrouped" in again.stdout
+        cluster.primaries[1].kill()
+        refused = run_cli("group", "--engine", cluster.engine)
+        assert refused.returncode == 1 and "did not answer" in refused.stderr and "Traceback" not in refused.stderr
+    finally:
+        cluster.stop()
+    assert run_cli("index", str(stories), "--index", str(tmp_path / "w")).returncode == 0
+    whoosh = run_cli("group", "--engine", "whoosh", "--index", str(tmp_path / "w"))
+    assert whoosh.returncode == 1 and "nothing to do" in whoosh.stderr
+
+
 # ---------------------------------------------------------------- shards: failure and equality
 
 

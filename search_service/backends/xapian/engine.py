@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from datetime import time as dtime
+from functools import partial
 from itertools import islice
 from typing import TypeVar
 
@@ -37,6 +38,7 @@ from ...engine import Progress
 from ...model import (
     CollectionStats,
     EngineUnavailable,
+    GroupingSummary,
     Hit,
     IndexBusyError,
     IndexSummary,
@@ -68,7 +70,7 @@ from .document import (
     stored_story,
     to_document,
 )
-from .groups import Grouper, label_of, members, relabel, set_label
+from .groups import Grouper, cross_shard_changes, label_of, members, relabel, set_label
 from .indexer import index_paths
 from .query import Parser, Translated, value_range
 from .shards import Cluster, Local, View, shard_of
@@ -445,6 +447,32 @@ class XapianEngine:
             self._write(shard, work(ids))
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def regroup(self) -> GroupingSummary:
+        """Group the versions of stories on different shards (``search-service index --shard`` groups within one).
+
+        Reads every shard (all must answer: :class:`EngineUnavailable`
+        otherwise), settles the groups (:func:`.groups.cross_shard_changes`)
+        and writes the changed labels, each on its story's shard.  Run it
+        once the shards' indexers are done; a story written during the run
+        is grouped as it is written, as always.
+        """
+        started = time.perf_counter()
+
+        def changes(view: View) -> tuple[dict[str, str], int]:
+            if view.failed:
+                raise EngineUnavailable(
+                    f"{view.failed} of {view.total} shards did not answer; versions can only be grouped over all of them"
+                )
+            return cross_shard_changes(view.db)
+
+        labels, looked = self._read(changes)
+        by_shard: dict[int, dict[str, str]] = {}
+        for story_id, label in labels.items():
+            by_shard.setdefault(shard_of(story_id, self.store.count), {})[story_id] = label
+        for shard, changed in sorted(by_shard.items()):
+            self._write(shard, partial(relabel, labels=changed))
+        return GroupingSummary(looked, len(labels), time.perf_counter() - started)
 
     def delete(self, story_id: str) -> bool:
         """Delete one story by id from its shard; False if there was none."""

@@ -16,7 +16,11 @@ writer applies at commit (:func:`relabel`).
 Where the candidates are found decides which versions are grouped: the
 write API of a frontend sees every shard; ``search-service index --shard``
 sees its own shard only, so there versions of one story that hash to
-different shards are not grouped (see docs/scale-out.md).
+different shards are not grouped until :func:`cross_shard_changes` (run by
+``search-service group`` over every shard, see docs/scale-out.md) finds
+them: every band hash that more than one story has, over all shards, and
+the stories that have them and their groups' stories, grouped by
+:func:`search_service.grouping.regroup`.
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ from collections.abc import Iterable
 import numpy as np
 import xapian
 
-from ...grouping import Candidate, join
-from .document import GROUP, ID, SLOT_GROUP, SLOT_GROUP_MONTH, SLOT_MONTH, band_terms, story_signature
+from ...grouping import Candidate, join, regroup
+from .document import BAND, GROUP, ID, SLOT_GROUP, SLOT_GROUP_MONTH, SLOT_MONTH, band_terms, story_signature
+
+#: Terms per query when stories are fetched by band or group (a query of many terms, not one a term).
+FETCH_TERMS = 2_000
 
 
 class Grouper:
@@ -131,6 +138,31 @@ def relabel(db: xapian.WritableDatabase, labels: dict[str, str]) -> None:
             db.replace_document(posting.docid, doc)
 
 
+def cross_shard_changes(db: xapian.Database) -> tuple[dict[str, str], int]:
+    """The labels to change so that versions anywhere in ``db`` (every shard) are grouped, and the stories looked at."""
+    shared = [item.term.decode() for item in db.allterms(BAND) if item.termfreq > 1]
+    stories: dict[str, Candidate] = {}
+    for first in range(0, len(shared), FETCH_TERMS):
+        for doc in _documents(db, xapian.Query(xapian.Query.OP_OR, shared[first : first + FETCH_TERMS])):
+            signature = story_signature(doc)
+            if signature is not None:
+                stories[_story_id(doc)] = Candidate(_story_id(doc), signature, label_of(doc))
+    labels = sorted({c.label for c in stories.values() if c.label is not None})
+    for first in range(0, len(labels), FETCH_TERMS):
+        for group in members(db, labels[first : first + FETCH_TERMS]).values():
+            for doc in group:
+                signature = story_signature(doc)
+                if signature is not None:
+                    stories.setdefault(_story_id(doc), Candidate(_story_id(doc), signature, label_of(doc)))
+    by_band: dict[str, list[str]] = {}
+    wanted = set(shared)
+    for story in stories.values():
+        for term in band_terms(story.signature):
+            if term in wanted:
+                by_band.setdefault(term, []).append(story.id)
+    return regroup(stories, by_band.values()), len(stories)
+
+
 def members(db: xapian.Database, labels: Iterable[str]) -> dict[str, list[xapian.Document]]:
     """The stories of each group in ``labels``, fetched at once (one exchange per shard)."""
     wanted = sorted(set(labels))
@@ -164,4 +196,4 @@ def _documents(db: xapian.Database, query: xapian.Query) -> list[xapian.Document
     return [item.document for item in mset]
 
 
-__all__ = ["Grouper", "label_of", "members", "relabel", "set_label"]
+__all__ = ["Grouper", "cross_shard_changes", "label_of", "members", "relabel", "set_label"]
