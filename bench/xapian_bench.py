@@ -23,10 +23,12 @@ runs on its own host.
 With ``--corpus PATH`` (story files or JSON Lines, e.g. a corpus written by
 ``../shared/tools/make_scale_corpus.py``; ``--stories N`` takes its first N
 files, hard-linked into a folder of their own) the Xapian configurations
-run on that corpus instead (queries drawn from its headlines the same way;
-Whoosh and FTS5 are left out), to see how latency grows with the
-collection.  ``--reuse`` searches the last run's databases again without
-looking for changed files.
+run on that corpus instead (queries drawn the same way from the headlines
+of the stories the databases hold; Whoosh and FTS5 are left out), to see
+how latency grows with the collection.  ``--reuse`` searches the last
+run's databases again without looking for changed files (a build stopped
+part way is searched as far as it got: its shards hold the stories of the
+files they had committed).
 
     python bench/xapian_bench.py [--per-class 200] [--rounds 3]
     python bench/xapian_bench.py --corpus ../scale/stories-1m --stories 300000 --per-class 100 --rounds 2
@@ -49,10 +51,11 @@ from pathlib import Path
 
 import xapian
 
+from search_service.backends.xapian.document import fields_of
 from search_service.backends.xapian.shards import SHARD_KEY
 from search_service.config import Config
 from search_service.engine import open_engine
-from search_service.stories import iter_story_files, read_file
+from search_service.stories import iter_story_files
 
 from _common import load_note, percentile, reuters_index, reuters_stories, stored_stories, table, work_dir
 from query_bench import CLASSES, build_fts5, sample_queries, time_engine, time_fts5, time_searches
@@ -180,7 +183,8 @@ def main() -> None:
         folder = subset(args.corpus, args.stories) if args.stories else args.corpus
         name = f"{args.corpus.resolve().name}-{args.stories or 'all'}"
         dbs, single = build(folder, work_dir(f"xapian-{name}"), args.reuse)
-        stories = [{"headline": s.headline} for path in iter_story_files([folder]) for s in read_file(path).stories]
+        held = xapian.Database(str(single))
+        stories = [{"headline": fields_of(held.get_document(p.docid))["headline"]} for p in held.postlist("")]
         queries = sample_queries(stories, args.per_class, args.seed)
     runs["xapian 1 db (local)"] = time_searches(open_engine(Config(engine=f"xapian:{single}")), queries, args.rounds)
     for number, db in enumerate(dbs, 1):

@@ -41,17 +41,13 @@ FETCH_TERMS = 2_000
 class Grouper:
     """The groups of stories being written, as read from ``reader`` and this batch.
 
-    With ``writer`` (the database being written, which is also the reader),
-    each story is written before the next is placed and label changes are
-    written at once.  Without, the batch's stories and label changes are
-    kept here until the caller writes them (:attr:`batch`, :meth:`changed`).
+    The batch's stories and label changes are kept here until the caller
+    writes them (:attr:`batch`, :meth:`changed`): the reader is never the
+    database being written (a query there between writes slows Xapian's writes).
     """
 
-    def __init__(
-        self, reader: xapian.Database, writer: xapian.WritableDatabase | None = None, gone: set[str] | None = None
-    ) -> None:
+    def __init__(self, reader: xapian.Database, gone: set[str] | None = None) -> None:
         self.reader = reader
-        self.writer = writer
         #: Stories the reader still has that are deleted (not candidates, unless written again in this batch).
         self.gone = gone or set()
         #: Stories of this batch not yet visible to the reader, by id.
@@ -72,15 +68,11 @@ class Grouper:
             set_label(doc, joined.label)
             changes = dict.fromkeys([m for old in joined.merged for m in self._members(old)], joined.label)
             changes.update(dict.fromkeys(joined.adopted, joined.label))
-            if self.writer is not None:
-                relabel(self.writer, changes)
-            else:
-                for member, label in changes.items():
-                    self._relabel(member, label)
-        if self.writer is None:
-            self.batch[story_id] = Candidate(story_id, signature, joined.label)
-            for term in band_terms(signature):
-                self._bands.setdefault(term, set()).add(story_id)
+            for member, label in changes.items():
+                self._relabel(member, label)
+        self.batch[story_id] = Candidate(story_id, signature, joined.label)
+        for term in band_terms(signature):
+            self._bands.setdefault(term, set()).add(story_id)
         return joined.label
 
     def changed(self) -> dict[str, str]:
