@@ -32,7 +32,7 @@ from typing import TypeVar
 
 import xapian
 
-from ...analysis import normalize
+from ...analysis import is_common, normalize
 from ...config import Limits
 from ...engine import Progress
 from ...model import (
@@ -49,7 +49,7 @@ from ...model import (
     StoredStory,
     check_request,
 )
-from ...similarity import K1, RELATED_MIN_SHARE, B
+from ...similarity import K1, RELATED_COMMON_SHARE, RELATED_MIN_SHARE, B
 from ...spelling import correct_query
 from ...stories import Story
 from ...suggestions import SUGGEST_SCAN, SURFACE_STORIES, commonest_spelling, completion_prefix, completions
@@ -354,7 +354,7 @@ class XapianEngine:
         rset.add_document(docid)
         enquire = self._enquire(db, xapian.Query.MatchNothing)
         enquire.set_expansion_scheme("bo1")
-        key_terms = [item.term.decode() for item in enquire.get_eset(RELATED_TERMS, rset, _Words())]
+        key_terms = [item.term.decode() for item in enquire.get_eset(RELATED_TERMS, rset, _Words(db))]
         if not key_terms:
             return []
         wanted = xapian.Query(xapian.Query.OP_OR, key_terms)
@@ -505,10 +505,19 @@ class XapianEngine:
 
 
 class _Words(xapian.ExpandDecider):
-    """Unprefixed terms only (words from any field), for related stories."""
+    """Key terms for related stories, as the Whoosh engine takes them: unprefixed terms (words from any
+    field), not common words, in at least two stories (a word only this story has finds nothing else)
+    and in at most :data:`~search_service.similarity.RELATED_COMMON_SHARE` of them."""
+
+    def __init__(self, db: xapian.Database) -> None:
+        super().__init__()
+        self.db = db
+        self.most = RELATED_COMMON_SHARE * db.get_doccount()
 
     def __call__(self, term: bytes) -> bool:
-        return not term[:1].isupper()
+        if term[:1].isupper() or is_common(term.decode()):
+            return False
+        return 2 <= self.db.get_termfreq(term) <= self.most
 
 
 def _placed(grouper: Grouper, stories: dict[str, Story]) -> tuple[Grouper, dict[str, xapian.Document]]:
