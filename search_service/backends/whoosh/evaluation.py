@@ -40,6 +40,7 @@ import math
 import time
 from dataclasses import dataclass
 from functools import partial, singledispatchmethod
+from typing import Any
 
 import numpy as np
 from whoosh import query as wq
@@ -47,16 +48,17 @@ from whoosh.searching import Searcher
 
 from ...model import QueryTimeout
 from ...similarity import bm25f
+from .blocks import ESTIMATE_FROM, ScoredWord, block_count, sample_blocks, sample_share
 from .corpus import Corpus
 from .internals import expansions
-from .postings import JoinedPostings, Postings, read_postings
+from .postings import JoinedPostings, joined_positions_at, read_positions, read_postings
 from .query import EveryStory, Word
 from .schema import TEXT_FIELDS
 
 #: Lists to merge longer than this share of the collection together are merged with flags (see :func:`_merge`).
 _DENSE_SHARE = 0.1
-#: Free text is pruned only when its rarest word is in at most this share of the stories with its commonest.
-_PRUNE_SHARE = 0.125
+#: Blocks scored in the first batch of :meth:`Evaluation._blocks_top`; each batch after doubles.
+_FIRST_BATCH = 32
 #: Larger than any position: (document, position) pairs packed into one integer.
 _POSITION_SPAN = 1 << 32
 
@@ -67,12 +69,16 @@ class Found:
 
     ids: np.ndarray
     scores: np.ndarray
-    #: Stories left unscored (score ``-inf`` here) score below this (:meth:`Evaluation.top`).
+    #: Stories left unscored (score ``-inf`` here, or left out) score below this (:meth:`Evaluation.top`).
     floor: float = -math.inf
+    #: When set, :attr:`ids` are only the stories scored, and the matches in the sample's blocks
+    #: (:mod:`.blocks`) times :attr:`share` estimate the total and the facets.
+    sample: Found | None = None
+    share: float = 1.0
 
     def take(self, keep: np.ndarray) -> Found:
-        """The matches where ``keep`` (a mask or positions over :attr:`ids`) says."""
-        return Found(self.ids[keep], self.scores[keep], self.floor)
+        """The matches where ``keep`` (a mask or positions over :attr:`ids`) says (the sample unchanged)."""
+        return Found(self.ids[keep], self.scores[keep], self.floor, self.sample, self.share)
 
     def exact_top(self, depth: int) -> bool:
         """Whether the ``depth`` best stories by score are certainly among those scored."""
@@ -102,17 +108,21 @@ class Evaluation:
         self.reader = searcher.reader()
         self.corpus = corpus
         self.deadline = time.monotonic() + time_limit
-        self._postings: dict[tuple[str, str], Postings | JoinedPostings] = {}
+        self._postings: dict[tuple[str, str], JoinedPostings] = {}
         self._with_term: dict[tuple[tuple[str, ...], str], int] = {}
 
-    def _read(self, fieldname: str, text: str | bytes) -> Postings | JoinedPostings:
+    def _read(self, fieldname: str, text: str | bytes) -> JoinedPostings:
         """A term's postings, read once per query even when the shared cache has no room for them."""
-        key = (fieldname, text if isinstance(text, str) else text.decode("utf-8"))
+        key = (fieldname, _text(text))
         if key not in self._postings:
             self._postings[key] = self._join(*key)
         return self._postings[key]
 
-    def _join(self, fieldname: str, text: str) -> Postings | JoinedPostings:
+    def _segments_with(self, fieldname: str, text: str) -> list[tuple[Any, int]]:
+        """The segments (leaf reader, offset) with the term."""
+        return [(leaf, offset) for leaf, offset in self.reader.leaf_readers() if (fieldname, text) in leaf]
+
+    def _join(self, fieldname: str, text: str) -> JoinedPostings:
         """The term's postings in every segment, each from the shared cache (or read and kept there).
 
         Joined per query, not kept: a second cache of joined postings held
@@ -120,11 +130,19 @@ class Evaluation:
         bench's memory grew by some 150 MiB more).
         """
         parts = []
-        for leaf, offset in self.reader.leaf_readers():
-            if (fieldname, text) in leaf:
-                key = (leaf.segment().segment_id(), fieldname, text)
-                parts.append((self.corpus.cache.get(key, partial(read_postings, leaf, fieldname, text)), offset))
-        return parts[0][0] if len(parts) == 1 and parts[0][1] == 0 else JoinedPostings(parts)
+        for leaf, offset in self._segments_with(fieldname, text):
+            key = (leaf.segment().segment_id(), fieldname, text)
+            parts.append((self.corpus.cache.get(key, partial(read_postings, leaf, fieldname, text)), offset))
+        return JoinedPostings(parts)
+
+    def _positions_at(self, fieldname: str, text: str, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The positions of the term's postings ``at`` (ascending, into :meth:`_read`'s), as
+        :meth:`.Positions.positions_at` gives them; each segment's read once and kept in the shared cache."""
+        parts = []
+        for leaf, _ in self._segments_with(fieldname, text):
+            key = (leaf.segment().segment_id(), fieldname, text, "positions")
+            parts.append(self.corpus.cache.get(key, partial(read_positions, leaf, fieldname, text)))
+        return joined_positions_at(parts, self._read(fieldname, text).bounds, at)
 
     def _check_time(self) -> None:
         if time.monotonic() > self.deadline:
@@ -135,18 +153,79 @@ class Evaluation:
         found = self._eval(q)
         return found.take(self.corpus.alive[found.ids])
 
-    def top(self, q: wq.Query, depth: int, scored: np.ndarray) -> Found:
-        """:meth:`found`, but where ``q`` is free text of several words, only the stories that can
-        be among the ``depth`` best are scored (and those where ``scored``, a flag per story, is set).
+    def top(self, q: wq.Query, depth: int, grouped: np.ndarray) -> Found:
+        """:meth:`found`, but where ``q`` is free text, only the stories that can be among the
+        ``depth`` best are scored (:mod:`.blocks`), and those where ``grouped``, a flag per story,
+        is set (near-duplicates: each group shows its best-ranked story, and counts in its facets).
+        Where its words are common, only those are found: the total and the facets are then
+        estimated from a sample (:attr:`Found.sample`).
 
-        The others keep score ``-inf``, and the result's ``floor`` says that
-        they score below it: if fewer than ``depth`` of the stories kept
-        (after dates and near-duplicates) score at least that, the caller
-        asks :meth:`found` instead (:meth:`Found.exact_top`).
+        The others keep score ``-inf`` (or are left out), and the result's
+        ``floor`` says that they score below it: if fewer than ``depth`` of
+        the stories kept (after dates and near-duplicates) score at least
+        that, the caller asks :meth:`found` instead (:meth:`Found.exact_top`).
         """
-        found = self._words_top(q, depth, scored) if _plain_words(q) else None
-        found = self._eval(q) if found is None else found
-        return found.take(self.corpus.alive[found.ids])
+        words = _free_words(q)
+        if words is None:
+            return self.found(q)
+        scored = [self._scored_word(w) for w in words]
+        scale = q.scale if isinstance(q, wq.Or) and len(words) > 1 else None
+        top = self._blocks_top(scored, scale, depth)
+        if max(len(s.ids) for s in scored) >= ESTIMATE_FROM:
+            blocks = sample_blocks(self.corpus.size)
+            sample = _merge([s.ids[s.in_blocks(blocks)] for s in scored], self.corpus.size)[0]
+            return Found(top.ids, top.scores, top.floor, unscored(sample), sample_share(self.corpus.alive))
+        every = _merge([s.ids for s in scored], self.corpus.size)[0]
+        scores = np.full(len(every), -math.inf)
+        scores[np.searchsorted(every, top.ids)] = top.scores
+        also = every[grouped[every] & ~np.isfinite(scores)]  # so that each group shows its best story
+        if len(also):
+            extra = self._or(
+                [Found(also[hit], w.scores[at[hit]]) for w in scored for hit, at in [_lookup(also, w.ids)]], scale
+            )
+            scores[np.searchsorted(every, extra.ids)] = extra.scores
+        return Found(every, scores, top.floor)
+
+    def _scored_word(self, word: Word) -> ScoredWord:
+        """A free-text word's live stories, scores and block maxima in this commit (kept in the shared cache)."""
+        fields = [(c.fieldname, c.boost) for c in word.subqueries]
+        text = _text(word.subqueries[0].text)
+        key = ("scored", self.reader.generation(), tuple(fields), text, word.boost)
+
+        def load() -> ScoredWord:
+            found = self._bm25f(fields, text, word.boost)
+            live = found.take(self.corpus.alive[found.ids])
+            return ScoredWord.of(live.ids, live.scores, block_count(self.corpus.size))
+
+        return self.corpus.cache.get(key, load)
+
+    def _blocks_top(self, scored: list[ScoredWord], scale: float | None, depth: int) -> Found:
+        """The stories of the blocks that can hold the ``depth`` best of the free text, scored as :meth:`_or`
+        scores them, best bound first, a batch of blocks at a time; ``floor`` above the rest's scores."""
+        present = np.zeros(len(scored[0].maxima), dtype=np.int32)
+        for word in scored:
+            present += word.maxima > 0
+        bound = _total([word.maxima for word in scored])
+        if scale:
+            bound = _coordinated(bound, present, scale, len(scored))
+        order = np.argsort(-bound, kind="stable")[: int(np.count_nonzero(present))]
+        found: list[Found] = []
+        done, batch = 0, _FIRST_BATCH
+        while done < len(order):
+            self._check_time()
+            blocks = np.sort(order[done : done + batch])
+            done, batch = done + len(blocks), batch * 2
+            found.append(
+                self._or([Found(w.ids[at], w.scores[at]) for w in scored for at in [w.in_blocks(blocks)]], scale)
+            )
+            scores = np.concatenate([f.scores for f in found])
+            if done < len(order) and len(scores) >= depth and _kth(scores, depth) > bound[order[done]]:
+                break
+        ids = np.concatenate([f.ids for f in found]) if found else np.zeros(0, dtype=np.int64)
+        scores = np.concatenate([f.scores for f in found]) if found else np.zeros(0)
+        floor = float(bound[order[done]]) if done < len(order) else -math.inf
+        ordered = np.argsort(ids, kind="stable")
+        return Found(ids[ordered], scores[ordered], floor)
 
     def run(self, q: wq.Query) -> tuple[np.ndarray, np.ndarray]:
         """``(scores, matched)`` arrays over every story for ``q``, deleted documents excluded."""
@@ -222,7 +301,7 @@ class Evaluation:
         ids, where = _merge([p.ids for p in parts], self.corpus.size)
         tf = np.zeros(len(ids))
         for (_, weight), postings, at in zip(fields, parts, where):
-            tf[at] += weight * postings.tfs
+            tf[at] += weight * postings.weights
         with_term = int(np.count_nonzero(self.corpus.alive[ids]))  # deleted stories' postings stay until a merge
         self._with_term[(tuple(f for f, _ in fields), _text(text))] = with_term
         return Found(ids, self._saturated(fields, tf, ids, with_term, boost))
@@ -233,7 +312,7 @@ class Evaluation:
         for fieldname, weight in fields:
             postings = self._read(fieldname, text)
             hit, at = _lookup(ids, postings.ids)
-            tf[hit] += weight * postings.tfs[at[hit]]
+            tf[hit] += weight * postings.weights[at[hit]]
         return self._saturated(fields, tf, ids, self._stories_with(fields, text), boost)
 
     def _stories_with(self, fields: list[tuple[str, float]], text: str) -> int:
@@ -277,75 +356,6 @@ class Evaluation:
         ]
         return Found(ids, _total([self._bm25f_at(fields, _text(w), q.boost, ids) for w in first.words]))
 
-    def _words_top(self, q: wq.Or, depth: int, scored: np.ndarray) -> Found | None:
-        """Free text of plain words with only the stories that can be among the ``depth`` best scored.
-
-        MaxScore (Turtle and Flood, 1995) over arrays: every word's BM25F
-        has a ceiling (its highest weighted frequency in the shortest
-        story).  The stories of the rarest word are scored in full; the
-        ``depth``-th best of them is the floor.  The commonest words whose
-        ceilings together (with the bonus for matching all of them) stay
-        under the floor can't lift a story with none of the other words to
-        it, so stories with only those words are counted but not scored.
-        None when nothing can be left out, or when the words are about as
-        common as each other (:data:`_PRUNE_SHARE`): the stories kept are
-        scored by binary searches in the words' postings, which costs more
-        than the merges of scoring them all once they are many.
-        """
-        words = [
-            ([(c.fieldname, c.boost) for c in w.subqueries], _text(w.subqueries[0].text), w.boost) for w in q.subqueries
-        ]
-        lists = []
-        for fields, text, _ in words:
-            self._check_time()
-            lists.append(_merge([self._read(f, text).ids for f, _ in fields], self.corpus.size)[0])
-            self._with_term[(tuple(f for f, _ in fields), text)] = int(np.count_nonzero(self.corpus.alive[lists[-1]]))
-        rarest = min(range(len(lists)), key=lambda n: len(lists[n]))
-        if not depth <= len(lists[rarest]) <= _PRUNE_SHARE * max(len(a) for a in lists):
-            return None  # too few, or scoring by binary search would cost more than scoring them all
-        at_rarest = self._or_at(q, words, lists, lists[rarest])
-        floor = -np.partition(-at_rarest, depth - 1)[depth - 1]
-        ceilings = sorted((self._ceiling(fields, text, boost), n) for n, (fields, text, boost) in enumerate(words))
-        skipped = 0
-        while skipped < len(words) and _bonus(q, skipped + 1) * sum(c for c, _ in ceilings[: skipped + 1]) < floor:
-            skipped += 1
-        if skipped == 0:
-            return None
-        union = _merge(lists, self.corpus.size)[0]
-        essential = [lists[n] for _, n in ceilings[skipped:]] + [union[scored[union]]]
-        candidates = _merge(essential, self.corpus.size)[0]
-        scores = np.full(len(union), -math.inf)
-        same = np.array_equal(candidates, lists[rarest])
-        scores[_lookup(candidates, union)[1]] = at_rarest if same else self._or_at(q, words, lists, candidates)
-        return Found(union, scores, float(floor))
-
-    def _or_at(
-        self,
-        q: wq.Or,
-        words: list[tuple[list[tuple[str, float]], str, float]],
-        lists: list[np.ndarray],
-        ids: np.ndarray,
-    ) -> np.ndarray:
-        """The free-text scores of the stories ``ids`` (ascending), as :meth:`_or` of the words adds them."""
-        scores = np.zeros(len(ids))
-        count = np.zeros(len(ids), dtype=np.int32)
-        for (fields, text, boost), with_word in zip(words, lists):
-            hit = _lookup(ids, with_word)[0]
-            scores[hit] += self._bm25f_at(fields, text, boost, ids[hit])
-            count += hit
-        if q.scale and len(words) > 1:
-            scores = scores * (1.0 + q.scale * (count - 1).clip(min=0) / (len(words) - 1))
-        return scores
-
-    def _ceiling(self, fields: list[tuple[str, float]], text: str, boost: float) -> float:
-        """Above any story's BM25F for the term: its highest weighted frequency, in the shortest story."""
-        tf = sum(weight * float(self._read(f, text).tfs.max(initial=0.0)) for f, weight in fields)
-        shortest = sum(weight * self.corpus.shortest[f] for f, weight in fields)
-        average = sum(weight * self.corpus.average_length[f] for f, weight in fields)
-        with_term = self._stories_with(fields, text)
-        ceiling = bm25f(np.array([tf]), np.array([shortest]), average, self.reader.doc_count(), with_term, boost)
-        return float(ceiling[0]) * (1.0 + 1e-9)  # a margin for rounding
-
     def _has_all(self, fieldname: str, words: list[str]) -> np.ndarray:
         """The stories with every one of ``words`` in the field (rarest first, each a binary search)."""
         lists = sorted((self._read(fieldname, w).ids for w in words), key=len)
@@ -366,7 +376,7 @@ class Evaluation:
             count = np.zeros(len(ids), dtype=np.int32)
             for at in where:
                 count[at] += 1
-            scores = scores * (1.0 + scale * (count - 1).clip(min=0) / (len(parts) - 1))
+            scores = _coordinated(scores, count, scale, len(parts))
         return Found(ids, scores)
 
     def _and(self, subqueries: list[wq.Query]) -> Found:
@@ -411,8 +421,8 @@ class Evaluation:
         keys: np.ndarray | None = None
         for offset, word in enumerate(q.words):
             self._check_time()
-            postings = self._read(q.fieldname, word)
-            starts, flat = postings.positions_at(np.searchsorted(postings.ids, candidates))
+            at = np.searchsorted(self._read(q.fieldname, word).ids, candidates)
+            starts, flat = self._positions_at(q.fieldname, _text(word), at)
             docs = np.repeat(candidates, np.diff(starts))
             # (document, position where the phrase would start) as one integer: ascending
             # and distinct, as the candidates and each posting's positions are
@@ -439,19 +449,21 @@ class Evaluation:
         return unscored(np.array(sorted(self.searcher.docs_for_query(q)), dtype=np.int64))
 
 
-def _plain_words(q: wq.Query) -> bool:
-    """Whether ``q`` is free text of several plain words (not phrases), as :mod:`.query` makes it."""
-    return (
-        type(q) is wq.Or
-        and len(q.subqueries) > 1
-        and all(isinstance(c, Word) and isinstance(c.subqueries[0], wq.Term) for c in q.subqueries)
-    )
+def _free_words(q: wq.Query) -> list[Word] | None:
+    """The words of ``q`` if it is free text of plain words (not phrases), as :mod:`.query` makes it."""
+    words = [q] if isinstance(q, Word) else list(q.subqueries) if type(q) is wq.Or else []
+    plain = all(isinstance(w, Word) and isinstance(w.subqueries[0], wq.Term) and w.boost > 0 for w in words)
+    return words if words and plain else None
 
 
-def _bonus(q: wq.Or, matched: int) -> float:
-    """The free-text factor of a story matching ``matched`` of ``q``'s words (see :meth:`Evaluation._or`)."""
-    words = len(q.subqueries)
-    return 1.0 + q.scale * max(0, matched - 1) / (words - 1) if q.scale else 1.0
+def _kth(scores: np.ndarray, k: int) -> float:
+    """The ``k``-th highest of ``scores``."""
+    return float(-np.partition(-scores, k - 1)[k - 1])
+
+
+def _coordinated(scores: np.ndarray, count: np.ndarray, scale: float, words: int) -> np.ndarray:
+    """Free-text ``scores`` with the bonus for matching ``count`` of the ``words`` (see :meth:`Evaluation._or`)."""
+    return scores * (1.0 + scale * (count - 1).clip(min=0) / (words - 1))
 
 
 def _text(text: str | bytes) -> str:
