@@ -42,31 +42,59 @@ _ENTRY_BYTES = 600
 
 @dataclass
 class ScoredWord:
-    """One free-text word in one commit: its live stories (ascending), their scores, and per block
-    where its stories start and (a hair above) the best score there (0 in blocks without it)."""
+    """One free-text word in one commit: its live stories (ascending), their weighted frequencies in
+    its fields (BM25F's ``tf~``), how many live stories have it, and the blocks it is in (ascending),
+    where its stories in each start (and, last, their number) and (a hair above) its best score there.
+
+    The scores themselves are not kept (8 bytes a story more): those of
+    the stories a query looks at are computed again, element by element
+    as they were, so to the last bit the same.
+    """
 
     ids: np.ndarray
-    scores: np.ndarray
+    tf: np.ndarray
+    with_word: int
+    blocks: np.ndarray
     starts: np.ndarray
     maxima: np.ndarray
 
     @classmethod
-    def of(cls, ids: np.ndarray, scores: np.ndarray, blocks: int) -> ScoredWord:
-        """The word's stories and scores, with their blocks (``blocks`` of them in the commit)."""
-        starts = np.searchsorted(ids, np.arange(blocks + 1, dtype=np.int64) * BLOCK)
-        maxima = np.zeros(blocks)
-        filled = np.flatnonzero(starts[:-1] < starts[1:])
-        if len(filled):
-            maxima[filled] = np.maximum.reduceat(scores, starts[filled]) * (1.0 + _MARGIN)
-        return cls(ids.astype(np.int32), scores, starts, maxima)
+    def of(cls, ids: np.ndarray, tf: np.ndarray, scores: np.ndarray) -> ScoredWord:
+        """The word's live stories, weighted frequencies and scores, with their blocks."""
+        block_of = ids // BLOCK
+        first = np.flatnonzero(np.r_[True, block_of[1:] != block_of[:-1]]) if len(ids) else np.zeros(0, dtype=np.int64)
+        maxima = np.maximum.reduceat(scores, first) if len(ids) else np.zeros(0)
+        narrow = tf.astype(np.float32)  # whole numbers times field weights: exact in 4 bytes, as a rule
+        return cls(
+            ids.astype(np.int32),
+            narrow if np.array_equal(narrow, tf) else tf,
+            len(ids),
+            block_of[first].astype(np.int32),
+            np.append(first, len(ids)).astype(np.int32),
+            _above(maxima * (1.0 + _MARGIN)),
+        )
 
     @property
     def nbytes(self) -> int:
-        return self.ids.nbytes + self.scores.nbytes + self.starts.nbytes + self.maxima.nbytes + _ENTRY_BYTES
+        arrays = (self.ids, self.tf, self.blocks, self.starts, self.maxima)
+        return sum(a.nbytes for a in arrays) + _ENTRY_BYTES
 
     def in_blocks(self, blocks: np.ndarray) -> np.ndarray:
         """Where the word's stories in ``blocks`` (ascending) are in :attr:`ids`, ascending."""
-        return _ranges(self.starts[blocks], self.starts[blocks + 1])
+        if not len(self.blocks):
+            return np.zeros(0, dtype=np.int64)
+        at = np.searchsorted(self.blocks, blocks)
+        at[at == len(self.blocks)] = 0
+        at = at[self.blocks[at] == blocks]
+        return _ranges(self.starts[at], self.starts[at + 1])
+
+
+def _above(values: np.ndarray) -> np.ndarray:
+    """``values`` as float32, each rounded up."""
+    narrow = values.astype(np.float32)
+    low = narrow < values
+    narrow[low] = np.nextafter(narrow[low], np.float32(np.inf))
+    return narrow
 
 
 def block_count(size: int) -> int:

@@ -168,56 +168,62 @@ class Evaluation:
         words = _free_words(q)
         if words is None:
             return self.found(q)
-        scored = [self._scored_word(w) for w in words]
+        scored = [(w, self._scored_word(w)) for w in words]
         scale = q.scale if isinstance(q, wq.Or) and len(words) > 1 else None
         top = self._blocks_top(scored, scale, depth)
-        if max(len(s.ids) for s in scored) >= ESTIMATE_FROM:
+        if max(s.with_word for _, s in scored) >= ESTIMATE_FROM:
             blocks = sample_blocks(self.corpus.size)
-            sample = _merge([s.ids[s.in_blocks(blocks)] for s in scored], self.corpus.size)[0]
+            sample = _merge([s.ids[s.in_blocks(blocks)] for _, s in scored], self.corpus.size)[0]
             return Found(top.ids, top.scores, top.floor, unscored(sample), sample_share(self.corpus.alive))
-        every = _merge([s.ids for s in scored], self.corpus.size)[0]
+        every = _merge([s.ids for _, s in scored], self.corpus.size)[0]
         scores = np.full(len(every), -math.inf)
         scores[np.searchsorted(every, top.ids)] = top.scores
         also = every[grouped[every] & ~np.isfinite(scores)]  # so that each group shows its best story
         if len(also):
-            extra = self._or(
-                [Found(also[hit], w.scores[at[hit]]) for w in scored for hit, at in [_lookup(also, w.ids)]], scale
-            )
+            extra = self._or([self._word_at(w, s, _positions_in(also, s.ids)) for w, s in scored], scale)
             scores[np.searchsorted(every, extra.ids)] = extra.scores
         return Found(every, scores, top.floor)
 
     def _scored_word(self, word: Word) -> ScoredWord:
-        """A free-text word's live stories, scores and block maxima in this commit (kept in the shared cache)."""
-        fields = [(c.fieldname, c.boost) for c in word.subqueries]
+        """A free-text word's live stories, frequencies and block maxima in this commit (kept in the shared cache)."""
+        fields = _fields(word)
         text = _text(word.subqueries[0].text)
         key = ("scored", self.reader.generation(), tuple(fields), text, word.boost)
 
         def load() -> ScoredWord:
-            found = self._bm25f(fields, text, word.boost)
-            live = found.take(self.corpus.alive[found.ids])
-            return ScoredWord.of(live.ids, live.scores, block_count(self.corpus.size))
+            ids, tf, with_term = self._frequencies(fields, text)
+            scores = self._saturated(fields, tf, ids, with_term, word.boost)
+            live = self.corpus.alive[ids]
+            return ScoredWord.of(ids[live], tf[live], scores[live])
 
         return self.corpus.cache.get(key, load)
 
-    def _blocks_top(self, scored: list[ScoredWord], scale: float | None, depth: int) -> Found:
+    def _word_at(self, word: Word, scored: ScoredWord, at: np.ndarray) -> Found:
+        """The stories ``scored.ids[at]`` and their scores for ``word``, as :meth:`_bm25f` scores them."""
+        ids = scored.ids[at]
+        tf = scored.tf[at].astype(np.float64)
+        return Found(ids, self._saturated(_fields(word), tf, ids, scored.with_word, word.boost))
+
+    def _blocks_top(self, scored: list[tuple[Word, ScoredWord]], scale: float | None, depth: int) -> Found:
         """The stories of the blocks that can hold the ``depth`` best of the free text, scored as :meth:`_or`
         scores them, best bound first, a batch of blocks at a time; ``floor`` above the rest's scores."""
-        present = np.zeros(len(scored[0].maxima), dtype=np.int32)
-        for word in scored:
-            present += word.maxima > 0
-        bound = _total([word.maxima for word in scored])
+        blocks = block_count(self.corpus.size)
+        bound = np.zeros(blocks)
+        present = np.zeros(blocks, dtype=np.int32)
+        for _, word in scored:  # in the words' order, as their scores are added
+            bound[word.blocks] += word.maxima
+            present[word.blocks] += 1
         if scale:
             bound = _coordinated(bound, present, scale, len(scored))
-        order = np.argsort(-bound, kind="stable")[: int(np.count_nonzero(present))]
+        filled = np.flatnonzero(present)
+        order = filled[np.argsort(-bound[filled], kind="stable")]
         found: list[Found] = []
         done, batch = 0, _FIRST_BATCH
         while done < len(order):
             self._check_time()
-            blocks = np.sort(order[done : done + batch])
-            done, batch = done + len(blocks), batch * 2
-            found.append(
-                self._or([Found(w.ids[at], w.scores[at]) for w in scored for at in [w.in_blocks(blocks)]], scale)
-            )
+            chosen = np.sort(order[done : done + batch])
+            done, batch = done + len(chosen), batch * 2
+            found.append(self._or([self._word_at(w, s, s.in_blocks(chosen)) for w, s in scored], scale))
             scores = np.concatenate([f.scores for f in found])
             if done < len(order) and len(scores) >= depth and _kth(scores, depth) > bound[order[done]]:
                 break
@@ -297,14 +303,19 @@ class Evaluation:
 
     def _bm25f(self, fields: list[tuple[str, float]], text: str | bytes, boost: float) -> Found:
         """One term's BM25F over ``fields`` (name, weight), in every story with it in any of them."""
+        ids, tf, with_term = self._frequencies(fields, _text(text))
+        return Found(ids, self._saturated(fields, tf, ids, with_term, boost))
+
+    def _frequencies(self, fields: list[tuple[str, float]], text: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """The stories with the term in any of ``fields``, its weighted frequency in each, how many live."""
         parts = [self._read(fieldname, text) for fieldname, _ in fields]
         ids, where = _merge([p.ids for p in parts], self.corpus.size)
         tf = np.zeros(len(ids))
         for (_, weight), postings, at in zip(fields, parts, where):
             tf[at] += weight * postings.weights
         with_term = int(np.count_nonzero(self.corpus.alive[ids]))  # deleted stories' postings stay until a merge
-        self._with_term[(tuple(f for f, _ in fields), _text(text))] = with_term
-        return Found(ids, self._saturated(fields, tf, ids, with_term, boost))
+        self._with_term[(tuple(f for f, _ in fields), text)] = with_term
+        return ids, tf, with_term
 
     def _bm25f_at(self, fields: list[tuple[str, float]], text: str, boost: float, ids: np.ndarray) -> np.ndarray:
         """One term's BM25F over ``fields`` in the stories ``ids`` (ascending; each with the term)."""
@@ -347,7 +358,7 @@ class Evaluation:
 
     @_node.register
     def _word(self, q: Word) -> Found:
-        fields = [(c.fieldname, c.boost) for c in q.subqueries]
+        fields = _fields(q)
         first = q.subqueries[0]
         if not isinstance(first, wq.Phrase):
             return self._bm25f(fields, first.text, q.boost)
@@ -459,6 +470,17 @@ def _free_words(q: wq.Query) -> list[Word] | None:
 def _kth(scores: np.ndarray, k: int) -> float:
     """The ``k``-th highest of ``scores``."""
     return float(-np.partition(-scores, k - 1)[k - 1])
+
+
+def _fields(word: Word) -> list[tuple[str, float]]:
+    """A free-text word's fields and their weights."""
+    return [(c.fieldname, c.boost) for c in word.subqueries]
+
+
+def _positions_in(ids: np.ndarray, within: np.ndarray) -> np.ndarray:
+    """Where those of ``ids`` that ``within`` (ascending) has are in it."""
+    hit, at = _lookup(ids, within)
+    return at[hit]
 
 
 def _coordinated(scores: np.ndarray, count: np.ndarray, scale: float, words: int) -> np.ndarray:

@@ -56,7 +56,8 @@ class Postings:
 
 @dataclass
 class Positions:
-    """One segment's positions of a term: those of posting ``i`` are ``flat[starts[i]:starts[i + 1]]``."""
+    """One segment's positions of a term: those of posting ``i`` are ``flat[starts[i]:starts[i + 1]]``
+    (int32 both: a segment holds some 16 million postings, :data:`.segments.MAX_POSTINGS`)."""
 
     starts: np.ndarray
     flat: np.ndarray  # int32
@@ -67,10 +68,11 @@ class Positions:
 
     def positions_at(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(starts, flat)``: the positions of posting ``at[i]`` are ``flat[starts[i]:starts[i + 1]]``."""
-        lengths = self.starts[at + 1] - self.starts[at]
+        first = self.starts[at].astype(np.int64)
+        lengths = self.starts[at + 1] - first
         local = np.zeros(len(at) + 1, dtype=np.int64)
         np.cumsum(lengths, out=local[1:])
-        return local, self.flat[np.repeat(self.starts[at] - local[:-1], lengths) + np.arange(int(local[-1]))]
+        return local, self.flat[np.repeat(first - local[:-1], lengths) + np.arange(int(local[-1]))]
 
 
 class JoinedPostings:
@@ -109,7 +111,7 @@ class PostingsCache:
     """A thread-safe LRU of decoded postings and positions, bounded in bytes (their ``nbytes``).
 
     A posting costs 8 bytes (document number, frequency); a phrase's words
-    add 8 bytes a posting and 4 a position.
+    add 4 bytes a posting and 4 a position.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -165,9 +167,9 @@ def read_positions(leaf, fieldname: str, text: str | bytes) -> Positions:  # typ
     offsets = np.zeros(len(values) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)), out=offsets[1:])
     if not offsets[-1]:  # no positions in this field
-        return Positions(np.zeros(len(values) + 1, dtype=np.int64), np.zeros(0, dtype=np.int32))
+        return Positions(np.zeros(len(values) + 1, dtype=np.int32), np.zeros(0, dtype=np.int32))
     starts, flat = decode_position_values(b"".join(values), offsets[:-1], offsets[1:])
-    return Positions(starts, flat.astype(np.int32))
+    return Positions(starts.astype(np.int32), flat.astype(np.int32))
 
 
 __all__ = [
