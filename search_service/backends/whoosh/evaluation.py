@@ -532,7 +532,7 @@ def _lookup(ids: np.ndarray, within: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """
     if len(within) == 0:
         return np.zeros(len(ids), dtype=bool), np.zeros(len(ids), dtype=np.int64)
-    if len(ids) and len(ids) * _DENSE_LOOKUP > int(within[-1]):
+    if len(ids) and len(ids) * _DENSE_LOOKUP > int(within[-1]) and min(int(within[0]), int(ids.min())) >= 0:
         index = np.full(max(int(within[-1]), int(ids.max())) + 1, -1, dtype=np.int32)
         index[within] = np.arange(len(within), dtype=np.int32)
         at = index[ids].astype(np.int64)
