@@ -51,7 +51,7 @@ from ...similarity import bm25f
 from .blocks import ESTIMATE_FROM, ScoredWord, block_count, sample_blocks, sample_share
 from .corpus import Corpus
 from .internals import expansions
-from .postings import JoinedPostings, joined_positions_at, read_positions, read_postings
+from .postings import JoinedPostings, Postings, joined_positions_at, read_positions, read_postings
 from .query import EveryStory, Word
 from .schema import TEXT_FIELDS
 
@@ -120,6 +120,7 @@ class Evaluation:
         self.deadline = time.monotonic() + time_limit
         self._postings: dict[tuple[str, str], JoinedPostings] = {}
         self._with_term: dict[tuple[tuple[str, ...], str], int] = {}
+        self._leaves: dict[tuple[str, str], list[Any]] = {}  # the segments with a term read
 
     def _read(self, fieldname: str, text: str | bytes) -> JoinedPostings:
         """A term's postings, read once per query even when the shared cache has no room for them."""
@@ -128,31 +129,34 @@ class Evaluation:
             self._postings[key] = self._join(*key)
         return self._postings[key]
 
-    def _segments_with(self, fieldname: str, text: str) -> list[tuple[Any, int]]:
-        """The segments (leaf reader, offset) with the term."""
-        return [(leaf, offset) for leaf, offset in self.reader.leaf_readers() if (fieldname, text) in leaf]
-
     def _join(self, fieldname: str, text: str) -> JoinedPostings:
         """The term's postings in every segment, each from the shared cache (or read and kept there).
 
         Joined per query, not kept: a second cache of joined postings held
         on to segments' postings the first had let go (the mixed-load
-        bench's memory grew by some 150 MiB more).
+        bench's memory grew by some 150 MiB more).  A segment without the
+        term keeps empty postings: asking a segment for a term costs more
+        than the cache's look-up.
         """
-        parts = []
-        for leaf, offset in self._segments_with(fieldname, text):
+        parts, leaves = [], []
+        for leaf, offset in self.reader.leaf_readers():
             key = (leaf.segment().segment_id(), fieldname, text)
-            parts.append((self.corpus.cache.get(key, partial(read_postings, leaf, fieldname, text)), offset))
+            postings = self.corpus.cache.get(key, partial(_postings_in, leaf, fieldname, text))
+            if len(postings.ids):
+                parts.append((postings, offset))
+                leaves.append(leaf)
+        self._leaves[(fieldname, text)] = leaves
         return JoinedPostings(parts)
 
     def _positions_at(self, fieldname: str, text: str, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The positions of the term's postings ``at`` (ascending, into :meth:`_read`'s), as
         :meth:`.Positions.positions_at` gives them; each segment's read once and kept in the shared cache."""
+        joined = self._read(fieldname, text)
         parts = []
-        for leaf, _ in self._segments_with(fieldname, text):
+        for leaf in self._leaves[(fieldname, text)]:
             key = (leaf.segment().segment_id(), fieldname, text, "positions")
             parts.append(self.corpus.cache.get(key, partial(read_positions, leaf, fieldname, text)))
-        return joined_positions_at(parts, self._read(fieldname, text).bounds, at)
+        return joined_positions_at(parts, joined.bounds, at)
 
     def _check_time(self) -> None:
         if time.monotonic() > self.deadline:
@@ -460,6 +464,13 @@ class Evaluation:
 
     def _fallback(self, q: wq.Query) -> Found:
         return unscored(np.array(sorted(self.searcher.docs_for_query(q)), dtype=np.int64))
+
+
+def _postings_in(leaf: Any, fieldname: str, text: str) -> Postings:
+    """A segment's postings of a term; empty when it has none."""
+    if (fieldname, text) in leaf:
+        return read_postings(leaf, fieldname, text)
+    return Postings(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
 
 
 def _free_words(q: wq.Query) -> list[Word] | None:

@@ -97,9 +97,10 @@ def joined_positions_at(parts: list[Positions], bounds: np.ndarray, at: np.ndarr
     """:meth:`Positions.positions_at` over postings joined from segments (``bounds`` as
     :attr:`JoinedPostings.bounds`, ``at`` ascending)."""
     starts, flats, done = [np.zeros(1, dtype=np.int64)], [], 0
-    for part, low, high in zip(parts, bounds[:-1], bounds[1:]):
-        mine = at[(at >= low) & (at < high)] - low
-        if len(mine):
+    splits = np.searchsorted(at, bounds)
+    for part, low, first, last in zip(parts, bounds[:-1], splits[:-1], splits[1:]):
+        if last > first:
+            mine = at[first:last] - low
             part_starts, flat = part.positions_at(mine)
             starts.append(part_starts[1:] + done)
             flats.append(flat)
