@@ -228,6 +228,11 @@ def main() -> None:
         action="store_true",
         help="serve and query the index and FTS5 table of the last run (builds not timed again)",
     )
+    parser.add_argument(
+        "--no-add",
+        action="store_true",
+        help="with --reuse: no 1,000 stories added at the end (the archive folder is left alone, for others using it)",
+    )
     args = parser.parse_args()
 
     work = work_dir(f"scale-{args.stories}")
@@ -356,6 +361,8 @@ def serve_and_query(corpus: Path, index: Path, fts5_path: Path, headlines: list[
             f"VmRSS {memory.get('VmRSS', 0) / 1024:.0f} MiB (parent and {args.workers} workers together)"
         )
 
+        if args.no_add:
+            return
         folder, word = add_new_stories(corpus, 1000)
         add_s, add_line, _ = run_indexer(corpus, index, args.procs)
         started = time.perf_counter()

@@ -14,8 +14,19 @@ from search_service.config import Config
 from search_service.model import SearchRequest
 from search_service.web import create_app
 
-#: Free text of one to three words, from common ("said", in most stories) to rare.
-QUERIES = ["said", "oil", "mln dlrs", "oil prices", "bank rates cut", "coffee export quotas", "opec"]
+#: Free text of one to three words and phrases, from common ("said", "in the") to rare.
+QUERIES = [
+    "said",
+    "oil",
+    "mln dlrs",
+    "oil prices",
+    "bank rates cut",
+    "coffee export quotas",
+    "opec",
+    '"in the"',
+    '"oil prices"',
+    'opec "mln dlrs"',
+]
 #: On Reuters (19,040 stories) the words' stories are counted exactly; from this many, estimated.
 LOW = 2_000
 

@@ -27,6 +27,9 @@ FREE_TEXT = [
     "stock offer",
     "wheat sales ussr",
     "the oil",
+    '"oil prices"',
+    'opec "mln dlrs"',
+    '"in the"',
 ]
 
 

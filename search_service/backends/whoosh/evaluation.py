@@ -6,11 +6,16 @@ second pass.  Here a query is evaluated bottom-up into a :class:`Found`:
 the document numbers it matches (ascending) and their scores, aligned.  A
 term reads its cached postings once; OR is a merge of sorted arrays (a
 stable sort of runs already sorted, linear), AND and NOT are binary
-searches of one array in another.  Nothing is sized to the collection: on a
-million stories, arrays of a score and a flag per story, built and combined
+searches of one array in another (or look-ups in an index of document
+numbers, when many).  Nothing is sized to the collection: on a million
+stories, arrays of a score and a flag per story, built and combined
 several times per query, cost more than the words' postings.  The same pass
-gives the total, the facets and the top hits, for every sort order, and the
-totals and facets are exact (no "about N").
+gives the total, the facets and the top hits, for every sort order.
+
+Free text sorted by relevance takes a shorter way (:meth:`Evaluation.top`,
+:mod:`.blocks`): only the blocks of stories that can hold the page's hits
+are scored, and when a word is in :data:`.blocks.ESTIMATE_FROM` stories or
+more, the total and the facets are estimated from a sample ("about N").
 
 What each query node means (a node scores only the stories it matches):
 
@@ -182,26 +187,64 @@ class Evaluation:
         words = _free_words(q)
         if words is None:
             return self.found(q)
-        scored = [(w, self._scored_word(w)) for w in words]
+        items = [self._item(w) for w in words]
         scale = q.scale if isinstance(q, wq.Or) and len(words) > 1 else None
-        top = self._blocks_top(scored, scale, depth)
-        if max(s.with_word for _, s in scored) >= ESTIMATE_FROM:
+        top = self._blocks_top(items, scale, depth)
+        if max(item.most for item in items) >= ESTIMATE_FROM:
             blocks = sample_blocks(self.corpus.size)
-            sample = _merge([s.ids[s.in_blocks(blocks)] for _, s in scored], self.corpus.size)[0]
-            return Found(top.ids, top.scores, top.floor, unscored(sample), sample_share(self.corpus.alive))
-        every = _merge([s.ids for _, s in scored], self.corpus.size)[0]
+            sample = _merge([self._item_in(item, blocks).ids for item in items], self.corpus.size)[0]
+            share = sample_share(self.corpus.alive)
+            if len(sample) * share >= ESTIMATE_FROM:  # phrases of common words may still be few
+                return Found(top.ids, top.scores, top.floor, unscored(sample), share)
+        matches = [self._item_every(item) for item in items]
+        every = _merge(matches, self.corpus.size)[0]
         scores = np.full(len(every), -math.inf)
         scores[np.searchsorted(every, top.ids)] = top.scores
         also = every[grouped[every] & ~np.isfinite(scores)]  # so that each group shows its best story
         if len(also):
-            extra = self._or([self._word_at(w, s, _positions_in(also, s.ids)) for w, s in scored], scale)
+            parts = [self._item_at(item, also[_lookup(also, ids)[0]]) for item, ids in zip(items, matches)]
+            extra = self._or(parts, scale)
             scores[np.searchsorted(every, extra.ids)] = extra.scores
         return Found(every, scores, top.floor)
 
-    def _scored_word(self, word: Word) -> ScoredWord:
-        """A free-text word's live stories, frequencies and block maxima in this commit (kept in the shared cache)."""
+    def _item(self, word: Word) -> _Item:
+        """A word or phrase of free text with its words' scores and block maxima."""
+        first = word.subqueries[0]
+        texts = [_text(w) for w in first.words] if isinstance(first, wq.Phrase) else [_text(first.text)]
+        scored = [self._scored_word(word, text) for text in texts]
+        blocks, maxima = scored[0].blocks, scored[0].maxima.astype(np.float64)
+        for other in scored[1:]:  # a phrase: blocks with all its words, the sum of their maxima
+            mine, theirs = _lookup(blocks, other.blocks)
+            blocks, maxima = blocks[mine], maxima[mine] + other.maxima[theirs[mine]]
+        return _Item(word, scored, blocks, maxima, min(s.with_word for s in scored))
+
+    def _item_in(self, item: _Item, blocks: np.ndarray) -> Found:
+        """The stories of ``blocks`` (ascending) the word or phrase matches, and its scores there."""
+        if len(item.scored) == 1:
+            return self._word_at(item.word, item.scored[0], item.scored[0].in_blocks(blocks))
+        candidates = item.scored[0].ids[item.scored[0].in_blocks(blocks)]
+        for other in item.scored[1:]:
+            candidates = candidates[_lookup(candidates, other.ids)[0]]
+        found = []
+        for child in item.word.subqueries:
+            here = candidates
+            for word in child.words:
+                here = here[_lookup(here, self._read(child.fieldname, word).ids)[0]]
+            found.append(self._adjacent(child, here))
+        return self._item_at(item, _merge(found, self.corpus.size)[0])
+
+    def _item_at(self, item: _Item, ids: np.ndarray) -> Found:
+        """The stories ``ids`` (ascending, each matched by the word or phrase) and its scores there."""
+        return Found(ids, _total([self._word_at(item.word, s, _positions_in(ids, s.ids)).scores for s in item.scored]))
+
+    def _item_every(self, item: _Item) -> np.ndarray:
+        """Every story the word or phrase matches."""
+        return item.scored[0].ids if len(item.scored) == 1 else self.found(item.word).ids
+
+    def _scored_word(self, word: Word, text: str) -> ScoredWord:
+        """A free-text word's (or a phrase's word's) live stories, frequencies and block maxima in this
+        commit, in the fields of ``word`` and with its weight (kept in the shared cache)."""
         fields = _fields(word)
-        text = _text(word.subqueries[0].text)
         key = ("scored", self.reader.generation(), tuple(fields), text, word.boost)
 
         def load() -> ScoredWord:
@@ -218,17 +261,17 @@ class Evaluation:
         tf = scored.tf[at].astype(np.float64)
         return Found(ids, self._saturated(_fields(word), tf, ids, scored.with_word, word.boost))
 
-    def _blocks_top(self, scored: list[tuple[Word, ScoredWord]], scale: float | None, depth: int) -> Found:
+    def _blocks_top(self, items: list[_Item], scale: float | None, depth: int) -> Found:
         """The stories of the blocks that can hold the ``depth`` best of the free text, scored as :meth:`_or`
         scores them, best bound first, a batch of blocks at a time; ``floor`` above the rest's scores."""
         blocks = block_count(self.corpus.size)
         bound = np.zeros(blocks)
         present = np.zeros(blocks, dtype=np.int32)
-        for _, word in scored:  # in the words' order, as their scores are added
-            bound[word.blocks] += word.maxima
-            present[word.blocks] += 1
+        for item in items:  # in the words' order, as their scores are added
+            bound[item.blocks] += item.maxima
+            present[item.blocks] += 1
         if scale:
-            bound = _coordinated(bound, present, scale, len(scored))
+            bound = _coordinated(bound, present, scale, len(items))
         filled = np.flatnonzero(present)
         order = filled[np.argsort(-bound[filled], kind="stable")]
         found: list[Found] = []
@@ -237,7 +280,7 @@ class Evaluation:
             self._check_time()
             chosen = np.sort(order[done : done + batch])
             done, batch = done + len(chosen), batch * 2
-            found.append(self._or([self._word_at(w, s, s.in_blocks(chosen)) for w, s in scored], scale))
+            found.append(self._or([self._item_in(item, chosen) for item in items], scale))
             scores = np.concatenate([f.scores for f in found])
             if done < len(order) and len(scores) >= depth and _kth(scores, depth) > bound[order[done]]:
                 break
@@ -430,7 +473,7 @@ class Evaluation:
         are compared as arrays: many times faster than stepping Whoosh's
         phrase matcher through each candidate.
         """
-        candidates = candidates[self.corpus.alive[candidates]]
+        candidates = candidates[self.corpus.alive[candidates]].astype(np.int64)
         if len(candidates) == 0:
             return candidates
         if q.slop != 1:  # "words"~N: let Whoosh judge the distances
@@ -474,10 +517,27 @@ def _postings_in(leaf: Any, fieldname: str, text: str) -> Postings:
 
 
 def _free_words(q: wq.Query) -> list[Word] | None:
-    """The words of ``q`` if it is free text of plain words (not phrases), as :mod:`.query` makes it."""
+    """The words and phrases of ``q`` if it is free text, as :mod:`.query` makes it (phrases of adjacent words)."""
     words = [q] if isinstance(q, Word) else list(q.subqueries) if type(q) is wq.Or else []
-    plain = all(isinstance(w, Word) and isinstance(w.subqueries[0], wq.Term) and w.boost > 0 for w in words)
-    return words if words and plain else None
+    free = all(isinstance(w, Word) and w.boost > 0 and _plain(w.subqueries[0]) for w in words)
+    return words if words and free else None
+
+
+def _plain(q: wq.Query) -> bool:
+    """A word, or a phrase of adjacent words, in one field."""
+    return isinstance(q, wq.Term) or (isinstance(q, wq.Phrase) and q.slop == 1 and len(q.words) > 1)
+
+
+@dataclass
+class _Item:
+    """A word or phrase of free text (:meth:`Evaluation._item`): its scored words, the blocks where it
+    may match and a bound of its score in each, and at most how many stories it matches."""
+
+    word: Word
+    scored: list[ScoredWord]
+    blocks: np.ndarray
+    maxima: np.ndarray
+    most: int
 
 
 def _kth(scores: np.ndarray, k: int) -> float:
