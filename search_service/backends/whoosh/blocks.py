@@ -43,8 +43,9 @@ _ENTRY_BYTES = 600
 @dataclass
 class ScoredWord:
     """One free-text word in one commit: its live stories (ascending), their weighted frequencies in
-    its fields (BM25F's ``tf~``), how many live stories have it, and the blocks it is in (ascending),
-    where its stories in each start (and, last, their number) and (a hair above) its best score there.
+    its fields (BM25F's ``tf~``; for a phrase evaluated whole, its scores), how many live stories
+    have it, and the blocks it is in (ascending), where its stories in each start (and, last, their
+    number) and (a hair above) its best score there.
 
     The scores themselves are not kept (8 bytes a story more): those of
     the stories a query looks at are computed again, element by element

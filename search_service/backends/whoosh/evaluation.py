@@ -56,14 +56,14 @@ from ...similarity import bm25f
 from .blocks import ESTIMATE_FROM, ScoredWord, block_count, sample_blocks, sample_share
 from .corpus import Corpus
 from .internals import expansions
-from .postings import JoinedPostings, Postings, joined_positions_at, read_positions, read_postings
+from .postings import JoinedPostings, Postings, joined_positions_at, read_both, read_positions, read_postings
 from .query import EveryStory, Word
 from .schema import TEXT_FIELDS
 
 #: Lists to merge longer than this share of the collection together are merged with flags (see :func:`_merge`).
 _DENSE_SHARE = 0.1
 #: :func:`_lookup` indexes the document numbers for more ids than one in this many of them.
-_DENSE_LOOKUP = 64
+_DENSE_LOOKUP = 16
 #: Blocks scored in the first batch of :meth:`Evaluation._blocks_top`; each batch after doubles.
 _FIRST_BATCH = 32
 #: Larger than any position: (document, position) pairs packed into one integer.
@@ -126,6 +126,7 @@ class Evaluation:
         self._postings: dict[tuple[str, str], JoinedPostings] = {}
         self._with_term: dict[tuple[tuple[str, ...], str], int] = {}
         self._leaves: dict[tuple[str, str], list[Any]] = {}  # the segments with a term read
+        self._phrase_words: set[tuple[str, str]] = set()  # (field, word) of the phrases evaluated
 
     def _read(self, fieldname: str, text: str | bytes) -> JoinedPostings:
         """A term's postings, read once per query even when the shared cache has no room for them."""
@@ -146,12 +147,23 @@ class Evaluation:
         parts, leaves = [], []
         for leaf, offset in self.reader.leaf_readers():
             key = (leaf.segment().segment_id(), fieldname, text)
-            postings = self.corpus.cache.get(key, partial(_postings_in, leaf, fieldname, text))
+            postings = self.corpus.cache.get(key, partial(self._postings_in, leaf, fieldname, text))
             if len(postings.ids):
                 parts.append((postings, offset))
                 leaves.append(leaf)
         self._leaves[(fieldname, text)] = leaves
         return JoinedPostings(parts)
+
+    def _postings_in(self, leaf: Any, fieldname: str, text: str) -> Postings:
+        """A segment's postings of a term (empty when it has none); a phrase's words' positions
+        are read with them and kept in the shared cache, as :meth:`_positions_at` asks."""
+        if (fieldname, text) not in leaf:
+            return Postings(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
+        if (fieldname, text) not in self._phrase_words:
+            return read_postings(leaf, fieldname, text)
+        postings, positions = read_both(leaf, fieldname, text)
+        self.corpus.cache.get((leaf.segment().segment_id(), fieldname, text, "positions"), lambda: positions)
+        return postings
 
     def _positions_at(self, fieldname: str, text: str, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The positions of the term's postings ``at`` (ascending, into :meth:`_read`'s), as
@@ -169,6 +181,7 @@ class Evaluation:
 
     def found(self, q: wq.Query) -> Found:
         """The live stories ``q`` matches, and their scores."""
+        self._phrase_words |= _phrase_words(q)
         found = self._eval(q)
         return found.take(self.corpus.alive[found.ids])
 
@@ -187,15 +200,15 @@ class Evaluation:
         words = _free_words(q)
         if words is None:
             return self.found(q)
+        self._phrase_words |= _phrase_words(q)
         items = [self._item(w) for w in words]
         scale = q.scale if isinstance(q, wq.Or) and len(words) > 1 else None
         top = self._blocks_top(items, scale, depth)
         if max(item.most for item in items) >= ESTIMATE_FROM:
             blocks = sample_blocks(self.corpus.size)
-            sample = _merge([self._item_in(item, blocks).ids for item in items], self.corpus.size)[0]
-            share = sample_share(self.corpus.alive)
-            if len(sample) * share >= ESTIMATE_FROM:  # phrases of common words may still be few
-                return Found(top.ids, top.scores, top.floor, unscored(sample), share)
+            found = [item.sample or self._item_in(item, blocks) for item in items]
+            sample = _merge([f.ids for f in found], self.corpus.size)[0]
+            return Found(top.ids, top.scores, top.floor, unscored(sample), sample_share(self.corpus.alive))
         matches = [self._item_every(item) for item in items]
         every = _merge(matches, self.corpus.size)[0]
         scores = np.full(len(every), -math.inf)
@@ -208,18 +221,36 @@ class Evaluation:
         return Found(every, scores, top.floor)
 
     def _item(self, word: Word) -> _Item:
-        """A word or phrase of free text with its words' scores and block maxima."""
+        """A word or phrase of free text with its words' scores and block maxima.
+
+        A phrase is evaluated whole (its exact scores give its block maxima)
+        unless its words are common and the sample's blocks say it is in
+        :data:`.blocks.ESTIMATE_FROM` stories or more: then its block maxima
+        are the sums of its words', and it is checked only in the blocks scored.
+        """
         first = word.subqueries[0]
         texts = [_text(w) for w in first.words] if isinstance(first, wq.Phrase) else [_text(first.text)]
         scored = [self._scored_word(word, text) for text in texts]
         blocks, maxima = scored[0].blocks, scored[0].maxima.astype(np.float64)
+        if len(scored) == 1:
+            return _Item(word, scored, blocks, maxima, scored[0].with_word)
         for other in scored[1:]:  # a phrase: blocks with all its words, the sum of their maxima
             mine, theirs = _lookup(blocks, other.blocks)
             blocks, maxima = blocks[mine], maxima[mine] + other.maxima[theirs[mine]]
-        return _Item(word, scored, blocks, maxima, min(s.with_word for s in scored))
+        item = _Item(word, scored, blocks, maxima, min(s.with_word for s in scored))
+        if item.most >= ESTIMATE_FROM:
+            item.sample = self._item_in(item, sample_blocks(self.corpus.size))
+            if len(item.sample.ids) * sample_share(self.corpus.alive) >= ESTIMATE_FROM:
+                return item
+        found = self.found(word)
+        whole = ScoredWord.of(found.ids, found.scores, found.scores)
+        return _Item(word, scored, whole.blocks, whole.maxima.astype(np.float64), len(found.ids), whole=whole)
 
     def _item_in(self, item: _Item, blocks: np.ndarray) -> Found:
         """The stories of ``blocks`` (ascending) the word or phrase matches, and its scores there."""
+        if item.whole is not None:
+            at = item.whole.in_blocks(blocks)
+            return Found(item.whole.ids[at], item.whole.tf[at].astype(np.float64))
         if len(item.scored) == 1:
             return self._word_at(item.word, item.scored[0], item.scored[0].in_blocks(blocks))
         candidates = item.scored[0].ids[item.scored[0].in_blocks(blocks)]
@@ -235,10 +266,14 @@ class Evaluation:
 
     def _item_at(self, item: _Item, ids: np.ndarray) -> Found:
         """The stories ``ids`` (ascending, each matched by the word or phrase) and its scores there."""
+        if item.whole is not None:
+            return Found(ids, item.whole.tf[_positions_in(ids, item.whole.ids)].astype(np.float64))
         return Found(ids, _total([self._word_at(item.word, s, _positions_in(ids, s.ids)).scores for s in item.scored]))
 
     def _item_every(self, item: _Item) -> np.ndarray:
         """Every story the word or phrase matches."""
+        if item.whole is not None:
+            return item.whole.ids
         return item.scored[0].ids if len(item.scored) == 1 else self.found(item.word).ids
 
     def _scored_word(self, word: Word, text: str) -> ScoredWord:
@@ -509,11 +544,11 @@ class Evaluation:
         return unscored(np.array(sorted(self.searcher.docs_for_query(q)), dtype=np.int64))
 
 
-def _postings_in(leaf: Any, fieldname: str, text: str) -> Postings:
-    """A segment's postings of a term; empty when it has none."""
-    if (fieldname, text) in leaf:
-        return read_postings(leaf, fieldname, text)
-    return Postings(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
+def _phrase_words(q: wq.Query) -> set[tuple[str, str]]:
+    """The (field, word) of every phrase in ``q``: their positions are read with their postings."""
+    if isinstance(q, wq.Phrase):
+        return {(q.fieldname, _text(w)) for w in q.words}
+    return set().union(*(_phrase_words(c) for c in q.children()))
 
 
 def _free_words(q: wq.Query) -> list[Word] | None:
@@ -531,13 +566,18 @@ def _plain(q: wq.Query) -> bool:
 @dataclass
 class _Item:
     """A word or phrase of free text (:meth:`Evaluation._item`): its scored words, the blocks where it
-    may match and a bound of its score in each, and at most how many stories it matches."""
+    may match and a bound of its score in each, and at most how many stories it matches (for a word
+    or a phrase evaluated whole, exactly how many)."""
 
     word: Word
     scored: list[ScoredWord]
     blocks: np.ndarray
     maxima: np.ndarray
     most: int
+    #: A phrase evaluated whole: its stories, with its scores in place of frequencies.
+    whole: ScoredWord | None = None
+    #: The stories it matches in the sample's blocks, once counted.
+    sample: Found | None = None
 
 
 def _kth(scores: np.ndarray, k: int) -> float:

@@ -146,25 +146,42 @@ class PostingsCache:
 
 def read_postings(leaf, fieldname: str, text: str | bytes) -> Postings:  # type: ignore[no-untyped-def]
     """One segment's postings of a term, read a whole block at a time (their positions left out)."""
+    return _read(leaf, fieldname, text, positions=False)[0]
+
+
+def read_positions(leaf, fieldname: str, text: str | bytes) -> Positions:  # type: ignore[no-untyped-def]
+    """One segment's positions of a term, aligned with :func:`read_postings`'s postings."""
+    return read_both(leaf, fieldname, text)[1]
+
+
+def read_both(leaf, fieldname: str, text: str | bytes) -> tuple[Postings, Positions]:  # type: ignore[no-untyped-def]
+    """:func:`read_postings` and :func:`read_positions` in one reading of the blocks (a phrase's words)."""
+    postings, positions = _read(leaf, fieldname, text, positions=True)
+    assert positions is not None
+    return postings, positions
+
+
+def _read(leaf, fieldname: str, text: str | bytes, positions: bool) -> tuple[Postings, Positions | None]:  # type: ignore[no-untyped-def]
     id_parts: list[np.ndarray] = []
     tf_parts: list[np.ndarray] = []
-    for deltas, weights, _ in posting_blocks(leaf, fieldname, text):
+    values: list[bytes] = []
+    for deltas, weights, block_values in posting_blocks(leaf, fieldname, text):
         ids = np.cumsum(np.asarray(deltas, dtype=np.int32), dtype=np.int32)
         id_parts.append(ids)
         if weights is None or isinstance(weights, float):
             tf_parts.append(np.full(len(ids), 1.0 if weights is None else weights, dtype=np.float32))
         else:
             tf_parts.append(np.asarray(weights, dtype=np.float32))
-    if not id_parts:
-        return Postings(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
-    return Postings(np.concatenate(id_parts), np.concatenate(tf_parts))
+        if positions:
+            values.extend(block_values or [b""] * len(deltas))
+    if id_parts:
+        postings = Postings(np.concatenate(id_parts), np.concatenate(tf_parts))
+    else:
+        postings = Postings(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
+    return postings, _decoded(values) if positions else None
 
 
-def read_positions(leaf, fieldname: str, text: str | bytes) -> Positions:  # type: ignore[no-untyped-def]
-    """One segment's positions of a term, aligned with :func:`read_postings`'s postings."""
-    values: list[bytes] = []
-    for deltas, _, block_values in posting_blocks(leaf, fieldname, text):
-        values.extend(block_values or [b""] * len(deltas))
+def _decoded(values: list[bytes]) -> Positions:
     offsets = np.zeros(len(values) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)), out=offsets[1:])
     if not offsets[-1]:  # no positions in this field
@@ -179,6 +196,7 @@ __all__ = [
     "Postings",
     "PostingsCache",
     "joined_positions_at",
+    "read_both",
     "read_positions",
     "read_postings",
 ]
