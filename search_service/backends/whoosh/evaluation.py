@@ -521,7 +521,7 @@ class Evaluation:
             docs = np.repeat(candidates, np.diff(starts))
             # (document, position where the phrase would start) as one integer: ascending
             # and distinct, as the candidates and each posting's positions are
-            found = docs * _POSITION_SPAN + (flat - offset)
+            found = docs * _POSITION_SPAN + (flat.astype(np.int64) - offset)
             keys = found if keys is None else _common(keys, found)
             if keys.size == 0:
                 break

@@ -57,10 +57,11 @@ class Postings:
 @dataclass
 class Positions:
     """One segment's positions of a term: those of posting ``i`` are ``flat[starts[i]:starts[i + 1]]``
-    (int32 both: a segment holds some 16 million postings, :data:`.segments.MAX_POSTINGS`)."""
+    (``starts`` int32: a segment holds some 16 million postings, :data:`.segments.MAX_POSTINGS`;
+    ``flat`` uint16 when every position is under 65,536, as in any story of fewer words, else int32)."""
 
     starts: np.ndarray
-    flat: np.ndarray  # int32
+    flat: np.ndarray
 
     @property
     def nbytes(self) -> int:
@@ -112,7 +113,7 @@ class PostingsCache:
     """A thread-safe LRU of decoded postings and positions, bounded in bytes (their ``nbytes``).
 
     A posting costs 8 bytes (document number, frequency); a phrase's words
-    add 4 bytes a posting and 4 a position.
+    add 4 bytes a posting and 2 a position.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -187,7 +188,8 @@ def _decoded(values: list[bytes]) -> Positions:
     if not offsets[-1]:  # no positions in this field
         return Positions(np.zeros(len(values) + 1, dtype=np.int32), np.zeros(0, dtype=np.int32))
     starts, flat = decode_position_values(b"".join(values), offsets[:-1], offsets[1:])
-    return Positions(starts.astype(np.int32), flat.astype(np.int32))
+    narrow = flat.max(initial=0) < 1 << 16
+    return Positions(starts.astype(np.int32), flat.astype(np.uint16 if narrow else np.int32))
 
 
 __all__ = [
