@@ -342,11 +342,12 @@ def cpu_per_query(index: Path, headlines: list[str], per_class: int) -> None:
     import pstats
 
     from search_service.backends.whoosh.engine import WhooshEngine
-    from search_service.config import Limits
+    from search_service.config import Config, Limits
     from search_service.model import SearchRequest
 
     queries = drawn_queries(headlines, per_class)
-    engine = WhooshEngine(index, Limits(time_limit=600.0))  # measured, not refused, on a loaded machine
+    cache_mb = Config.from_env(index_dir=index).cache_mb  # SEARCH_SERVICE_CACHE_MB, as the server reads it
+    engine = WhooshEngine(index, Limits(time_limit=600.0), cache_mb=cache_mb)  # measured, not refused, when loaded
     for qs in queries.values():
         for q in qs:
             engine.search(SearchRequest(q=q))
@@ -359,7 +360,7 @@ def cpu_per_query(index: Path, headlines: list[str], per_class: int) -> None:
             times.append((time.thread_time() - started) * 1000.0)
         means[name] = sum(times) / len(times)
         rows.append([name, percentile(times, 50), percentile(times, 99), means[name], max(times)])
-    print(f"CPU per query in process, warm, {per_class} queries per class")
+    print(f"CPU per query in process, warm, {per_class} queries per class, cache {cache_mb:,.0f} MiB")
     print(table(["class", "p50 ms", "p99 ms", "mean ms", "max ms"], rows))
     print(f"cache kept: {engine._cache.size / 2**20:,.0f} MiB")
     slowest = max(means, key=means.__getitem__)
