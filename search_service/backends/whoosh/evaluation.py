@@ -660,10 +660,15 @@ def _without(found: Found, excluded: np.ndarray) -> Found:
 
 
 def _common(keys: np.ndarray, found: np.ndarray) -> np.ndarray:
-    """The ``keys`` also in ``found`` (both ascending): a binary search each, no sort of both."""
+    """The ``keys`` also in ``found`` (both ascending and distinct): a binary search each when they are
+    few, else a stable sort of the two end to end (a merge of two sorted runs, linear: 5 to 10 times
+    faster for the millions of positions of a phrase of common words)."""
     if found.size == 0:
         return found
-    return keys[_lookup(keys, found)[0]]
+    if len(keys) * 8 < len(found):
+        return keys[_lookup(keys, found)[0]]
+    both = np.sort(np.concatenate((keys, found)), kind="stable")
+    return both[1:][both[1:] == both[:-1]]
 
 
 def _total(arrays: list[np.ndarray]) -> np.ndarray:
