@@ -228,6 +228,16 @@ def main() -> None:
         action="store_true",
         help="serve and query the index and FTS5 table of the last run (builds not timed again)",
     )
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="with --reuse: only CPU time per query in process, per class, and a cProfile of the slowest class",
+    )
+    parser.add_argument(
+        "--no-add",
+        action="store_true",
+        help="with --reuse: no 1,000 stories added at the end (the archive folder is left alone, for others using it)",
+    )
     args = parser.parse_args()
 
     work = work_dir(f"scale-{args.stories}")
@@ -250,6 +260,9 @@ def main() -> None:
         add_s, add_line, _ = run_indexer(corpus, index, args.procs)
         print(f"1,000 new stories: {add_s:.1f} s ({add_line})")
         shutil.rmtree(folder, ignore_errors=True)
+        return
+    if args.cpu:
+        cpu_per_query(index, headlines, args.per_class)
         return
     serve_and_query(corpus, index, fts5_path, headlines, args)
 
@@ -316,10 +329,53 @@ def build(corpus: Path, index: Path, fts5_path: Path, procs: int | None) -> list
     return headlines
 
 
+def drawn_queries(headlines: list[str], per_class: int) -> dict[str, list[str]]:
+    """The queries of every class (those timed over HTTP and two more wrk sends), drawn from the headlines."""
+    sample = random.Random(1).sample(headlines, min(len(headlines), 200_000))
+    return sample_queries([{"headline": h} for h in sample], per_class, seed=1)
+
+
+def cpu_per_query(index: Path, headlines: list[str], per_class: int) -> None:
+    """CPU seconds of ``WhooshEngine.search`` per query, after a warm-up pass (steadier than the wall
+    clock on a shared machine), per class; a cProfile of the class with the most CPU; the cache's size."""
+    import cProfile
+    import pstats
+
+    from search_service.backends.whoosh.engine import WhooshEngine
+    from search_service.config import Config, Limits
+    from search_service.model import SearchRequest
+
+    queries = drawn_queries(headlines, per_class)
+    cache_mb = Config.from_env(index_dir=index).cache_mb  # SEARCH_SERVICE_CACHE_MB, as the server reads it
+    engine = WhooshEngine(index, Limits(time_limit=600.0), cache_mb=cache_mb)  # measured, not refused, when loaded
+    for qs in queries.values():
+        for q in qs:
+            engine.search(SearchRequest(q=q))
+    rows, means = [], {}
+    for name, qs in queries.items():
+        times = []
+        for q in qs:
+            started = time.thread_time()
+            engine.search(SearchRequest(q=q))
+            times.append((time.thread_time() - started) * 1000.0)
+        means[name] = sum(times) / len(times)
+        rows.append([name, percentile(times, 50), percentile(times, 99), means[name], max(times)])
+    print(f"CPU per query in process, warm, {per_class} queries per class, cache {cache_mb:,.0f} MiB")
+    print(table(["class", "p50 ms", "p99 ms", "mean ms", "max ms"], rows))
+    print(f"cache kept: {engine._cache.size / 2**20:,.0f} MiB")
+    slowest = max(means, key=means.__getitem__)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for q in queries[slowest]:
+        engine.search(SearchRequest(q=q))
+    profiler.disable()
+    print(f"\nprofile of the class with the most CPU, {slowest!r}:")
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(20)
+
+
 def serve_and_query(corpus: Path, index: Path, fts5_path: Path, headlines: list[str], args: argparse.Namespace) -> None:
     """Query both, load ours, add 1,000 stories; print the figures."""
-    sample = random.Random(1).sample(headlines, min(len(headlines), 200_000))
-    queries = sample_queries([{"headline": h} for h in sample], args.per_class, seed=1)
+    queries = drawn_queries(headlines, args.per_class)
     with Server(index, workers=args.workers, log_name="scale-bench") as server:
         ours = time_http(server, queries)
         peers = time_fts5(fts5_path, queries)
@@ -356,6 +412,8 @@ def serve_and_query(corpus: Path, index: Path, fts5_path: Path, headlines: list[
             f"VmRSS {memory.get('VmRSS', 0) / 1024:.0f} MiB (parent and {args.workers} workers together)"
         )
 
+        if args.no_add:
+            return
         folder, word = add_new_stories(corpus, 1000)
         add_s, add_line, _ = run_indexer(corpus, index, args.procs)
         started = time.perf_counter()

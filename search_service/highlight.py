@@ -53,9 +53,10 @@ def distinctive(terms: Iterable[str], doc_frequency: Callable[[str], int], doc_c
     with a space) are always kept.
     """
     terms = frozenset(terms)
-    words = sorted((t for t in terms if " " not in t), key=lambda t: (doc_frequency(t), t))
+    words = [t for t in terms if " " not in t]
     if len(words) <= MARK_EVERY_WORD_UP_TO:
         return terms
+    words.sort(key=lambda t: (doc_frequency(t), t))
     common = {t for t in words[KEEP_RAREST:] if doc_frequency(t) > COMMON_SHARE * doc_count}
     return terms - common
 

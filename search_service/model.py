@@ -226,6 +226,16 @@ class SearchResult:
         },
         default=None,
     )
+    estimated: bool | None = shaped(
+        {"type": "boolean", "const": True}
+        | {
+            "description": 'Present when `total` and the facets are estimates ("about N", three significant '
+            "digits), counted in a sample of the archive: engines that do so for queries matching many "
+            "stories say from how many in their documentation."
+        },
+        optional=True,
+        default=None,
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return to_json(self)

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from datetime import time as dtime
 from itertools import islice
@@ -41,6 +41,7 @@ from ...model import (
 from ...spelling import correct_query
 from ...stories import Story, public_source
 from ...suggestions import SUGGEST_SCAN, commonest_spelling, completion_prefix, completions
+from .blocks import about
 from .corpus import Corpus, day_number
 from .evaluation import Evaluation, Found
 from .groups import Groups, StoryNumbers
@@ -199,18 +200,20 @@ class WhooshEngine:
             self._hit(view.searcher, int(n), s, parsed.highlight_terms, groups if request.collapse else None)
             for n, s in zip(docnums[depth - request.per_page :], shown[depth - request.per_page :])
         ]
+        total, facets = _counts(corpus, found)
         return SearchResult(
             query=query,
-            total=len(found.ids),
+            total=total,
             page=request.page,
             per_page=request.per_page,
             took_ms=(time.perf_counter() - started) * 1000.0,
             hits=hits,
             suggestion=suggestion,
             corrected_from=corrected_from,
-            facets=_facets(corpus, found.ids),
+            facets=facets,
             sort=request.sort,
             notice=parsed.notice,
+            estimated=True if found.sample is not None else None,
         )
 
     def _matches(
@@ -238,6 +241,8 @@ class WhooshEngine:
             found = found.take(_in_dates(corpus.days[found.ids], request.date_from, request.date_to))
         if request.collapse:
             found = found.take(groups.kept(found.ids, _rank(corpus, found, request.sort)))
+        if found.sample is not None:
+            found = replace(found, sample=WhooshEngine._within(corpus, groups, found.sample, request))
         return found
 
     def _matches_of_correction(
@@ -409,6 +414,17 @@ def _recency(corpus: Corpus, ids: np.ndarray) -> np.ndarray:
     newest = np.nanmax(corpus.days) if np.isfinite(corpus.days).any() else 0.0
     age = np.nan_to_num(newest - corpus.days[ids], nan=math.inf)
     return 1.0 + RECENCY_WEIGHT * np.exp2(-age / RECENCY_HALF_LIFE_DAYS)
+
+
+def _counts(corpus: Corpus, found: Found) -> tuple[int, dict[str, dict[str, int]]]:
+    """The total and the facets of ``found``: counted, or estimated from its sample (:mod:`.blocks`)."""
+    if found.sample is None:
+        return len(found.ids), _facets(corpus, found.ids)
+    share = found.share
+    facets = _facets(corpus, found.sample.ids)
+    return about(len(found.sample.ids) * share), {
+        k: {v: about(n * share) for v, n in c.items()} for k, c in facets.items()
+    }
 
 
 def _facets(corpus: Corpus, ids: np.ndarray) -> dict[str, dict[str, int]]:

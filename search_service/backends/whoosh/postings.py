@@ -3,9 +3,11 @@
 Whoosh's matchers step through postings one Python call at a time; here a
 term's postings in one segment are read a whole block at a time
 (:func:`.internals.posting_blocks`) into arrays of document numbers and
-frequencies, and their positions decoded with array operations
-(:func:`.internals.decode_position_values`) into one array, so a phrase
-only gathers the positions of the stories it asks about.
+frequencies (:class:`Postings`, 8 bytes a posting).  Their positions are
+read apart, only for a phrase (:class:`Positions`, decoded with array
+operations by :func:`.internals.decode_position_values`), so the words of
+free text, most queries, are kept without them: four to five times as many
+words fit in the same memory.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -23,30 +26,54 @@ from .internals import decode_position_values, posting_blocks
 _ENTRY_BYTES = 600
 
 
+class Sized(Protocol):
+    """What the cache keeps: anything that says its size in bytes."""
+
+    @property
+    def nbytes(self) -> int: ...
+
+
+_Item = TypeVar("_Item", bound=Sized)
+
+
 @dataclass
 class Postings:
-    """One segment's postings of a term: document numbers (ascending), frequencies, positions.
-
-    The positions of posting ``i`` are ``positions[starts[i]:starts[i + 1]]``
-    (none for a field without positions).
-    """
+    """One segment's postings of a term: document numbers (ascending, int32) and frequencies (float32,
+    as Whoosh stores them: :attr:`weights` gives them as float64, the type scores are computed in)."""
 
     ids: np.ndarray
     tfs: np.ndarray
-    starts: np.ndarray
-    positions: np.ndarray  # int32
 
     @property
     def nbytes(self) -> int:
         """What it holds in memory, in bytes: the cache's unit."""
-        return self.ids.nbytes + self.tfs.nbytes + self.starts.nbytes + self.positions.nbytes + _ENTRY_BYTES
+        return self.ids.nbytes + self.tfs.nbytes + _ENTRY_BYTES
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self.tfs.astype(np.float64)
+
+
+@dataclass
+class Positions:
+    """One segment's positions of a term: those of posting ``i`` are ``flat[starts[i]:starts[i + 1]]``
+    (``starts`` int32: a segment holds some 16 million postings, :data:`.segments.MAX_POSTINGS`;
+    ``flat`` uint16 when every position is under 65,536, as in any story of fewer words, else int32)."""
+
+    starts: np.ndarray
+    flat: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return self.starts.nbytes + self.flat.nbytes + _ENTRY_BYTES
 
     def positions_at(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(starts, flat)``: the positions of posting ``at[i]`` are ``flat[starts[i]:starts[i + 1]]``."""
-        lengths = self.starts[at + 1] - self.starts[at]
+        first = self.starts[at].astype(np.int64)
+        lengths = self.starts[at + 1] - first
         local = np.zeros(len(at) + 1, dtype=np.int64)
         np.cumsum(lengths, out=local[1:])
-        return local, self.positions[np.repeat(self.starts[at] - local[:-1], lengths) + np.arange(int(local[-1]))]
+        return local, self.flat[np.repeat(first - local[:-1], lengths) + np.arange(int(local[-1]))]
 
 
 class JoinedPostings:
@@ -58,43 +85,50 @@ class JoinedPostings:
 
     def __init__(self, parts: list[tuple[Postings, int]]) -> None:
         self.parts = [p for p, _ in parts]
-        self.ids = np.concatenate([p.ids + offset for p, offset in parts]) if parts else np.zeros(0, dtype=np.int64)
-        self.tfs = np.concatenate([p.tfs for p in self.parts]) if parts else np.zeros(0)
-        self._bounds = np.cumsum([0] + [len(p.ids) for p in self.parts])
+        self.offsets = [offset for _, offset in parts]
+        self.ids = np.concatenate([p.ids.astype(np.int64) + offset for p, offset in parts]) if parts else _NO_IDS
+        self.weights = np.concatenate([p.tfs for p in self.parts]).astype(np.float64) if parts else np.zeros(0)
+        self.bounds = np.cumsum([0] + [len(p.ids) for p in self.parts])
 
-    def positions_at(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`Postings.positions_at` over the joined postings (``at`` ascending)."""
-        starts, flats, done = [np.zeros(1, dtype=np.int64)], [], 0
-        for part, low, high in zip(self.parts, self._bounds[:-1], self._bounds[1:]):
-            mine = at[(at >= low) & (at < high)] - low
-            if len(mine):
-                part_starts, flat = part.positions_at(mine)
-                starts.append(part_starts[1:] + done)
-                flats.append(flat)
-                done += len(flat)
-        return np.concatenate(starts), np.concatenate(flats) if flats else np.zeros(0, dtype=np.int64)
+
+_NO_IDS = np.zeros(0, dtype=np.int64)
+
+
+def joined_positions_at(parts: list[Positions], bounds: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`Positions.positions_at` over postings joined from segments (``bounds`` as
+    :attr:`JoinedPostings.bounds`, ``at`` ascending)."""
+    starts, flats, done = [np.zeros(1, dtype=np.int64)], [], 0
+    splits = np.searchsorted(at, bounds)
+    for part, low, first, last in zip(parts, bounds[:-1], splits[:-1], splits[1:]):
+        if last > first:
+            mine = at[first:last] - low
+            part_starts, flat = part.positions_at(mine)
+            starts.append(part_starts[1:] + done)
+            flats.append(flat)
+            done += len(flat)
+    return np.concatenate(starts), np.concatenate(flats) if flats else np.zeros(0, dtype=np.int32)
 
 
 class PostingsCache:
-    """A thread-safe LRU of decoded postings, bounded in bytes (:attr:`Postings.nbytes`).
+    """A thread-safe LRU of decoded postings and positions, bounded in bytes (their ``nbytes``).
 
-    A posting costs 24 bytes (document number, frequency, where its
-    positions start) plus 4 bytes a position.
+    A posting costs 8 bytes (document number, frequency); a phrase's words
+    add 4 bytes a posting and 2 a position.
     """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[Hashable, Postings] = OrderedDict()
+        self._items: OrderedDict[Hashable, Sized] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, load: Callable[[], Postings]) -> Postings:
-        """The postings kept under ``key``, or ``load()``'s, kept if they fit (the least recently used go)."""
+    def get(self, key: Hashable, load: Callable[[], _Item]) -> _Item:
+        """The item kept under ``key``, or ``load()``'s, kept if it fits (the least recently used go)."""
         with self._lock:
             found = self._items.get(key)
             if found is not None:
                 self._items.move_to_end(key)
-                return found
+                return found  # type: ignore[return-value]
         loaded = load()
         with self._lock:
             if key not in self._items and loaded.nbytes <= self.capacity:
@@ -112,27 +146,59 @@ class PostingsCache:
 
 
 def read_postings(leaf, fieldname: str, text: str | bytes) -> Postings:  # type: ignore[no-untyped-def]
-    """One segment's postings of a term, read a whole block at a time."""
+    """One segment's postings of a term, read a whole block at a time (their positions left out)."""
+    return _read(leaf, fieldname, text, positions=False)[0]
+
+
+def read_positions(leaf, fieldname: str, text: str | bytes) -> Positions:  # type: ignore[no-untyped-def]
+    """One segment's positions of a term, aligned with :func:`read_postings`'s postings."""
+    return read_both(leaf, fieldname, text)[1]
+
+
+def read_both(leaf, fieldname: str, text: str | bytes) -> tuple[Postings, Positions]:  # type: ignore[no-untyped-def]
+    """:func:`read_postings` and :func:`read_positions` in one reading of the blocks (a phrase's words)."""
+    postings, positions = _read(leaf, fieldname, text, positions=True)
+    assert positions is not None
+    return postings, positions
+
+
+def _read(leaf, fieldname: str, text: str | bytes, positions: bool) -> tuple[Postings, Positions | None]:  # type: ignore[no-untyped-def]
     id_parts: list[np.ndarray] = []
     tf_parts: list[np.ndarray] = []
     values: list[bytes] = []
     for deltas, weights, block_values in posting_blocks(leaf, fieldname, text):
-        ids = np.cumsum(np.asarray(deltas, dtype=np.int64))
+        ids = np.cumsum(np.asarray(deltas, dtype=np.int32), dtype=np.int32)
         id_parts.append(ids)
         if weights is None or isinstance(weights, float):
-            tf_parts.append(np.full(len(ids), 1.0 if weights is None else weights))
+            tf_parts.append(np.full(len(ids), 1.0 if weights is None else weights, dtype=np.float32))
         else:
-            tf_parts.append(np.asarray(weights, dtype=np.float64))
-        values.extend(block_values or [b""] * len(ids))
+            tf_parts.append(np.asarray(weights, dtype=np.float32))
+        if positions:
+            values.extend(block_values or [b""] * len(deltas))
+    if id_parts:
+        postings = Postings(np.concatenate(id_parts), np.concatenate(tf_parts))
+    else:
+        postings = Postings(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
+    return postings, _decoded(values) if positions else None
+
+
+def _decoded(values: list[bytes]) -> Positions:
     offsets = np.zeros(len(values) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)), out=offsets[1:])
-    if offsets[-1]:
-        starts, positions = decode_position_values(b"".join(values), offsets[:-1], offsets[1:])
-    else:  # no positions in this field
-        starts, positions = np.zeros(len(values) + 1, dtype=np.int64), np.zeros(0)
-    if not id_parts:
-        return Postings(np.zeros(0, dtype=np.int64), np.zeros(0), starts, positions.astype(np.int32))
-    return Postings(np.concatenate(id_parts), np.concatenate(tf_parts), starts, positions.astype(np.int32))
+    if not offsets[-1]:  # no positions in this field
+        return Positions(np.zeros(len(values) + 1, dtype=np.int32), np.zeros(0, dtype=np.int32))
+    starts, flat = decode_position_values(b"".join(values), offsets[:-1], offsets[1:])
+    narrow = flat.max(initial=0) < 1 << 16
+    return Positions(starts.astype(np.int32), flat.astype(np.uint16 if narrow else np.int32))
 
 
-__all__ = ["JoinedPostings", "Postings", "PostingsCache", "read_postings"]
+__all__ = [
+    "JoinedPostings",
+    "Positions",
+    "Postings",
+    "PostingsCache",
+    "joined_positions_at",
+    "read_both",
+    "read_positions",
+    "read_postings",
+]
