@@ -243,9 +243,12 @@ def main() -> None:
             f"real words no story has (Cranfield, CISI): {len(words):,}; changed by the engine {ours:.1%}, "
             f"by Norvig {theirs:.1%}"
         )
-    sizes = sorted(p.stat().st_size for p in index_dir.glob("*.words"))
+    spelling = [*index_dir.glob("*.words"), *index_dir.glob("search_service_spelling_*")]
     total = sum(p.stat().st_size for p in index_dir.iterdir() if p.is_file())
-    print(f"words files: {sum(sizes) / 2**20:.1f} MiB of the index's {total / 2**20:.1f} MiB")
+    print(
+        f"spelling files (words files, deletion index): {sum(p.stat().st_size for p in spelling) / 2**20:.1f} MiB "
+        f"of the index's {total / 2**20:.1f} MiB"
+    )
 
 
 if __name__ == "__main__":

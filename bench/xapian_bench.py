@@ -23,10 +23,13 @@ runs on its own host.
 With ``--corpus PATH`` (story files or JSON Lines, e.g. a corpus written by
 ``../shared/tools/make_scale_corpus.py``; ``--stories N`` takes its first N
 files, hard-linked into a folder of their own) the Xapian configurations
-run on that corpus instead (queries drawn from its headlines the same way;
-Whoosh and FTS5 are left out), to see how latency grows with the
-collection.  ``--reuse`` searches the last run's databases again without
-looking for changed files.
+run on that corpus instead (queries drawn the same way from the headlines
+of the stories the databases hold; Whoosh and FTS5 are left out), to see
+how latency grows with the collection.  ``--reuse`` searches the last
+run's databases again without looking for changed files (a build stopped
+part way is searched as far as it got: its shards hold the stories of the
+files they had committed); ``--group`` runs ``search-service group`` over
+them first (a fresh build always does, after its indexers).
 
     python bench/xapian_bench.py [--per-class 200] [--rounds 3]
     python bench/xapian_bench.py --corpus ../scale/stories-1m --stories 300000 --per-class 100 --rounds 2
@@ -49,30 +52,36 @@ from pathlib import Path
 
 import xapian
 
+from search_service.backends.xapian.document import fields_of
 from search_service.backends.xapian.shards import SHARD_KEY
 from search_service.config import Config
 from search_service.engine import open_engine
-from search_service.stories import iter_story_files, read_file
+from search_service.stories import iter_story_files
 
 from _common import load_note, percentile, reuters_index, reuters_stories, stored_stories, table, work_dir
 from query_bench import CLASSES, build_fts5, sample_queries, time_engine, time_fts5, time_searches
 
 SHARDS = 3
-INDEX = [sys.executable, "-m", "search_service", "index"]
+CLI = [sys.executable, "-m", "search_service"]
 
 
-def build(stories: Path, folder: Path, reuse: bool) -> tuple[list[Path], Path]:
+def build(stories: Path, folder: Path, reuse: bool, regroup: bool) -> tuple[list[Path], Path]:
     """The shard databases and one database of all of them (compacted anew); with ``reuse``, the last run's.
 
     The shards are built at once, each by its own ``search-service index
     --shard I/N`` process (as on their own hosts; incrementally: a second
-    run reuses them), and each process's summary line and time are printed.
+    run reuses them), and each process's summary line and time are printed;
+    then ``search-service group`` groups the versions that lie on different
+    shards (again with ``regroup``), as docs/scale-out.md says to.
     """
     dbs = [folder / f"shard{number}" for number in range(1, SHARDS + 1)]
     single = folder / "single"
-    if not (reuse and all(db.exists() for db in dbs)):
+    fresh = not (reuse and all(db.exists() for db in dbs))
+    if fresh:
         index_in_parallel(stories, dbs)
-    elif reuse and single.exists():
+    if fresh or regroup:
+        group(dbs)
+    elif single.exists():
         return dbs, single
     shutil.rmtree(single, ignore_errors=True)
     subprocess.run(["xapian-compact", "--no-full", *map(str, dbs), str(single)], check=True, capture_output=True)
@@ -88,7 +97,7 @@ def index_in_parallel(stories: Path, dbs: list[Path]) -> None:
     started = time.perf_counter()
     procs = [
         subprocess.Popen(
-            [*INDEX, str(stories), "--engine", f"xapian:{db}", "--shard", f"{number}/{SHARDS}"],
+            [*CLI, "index", str(stories), "--engine", f"xapian:{db}", "--shard", f"{number}/{SHARDS}"],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -102,6 +111,18 @@ def index_in_parallel(stories: Path, dbs: list[Path]) -> None:
         line = out.strip().splitlines()[-1] if out.strip() else ""
         print(f"shard {number}/{SHARDS}: {line} (done {time.perf_counter() - started:.0f} s after the start)")
     print(f"{SHARDS} shards built in parallel in {time.perf_counter() - started:.0f} s")
+
+
+def group(dbs: list[Path]) -> None:
+    """``search-service group`` over the shards, each behind a writable ``xapian-tcpsrv``; its line and time."""
+    started = time.perf_counter()
+    with tcpsrv(dbs, writable=True) as addresses:
+        done = subprocess.run(
+            [*CLI, "group", "--engine", "xapian+tcp://" + ",".join(addresses)], capture_output=True, text=True
+        )
+    if done.returncode:
+        sys.exit(f"grouping across shards failed: {done.stderr.strip()}")
+    print(f"search-service group: {done.stdout.strip()} ({time.perf_counter() - started:.0f} s with the servers)")
 
 
 def subset(corpus: Path, count: int) -> Path:
@@ -122,7 +143,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def tcpsrv(dbs: list[Path]) -> Iterator[list[str]]:
+def tcpsrv(dbs: list[Path], writable: bool = False) -> Iterator[list[str]]:
     """One ``xapian-tcpsrv`` per database on loopback; yields their addresses, kills them (and their children) after."""
     procs, addresses = [], []
     try:
@@ -130,7 +151,15 @@ def tcpsrv(dbs: list[Path]) -> Iterator[list[str]]:
             port = _free_port()
             procs.append(
                 subprocess.Popen(
-                    ["xapian-tcpsrv", "--interface", "127.0.0.1", "--port", str(port), str(db)],
+                    [
+                        "xapian-tcpsrv",
+                        *(["--writable"] if writable else []),
+                        "--interface",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        str(db),
+                    ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                     start_new_session=True,
@@ -160,6 +189,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=None, help="stories to use instead of Reuters (Xapian only)")
     parser.add_argument("--stories", type=int, default=None, help="only the first N story files of --corpus")
     parser.add_argument("--reuse", action="store_true", help="search the databases of the last run again")
+    parser.add_argument("--group", action="store_true", help="with --reuse: run search-service group over them first")
     args = parser.parse_args()
     if not shutil.which("xapian-tcpsrv"):
         sys.exit("needs xapian-tcpsrv: apt-get install xapian-tools")
@@ -170,7 +200,7 @@ def main() -> None:
         index_dir = reuters_index()
         stories = stored_stories(index_dir)
         queries = sample_queries(stories, args.per_class, args.seed)
-        dbs, single = build(reuters_stories(), work_dir("xapian"), args.reuse)
+        dbs, single = build(reuters_stories(), work_dir("xapian"), args.reuse, args.group)
         fts_path = work_dir("fts5") / "reuters.db"
         build_fts5(stories, fts_path)
         runs["whoosh"] = time_engine(index_dir, queries, args.rounds)
@@ -179,8 +209,9 @@ def main() -> None:
     else:
         folder = subset(args.corpus, args.stories) if args.stories else args.corpus
         name = f"{args.corpus.resolve().name}-{args.stories or 'all'}"
-        dbs, single = build(folder, work_dir(f"xapian-{name}"), args.reuse)
-        stories = [{"headline": s.headline} for path in iter_story_files([folder]) for s in read_file(path).stories]
+        dbs, single = build(folder, work_dir(f"xapian-{name}"), args.reuse, args.group)
+        held = xapian.Database(str(single))
+        stories = [{"headline": fields_of(held.get_document(p.docid))["headline"]} for p in held.postlist("")]
         queries = sample_queries(stories, args.per_class, args.seed)
     runs["xapian 1 db (local)"] = time_searches(open_engine(Config(engine=f"xapian:{single}")), queries, args.rounds)
     for number, db in enumerate(dbs, 1):

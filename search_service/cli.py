@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from .config import DEFAULT_THREADS, Config, ConfigError
-from .engine import Engine, UnknownEngineError, engine_name, open_engine
+from .engine import Engine, Regrouping, UnknownEngineError, engine_name, open_engine
 from .model import SORTS, EngineUnavailable, IndexBusyError, IndexSummary, IndexWriteError, QueryError, SearchRequest
 
 log = logging.getLogger("search_service")
@@ -128,6 +128,29 @@ def index(
     if strict and summary.skips:
         what = "file or line was" if len(summary.skips) == 1 else "files or lines were"
         raise click.ClickException(f"{len(summary.skips)} {what} skipped (--strict)")
+
+
+@main.command()
+@_INDEX_OPTION
+@_ENGINE_OPTION
+def group(index_dir: Path | None, engine: str | None) -> None:
+    """Group near-duplicate versions across shards.
+
+    Run it once after `index --shard I/N` has indexed every shard, with
+    --engine naming every shard (xapian+tcp://HOST:PORT,..., each served
+    writable): an indexer sees only its own shard, so versions of one story
+    on different shards are grouped here. Stories written through the API
+    are grouped as they are written.
+    """
+    config = _config(index_dir=index_dir, engine=engine)
+    found = _engine(config)
+    if not isinstance(found, Regrouping):
+        raise click.ClickException(f"the {engine_name(config)} engine groups versions as it indexes; nothing to do")
+    try:
+        summary = found.regroup()
+    except (EngineUnavailable, IndexBusyError, IndexWriteError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(summary.line())
 
 
 @main.command()

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from .config import Config, Limits
-from .model import CollectionStats, Hit, IndexSummary, SearchRequest, SearchResult, StoredStory
+from .model import CollectionStats, GroupingSummary, Hit, IndexSummary, SearchRequest, SearchResult, StoredStory
 from .stories import Story
 
 #: ``progress(total_files, unchanged)`` may return a callback fed counts of files done.
@@ -73,6 +73,14 @@ class Engine(Protocol):
         """Release files and connections."""
 
 
+@runtime_checkable
+class Regrouping(Protocol):
+    """An engine whose stories may be written apart (shards indexed each on its own) and grouped afterwards."""
+
+    def regroup(self) -> GroupingSummary:
+        """Group near-duplicate versions that were written without seeing one another (every shard must answer)."""
+
+
 def engine_name(config: Config) -> str:
     """The backend ``config.engine`` names: ``whoosh`` or e.g. ``xapian`` for ``xapian+tcp://…``."""
     for sep in ("+", ":"):
@@ -97,4 +105,4 @@ def open_engine(config: Config, create: bool = False) -> Engine:
     return engine
 
 
-__all__ = ["BACKENDS", "Engine", "Progress", "UnknownEngineError", "engine_name", "open_engine"]
+__all__ = ["BACKENDS", "Engine", "Progress", "Regrouping", "UnknownEngineError", "engine_name", "open_engine"]

@@ -12,17 +12,21 @@ order), and ungrouped stories it matches join too.  A label is made once,
 when a group is founded (:func:`new_label`), and never reused, so a story
 that leaves its group (rewritten, deleted) can't bring another group's
 stories into it later.
+
+:func:`regroup` settles the groups of stories written without seeing one
+another (shards indexed apart) as if each had been written after the
+others.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .duplicates import THRESHOLD, similarity
+from .duplicates import PERMUTATIONS, THRESHOLD, similarity
 
 
 @dataclass(frozen=True)
@@ -65,4 +69,53 @@ def join(story_id: str, signature: np.ndarray | None, candidates: Iterable[Candi
     return Joined(label, tuple(labels[1:]), tuple(sorted(c.id for c in versions if c.label is None)))
 
 
-__all__ = ["Candidate", "Joined", "join", "new_label"]
+def regroup(stories: Mapping[str, Candidate], shared: Iterable[Iterable[str]]) -> dict[str, str]:
+    """The stories whose label changes when every story joins its versions among ``stories``: id -> new label.
+
+    ``shared`` lists the ids that share each band hash (the candidates,
+    as :func:`join` gets them); two are versions when their signatures
+    agree on :data:`~search_service.duplicates.THRESHOLD` of their places.
+    Stories that share a label stay together, so ``stories`` must hold
+    every story of each label it has.  As :func:`join` makes them, groups
+    are transitive and each takes the first of its labels in sorted order,
+    or a new one.
+    """
+    parent = {i: i for i in stories}
+
+    def root(i: str) -> str:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(a: str, b: str) -> None:
+        a, b = root(a), root(b)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+
+    for ids in shared:
+        found = sorted(i for i in set(ids) if i in stories)
+        if len(found) < 2:
+            continue
+        signatures = np.stack([stories[i].signature for i in found])
+        for n in range(len(found) - 1):
+            agree = (signatures[n + 1 :] == signatures[n]).sum(axis=1)
+            for other in np.flatnonzero(agree / PERMUTATIONS >= THRESHOLD).tolist():
+                union(found[n], found[n + 1 + other])
+    first: dict[str, str] = {}
+    for story in stories.values():
+        if story.label is not None:
+            union(story.id, first.setdefault(story.label, story.id))
+    groups: dict[str, list[str]] = {}
+    for story_id in stories:
+        groups.setdefault(root(story_id), []).append(story_id)
+    changes = {}
+    for ids in groups.values():
+        if len(ids) > 1:
+            labels = sorted({label for i in ids if (label := stories[i].label) is not None})
+            label = labels[0] if labels else new_label()
+            changes.update({i: label for i in ids if stories[i].label != label})
+    return changes
+
+
+__all__ = ["Candidate", "Joined", "join", "new_label", "regroup"]

@@ -305,9 +305,26 @@ class IndexSummary:
         return f"{text}; {self.seconds:.1f} s, {rate:,.0f} stories/s"
 
 
-def counted(n: int, noun: str) -> str:
-    """``n`` and ``noun``, plural unless ``n`` is 1: "1 file", "2 files"."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+@dataclass
+class GroupingSummary:
+    """What a grouping pass over every shard did (``search-service group``); ``line()`` is its report."""
+
+    #: Stories sharing a band hash with another story, and the other stories of their groups.
+    stories: int = 0
+    #: Stories given another group's label (joined to versions they had not been grouped with).
+    relabelled: int = 0
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        return (
+            f"{counted(self.stories, 'story', 'stories')} with possible versions looked at, "
+            f"{counted(self.relabelled, 'story', 'stories')} regrouped; {self.seconds:.1f} s"
+        )
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: "1 file", "2 files" (``plural`` if not just an s)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
 def to_json(value: Any) -> Any:
@@ -342,6 +359,7 @@ __all__ = [
     "SORTS",
     "CollectionStats",
     "EngineUnavailable",
+    "GroupingSummary",
     "Hit",
     "IndexBusyError",
     "IndexSummary",

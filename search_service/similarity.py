@@ -25,6 +25,11 @@ import numpy as np
 
 K1 = 1.2
 B = 0.75
+#: A related story scores at least this share of what the story itself scores for
+#: the same query (both engines): one shared word does not make a story related.
+RELATED_MIN_SHARE = 0.1
+#: A word in more than this share of the stories is no key term of a story's related stories (both engines).
+RELATED_COMMON_SHARE = 0.5
 
 
 def idf(stories: int, with_term: int) -> float:
@@ -52,4 +57,4 @@ def bm25f(
     return boost * idf(max(stories, with_term), with_term) * tf * (k1 + 1.0) / saturation
 
 
-__all__ = ["K1", "B", "bm25f", "idf"]
+__all__ = ["K1", "RELATED_COMMON_SHARE", "RELATED_MIN_SHARE", "B", "bm25f", "idf"]

@@ -13,7 +13,8 @@ import requests
 
 from search_service.analysis import term_positions
 from search_service.backends.whoosh import WhooshEngine
-from search_service.duplicates import signature, similarity
+from search_service.duplicates import band_hashes, signature, similarity
+from search_service.grouping import Candidate, join, regroup
 from search_service.model import SearchRequest
 from search_service.stories import Story
 
@@ -206,3 +207,67 @@ def test_a_deleted_version_leaves_the_group_seen_by_the_same_engine_and_a_new_on
     finally:
         engine.upsert([VARIANTS[3]])
     assert [v["id"] for v in engine.story("port-1").versions] == ["port-2", "port-3", "port-4", "port-5"]
+
+
+def _written_one_by_one(signatures: dict[str, np.ndarray], order: list[str]) -> dict[str, str]:
+    """Labels as :func:`grouping.join` settles them when the stories are written in ``order``, each seeing the others."""
+    labels: dict[str, str] = {}
+    written: list[str] = []
+    for story_id in order:
+        bands = set(band_hashes(signatures[story_id][None, :])[0].tolist())
+        candidates = [
+            Candidate(other, signatures[other], labels.get(other))
+            for other in written
+            if bands & set(band_hashes(signatures[other][None, :])[0].tolist())
+        ]
+        joined = join(story_id, signatures[story_id], candidates)
+        if joined.label is not None:
+            for member, label in list(labels.items()):
+                if label in joined.merged:
+                    labels[member] = joined.label
+            labels.update(dict.fromkeys([story_id, *joined.adopted], joined.label))
+        written.append(story_id)
+    return labels
+
+
+def _partition(labels: dict[str, str]) -> set[frozenset[str]]:
+    groups: dict[str, set[str]] = {}
+    for story_id, label in labels.items():
+        groups.setdefault(label, set()).add(story_id)
+    return {frozenset(ids) for ids in groups.values() if len(ids) > 1}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_regrouping_stories_written_apart_groups_them_as_if_written_together(seed: int) -> None:
+    """Versions written on shards that did not see one another end in the groups one database would give them."""
+    rng = random.Random(seed)
+    words = f"{BODY} {OTHER.body}".split()
+    stories = [*VARIANTS, OTHER]
+    for n in range(12):  # versions of mixtures of the two stories, some joining their groups
+        cut = rng.randrange(20, len(words) - 20)
+        stories.append(version(f"mix-{n}", "Port", " ".join(words[cut - 20 : cut + 40]), 9))
+    signatures = {s.id: signature(term_positions(s.body)) for s in stories}
+    signatures = {i: sig for i, sig in signatures.items() if sig is not None}
+    order = sorted(signatures)
+    rng.shuffle(order)
+    together = _partition(_written_one_by_one(signatures, order))
+    assert together, "some stories are versions of others"
+    # Written on three shards apart: each groups its own stories only; then regrouped over all of them.
+    shards = [order[n::3] for n in range(3)]
+    labels: dict[str, str] = {}
+    for shard in shards:
+        labels.update(_written_one_by_one(signatures, shard))
+    stories_seen = {i: Candidate(i, sig, labels.get(i)) for i, sig in signatures.items()}
+    shared: dict[int, list[str]] = {}
+    for story_id, sig in signatures.items():
+        for band, value in enumerate(band_hashes(sig[None, :])[0].tolist()):
+            shared.setdefault(hash((band, value)), []).append(story_id)
+    assert _partition(labels) != together, "the shards alone miss some versions"
+    changes = regroup(stories_seen, shared.values())
+    final = {**labels, **changes}
+    assert _partition(final) == together
+    for group in _partition(final):
+        before = sorted({labels[i] for i in group if i in labels})
+        assert not before or {final[i] for i in group} == {before[0]}, "a group keeps the first of its labels"
+    again = {i: Candidate(i, sig, final.get(i)) for i, sig in signatures.items()}
+    assert regroup(again, shared.values()) == {}, "a second pass changes nothing"

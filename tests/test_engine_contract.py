@@ -334,6 +334,50 @@ def test_story_related_suggest_and_stats(svc: Service) -> None:
     assert health["last"] == max(s.published for s in stories.values() if s.published).isoformat()
 
 
+RELATED_STORIES = [
+    {
+        "id": "mine-strike",
+        "headline": "Zorbland copper miners strike",
+        "body": "Copper miners at the Zorbland pit walked out on Monday over pay. The copper miners' union said the "
+        "strike at the pit would last until the copper company raised wages. Pit managers said copper output "
+        "had stopped and the smelter was idle.",
+    },
+    {
+        "id": "mine-strike-spreads",
+        "headline": "Zorbland copper strike spreads to second pit",
+        "body": "The strike by copper miners spread to a second Zorbland pit on Tuesday as the union pressed its "
+        "claim for higher wages and the copper company kept output and the smelter halted.",
+    },
+    {
+        "id": "harvest-fair",
+        "headline": "Harvest fair draws record crowds",
+        "body": "The autumn harvest fair drew record crowds to the market square this weekend. Farmers showed "
+        "prize pumpkins, marrows and cattle, bakers sold bread and cakes from long trestle tables, and a brass band "
+        "played through Saturday afternoon. Children rode ponies along the river path while their parents tasted "
+        "cider and cheese from the valley's farms. One stall sold hammered copper pans. Organisers said the "
+        "weather had been kind, and the fair would return next year with more music, more food and a second "
+        "day of events for families and visitors from the neighbouring towns.",
+    },
+]
+
+
+@pytest.fixture()
+def related_stories(svc: Service) -> Iterator[None]:
+    for story in RELATED_STORIES:
+        assert svc.client.post("/api/stories", json=story, headers=AUTH).status_code == 201
+    yield
+    for story in RELATED_STORIES:
+        svc.client.delete(f"/api/stories/{story['id']}", headers=AUTH)
+
+
+@pytest.mark.usefixtures("related_stories")
+def test_related_stories_score_a_share_of_the_story_itself(svc: Service) -> None:
+    """A story sharing one word with another (the fair's copper pans) is not related to it; one on its subject is."""
+    assert {h["id"] for h in search(svc, q="copper")["hits"]} >= {s["id"] for s in RELATED_STORIES}
+    related = [h["id"] for h in svc.client.get("/api/stories/mine-strike/related").get_json()["hits"]]
+    assert related[:1] == ["mine-strike-spreads"] and "harvest-fair" not in related
+
+
 def test_highlights_escape_story_text(svc: Service) -> None:
     story = {"id": "contract-xss", "headline": "Zinc <script>alert(1)</script> & co", "body": "Zinc <b>rose</b> today."}
     assert svc.client.post("/api/stories", json=story, headers=AUTH).status_code == 201
@@ -581,6 +625,44 @@ def test_a_story_joining_two_groups_makes_them_one(svc: Service) -> None:
             svc.client.delete(f"/api/stories/{story['id']}", headers=AUTH)
 
 
+@pytest.mark.slow  # real xapian-tcpsrv and search-service processes
+def test_versions_on_different_shards_are_grouped_by_the_group_command(tmp_path: Path) -> None:
+    """``index --shard`` groups within its shard; ``search-service group`` over every shard groups the rest."""
+    stories = tmp_path / "stories"
+    stories.mkdir()
+    for n, story in enumerate([*VERSIONS, NOT_A_VERSION]):
+        (stories / f"{n}-{story['id']}.jsonl").write_text(json.dumps(story) + "\n", encoding="utf-8")
+    ids = [v["id"] for v in VERSIONS]
+    assert len({shard_of(i, SHARDS) for i in ids}) > 1, "the versions must lie on more than one shard"
+    cluster = start_cluster(build_shards([stories], tmp_path), tmp_path / "replica")
+    try:
+        front = open_engine(Config(engine=cluster.engine))
+
+        def versions_of(story_id: str) -> list[str]:
+            story = front.story(story_id)
+            assert story is not None
+            return [v["id"] for v in story.versions]
+
+        assert versions_of("port-1") != [i for i in ids if i != "port-1"], "not grouped yet across shards"
+        done = run_cli("group", "--engine", cluster.engine)
+        assert done.returncode == 0, done.stderr
+        assert "regrouped" in done.stdout and "0 stories regrouped" not in done.stdout
+        for story_id in ids:
+            assert versions_of(story_id) == [i for i in ids if i != story_id]
+        assert versions_of("port-other") == []
+        assert front.search(SearchRequest(q="zorbland")).total == 2, "the five versions are one hit"
+        again = run_cli("group", "--engine", cluster.engine)
+        assert again.returncode == 0 and "0 stories regrouped" in again.stdout
+        cluster.primaries[1].kill()
+        refused = run_cli("group", "--engine", cluster.engine)
+        assert refused.returncode == 1 and "did not answer" in refused.stderr and "Traceback" not in refused.stderr
+    finally:
+        cluster.stop()
+    assert run_cli("index", str(stories), "--index", str(tmp_path / "w")).returncode == 0
+    whoosh = run_cli("group", "--engine", "whoosh", "--index", str(tmp_path / "w"))
+    assert whoosh.returncode == 1 and "nothing to do" in whoosh.stderr
+
+
 # ---------------------------------------------------------------- shards: failure and equality
 
 
@@ -772,18 +854,18 @@ def test_cli_indexes_shards_incrementally_and_refuses_mixing_them(tmp_path: Path
     assert whoosh.returncode != 0 and "--shard" in whoosh.stderr
 
 
-def test_spelling_word_batches_are_summed_past_their_limit(tmp_path: Path) -> None:
-    """Each write adds a batch of words to the database's metadata; past the limit they are summed into one."""
+def test_spelling_word_batches_are_summed_as_they_accumulate(tmp_path: Path) -> None:
+    """Each write adds a batch of words to the database's metadata; batches are summed as a binary counter adds."""
     import xapian
 
-    from search_service.backends.xapian.words import BATCHES_KEY, MAX_BATCHES, Dictionary
+    from search_service.backends.xapian.words import BATCHES_KEY, Dictionary
 
     engine = open_engine(Config(engine=f"xapian:{tmp_path / 'db'}"), create=True)
-    writes = MAX_BATCHES + 3
+    writes = 35
     for n in range(writes):
         engine.upsert([Story(f"dry-{n}", "Drought deepens", f"Drought in the region, week {n}.", None, "api")])
     db = xapian.Database(str(tmp_path / "db"))
-    assert 1 <= len(db.get_metadata(BATCHES_KEY).split()) <= MAX_BATCHES
+    assert 1 <= len(db.get_metadata(BATCHES_KEY).split()) <= 6  # log2(35) + 1
     assert Dictionary().of(db, [db]).frequency("drought") == writes
     corrected = engine.search(SearchRequest(q="drougth"))
     assert (corrected.query, corrected.corrected_from, corrected.total) == ("drought", "drougth", writes)

@@ -321,7 +321,8 @@ MOMENTS: dict[str, Callable[[Path, set[str]], Callable[[], bool]]] = {
     "after 0.5 s": _after(0.5),
     "after 1 s": _after(1.0),
     "a worker's segment finished": lambda ix, before: _new_file(ix, before, r"MAIN_\w+\.seg"),
-    "manifest written, committing": lambda ix, before: _new_file(ix, before, r"search_service_files_\d+\.json"),
+    "manifest written, committing": lambda ix, before: _new_file(ix, before, r"search_service_files_\d+\.json\.gz"),
+    "deletion index written, committing": lambda ix, before: _new_file(ix, before, r"search_service_spelling_\d+\.npz"),
 }
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import shutil
 import sys
+import zlib
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,7 +29,7 @@ from search_service.backends.whoosh.wordfiles import words_path
 from search_service.model import SearchRequest
 from search_service.spelling import correct_query, correct_word, within
 from search_service.stories import Story
-from search_service.vocabulary import Vocabulary, WordCounts, text_words
+from search_service.vocabulary import DeletionIndex, Vocabulary, WordCounts, deletions, text_words
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import spelling_bench
@@ -70,6 +72,29 @@ def test_a_words_file_reads_back_as_written(tmp_path: Path) -> None:
     assert dict(read.items()) == counts
     assert Vocabulary({"b": read}).candidates("explorattion") == Vocabulary({"b": written}).candidates("explorattion")
     assert not list((tmp_path).glob("*.tmp"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sets(st.text("abcde", min_size=1, max_size=9), max_size=30),
+    st.sets(st.text("abcde", min_size=1, max_size=9), max_size=30),
+    st.text("abcde", min_size=1, max_size=9),
+)
+def test_a_deletion_index_updated_to_other_words_is_the_index_of_those_words(
+    before: set[str], after: set[str], word: str
+) -> None:
+    keys = np.array([zlib.crc32(d.encode()) for d in deletions(word)], dtype=np.uint32)
+    updated = DeletionIndex.of(before).updated(after)
+    assert updated.words == sorted(after)
+    assert updated.near(keys) == DeletionIndex.of(after).near(keys)
+
+
+def test_a_deletion_index_reads_back_as_written(tmp_path: Path) -> None:
+    written = DeletionIndex.of(["coffee", "cafe", "exploration", "été"])
+    written.write(tmp_path / "index.npz")
+    read = DeletionIndex.read(tmp_path / "index.npz")
+    keys = np.array([zlib.crc32(d.encode()) for d in deletions("explorattion")], dtype=np.uint32)
+    assert read.words == written.words and read.near(keys) == written.near(keys) == ["exploration"]
 
 
 def test_the_vocabulary_follows_batches_added_and_dropped() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import random
 import subprocess
 import sys
 from datetime import datetime
@@ -268,28 +269,49 @@ def test_an_abandoned_writer_leaves_the_last_commit_and_frees_the_lock(index: Pa
     ix.writer(timeout=0).cancel()  # the lock is free
 
 
-def test_stored_fields_are_written_compactly_and_read_back_by_whoosh(tmp_path: Path) -> None:
+def many_stories(count: int) -> list[Story]:
+    """``count`` stories of made-up sentences from a small vocabulary, as an archive's stories share words."""
+    rng = random.Random(5)
+    words = [w for story in STORIES for w in f"{story.headline} {story.body}".split()]
+    return [
+        Story(
+            f"m{n}", " ".join(rng.choices(words, k=6)), " ".join(rng.choices(words, k=rng.randint(20, 300))), None, "t"
+        )
+        for n in range(count)
+    ]
+
+
+@pytest.mark.parametrize("count", [3, 400])
+def test_stored_fields_are_written_compactly_and_read_back_by_whoosh(tmp_path: Path, count: int) -> None:
     ix = open_index(tmp_path / "index", create=True)
-    sizes = []
+    stories = many_stories(count)
+    sizes, dictionary = [], []
     for compact in (False, True):
         segment = CODEC.new_segment(ix.storage, ix.indexname)
         perdoc = CODEC.per_document_writer(ix.storage, segment)
         assert isinstance(perdoc._colwriters["_stored"]._child, columns.CompressedBytesColumn.Writer)
         if compact:
             internals.store_compactly(perdoc)
-        for docnum, story in enumerate(STORIES):
+        for docnum, story in enumerate(stories):
             perdoc.start_doc(docnum)
             for name, value in to_document(story).items():
                 perdoc.add_field(name, ix.schema[name], value, 0)
             perdoc.finish_doc()
         perdoc.close()
-        segment.set_doc_count(len(STORIES))
+        segment.set_doc_count(len(stories))
         reader = CODEC.per_document_reader(ix.storage, segment)
-        stored = [reader.stored_fields(n) for n in range(len(STORIES))]
+        stored = [reader.stored_fields(n) for n in range(len(stories))]
+        raw = reader._cached_reader("_stored", whoosh3.STORED_COLUMN)._child
+        dictionary.append(sum(columns.VarBytesColumn.Reader.__getitem__(raw, n)[1] & 0x20 > 0 for n in range(count)))
         reader.close()
-        assert stored == [{k: v for k, v in to_document(s).items() if v is not None} for s in STORIES]
+        assert stored == [{k: v for k, v in to_document(s).items() if v is not None} for s in stories]
         sizes.append(ix.storage.file_length(CODEC.column_filename(segment, "_stored")))
-    assert sizes[1] < sizes[0]
+    assert dictionary[0] == 0, "Whoosh's own writer compresses each story alone"
+    if count > 100:
+        assert dictionary[1] > count * 0.9, "all but the first stories are compressed with a dictionary"
+        assert sizes[1] < sizes[0] * 0.8
+    else:
+        assert dictionary[1] == 0 and sizes[1] < sizes[0]
 
 
 def test_the_lock_fd_is_the_locked_file(tmp_path: Path) -> None:

@@ -1,7 +1,12 @@
 """Groups of near-duplicate stories in the Whoosh index (see :mod:`search_service.duplicates`).
 
 Each story's MinHash signature is stored with it (``minhash``), computed by
-the indexing workers.  The groups are settled by the indexing parent at
+the indexing workers, each value in its low 16 bits (b-bit MinHash,
+:func:`stored_form`): 128 bytes a story, not 256, of stored fields that
+don't compress.  Two different values agree in 16 bits once in 65,536, so
+the similarity estimated from 64 of them moves by far less than one value
+in 64 would move it; signatures are compared in that form everywhere, so a
+pair is grouped alike whether its stories came in one run or two.  The groups are settled by the indexing parent at
 commit (:func:`assign`), when every new story of the run is known: a new
 story's candidates are the committed stories sharing an LSH band hash with
 it (looked up in the band table, an array search) and the run's other new
@@ -18,9 +23,13 @@ Kept beside each commit, like the file manifest:
   in a group of two or more only; readers turn it into per-document arrays
   (:class:`Groups`) once per commit, finding the ids' documents through
   :class:`StoryNumbers`, which looks an id up in a segment only once;
-* ``search_service_bands_GEN.npz``: story id and band hashes of every story
-  with a signature (rows of stories deleted since stay until their id is
-  written again; their signatures are gone, so they match nothing).
+* ``search_service_bands_GEN.npz``: story id (UTF-8) and band hashes of every
+  story with a signature (rows of stories deleted since stay until their id is
+  written again; their signatures are gone, so they match nothing).  A band
+  hash is kept in 32 bits (:func:`narrow`, the two halves of the 64-bit hash
+  folded): half the table, at the cost of a few more candidates (a million
+  stories share some hundred 32-bit values per band by chance), which the
+  signatures' comparison rejects, so the groups are the same.
 
 The band hashes are not indexed as terms: sixteen terms of one posting each
 per story doubled the number of terms Whoosh writes, and indexing time.
@@ -40,7 +49,7 @@ import numpy as np
 from whoosh import fields
 from whoosh.reading import IndexReader, TermNotFound
 
-from ...duplicates import BANDS, THRESHOLD, band_hashes, signature, similarity
+from ...duplicates import BANDS, PERMUTATIONS, THRESHOLD, band_hashes, signature, similarity
 from .internals import posting_blocks
 
 _GROUPS = "search_service_groups_"
@@ -60,7 +69,12 @@ def document_fields(body: Mapping[str, Sequence[int]]) -> tuple[dict[str, Any], 
     :func:`search_service.analysis.term_positions`).
     """
     sig = signature(body)
-    return ({}, None) if sig is None else ({SIGNATURE_FIELD: sig.tobytes()}, sig)
+    return ({}, None) if sig is None else ({SIGNATURE_FIELD: stored_form(sig).tobytes()}, sig)
+
+
+def stored_form(signatures: np.ndarray) -> np.ndarray:
+    """Signatures (``duplicates.signature``) as stored and compared: each value's low 16 bits."""
+    return np.asarray(signatures).astype(np.uint16)
 
 
 # ---------------------------------------------------------------- at commit
@@ -71,18 +85,32 @@ class Table:
     """What a commit keeps for grouping the next: the groups, and every signed story's band hashes."""
 
     groups: dict[str, str] = field(default_factory=dict)
-    ids: np.ndarray = field(default_factory=lambda: np.array([], dtype=str))
-    bands: np.ndarray = field(default_factory=lambda: np.zeros((0, BANDS), dtype=np.uint64))
+    #: story ids, UTF-8 (NumPy bytes)
+    ids: np.ndarray = field(default_factory=lambda: np.array([], dtype=bytes))
+    bands: np.ndarray = field(default_factory=lambda: np.zeros((0, BANDS), dtype=np.uint32))
+
+
+def narrow(hashes: np.ndarray) -> np.ndarray:
+    """64-bit band hashes (:func:`~search_service.duplicates.band_hashes`) as the table keeps them, in 32 bits."""
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    return (hashes ^ (hashes >> np.uint64(32))).astype(np.uint32)
 
 
 def load(folder: str | os.PathLike[str], generation: int) -> Table:
-    """The table of commit ``generation``; empty if it has none (an index from before groups)."""
+    """The table of commit ``generation``; empty if it has none (an index from before groups).
+
+    A table written before ids were bytes and hashes 32 bits reads the same.
+    """
     table = Table(_load_groups(folder, generation))
     try:
         with np.load(Path(folder) / f"{_BANDS}{generation}.npz") as saved:
             table.ids, table.bands = saved["ids"], saved["bands"]
     except FileNotFoundError:
-        pass
+        return table
+    if table.ids.dtype.kind == "U":
+        table.ids = np.char.encode(table.ids, "utf-8")
+    if table.bands.dtype != np.uint32:
+        table.bands = narrow(table.bands)
     return table
 
 
@@ -145,14 +173,14 @@ def assign(reader: IndexReader, previous: Table, new: Sequence[tuple[str, np.nda
     new_ids = {story_id for story_id, _ in new}
     for story_id in new_ids:
         groups.pop(story_id, None)
-    keep = ~np.isin(previous.ids, list(new_ids)) if len(previous.ids) else np.zeros(0, dtype=bool)
+    keep = _missing(previous.ids, new_ids)
     old_ids, old_bands = previous.ids[keep], previous.bands[keep]
     signed = [(story_id, sig) for story_id, sig in new if sig is not None]
     if not signed:
         return Table(groups, old_ids, old_bands)
     ids = [story_id for story_id, _ in signed]
-    signatures = np.stack([sig for _, sig in signed])
-    hashed = band_hashes(signatures)
+    full = np.stack([sig for _, sig in signed])
+    hashed, signatures = narrow(band_hashes(full)), stored_form(full)
     labels = _Labels()
     used = set(groups.values())
     for i, old_id in _sharing_with_committed(hashed, old_bands, old_ids):
@@ -175,7 +203,18 @@ def assign(reader: IndexReader, previous: Table, new: Sequence[tuple[str, np.nda
             if root not in named:
                 named[root] = root if isinstance(root, str) else _fresh(ids[root], used)
             groups[story_id] = named[root]
-    return Table(groups, np.concatenate([old_ids, np.array(ids, dtype=str)]), np.concatenate([old_bands, hashed]))
+    return Table(groups, np.concatenate([old_ids, _encoded(ids)]), np.concatenate([old_bands, hashed]))
+
+
+def _encoded(ids: Sequence[str] | set[str]) -> np.ndarray:
+    return np.array([story_id.encode("utf-8") for story_id in ids], dtype=bytes)
+
+
+def _missing(kept_ids: np.ndarray, ids: set[str]) -> np.ndarray:
+    """Which of the table's ``kept_ids`` are not among ``ids``: a mask."""
+    if not len(kept_ids):
+        return np.zeros(0, dtype=bool)
+    return ~np.isin(kept_ids, _encoded(ids)) if ids else np.ones(len(kept_ids), dtype=bool)
 
 
 def _fresh(label: str, used: set[str]) -> str:
@@ -198,7 +237,8 @@ def _sharing_with_committed(hashed: np.ndarray, old_bands: np.ndarray, old_ids: 
             for i, value in enumerate(hashed[:, band].tolist()):
                 new_rows[value].append(i)
             for row in rows.tolist():
-                pairs.update((i, str(old_ids[row])) for i in new_rows[int(old_bands[row, band])])
+                story_id = old_ids[row].decode("utf-8")
+                pairs.update((i, story_id) for i in new_rows[int(old_bands[row, band])])
     return pairs
 
 
@@ -225,7 +265,10 @@ def _stored_signature(reader: IndexReader, story_id: str) -> np.ndarray | None:
     if docnum is None or reader.is_deleted(docnum):
         return None
     stored = reader.stored_fields(docnum).get(SIGNATURE_FIELD)
-    return np.frombuffer(stored, dtype=np.uint32) if stored else None
+    if not stored:
+        return None
+    # An index from before b-bit signatures stored all 32 bits of each value.
+    return stored_form(np.frombuffer(stored, dtype=np.uint32 if len(stored) == 4 * PERMUTATIONS else np.uint16))
 
 
 # ---------------------------------------------------------------- at search
@@ -347,7 +390,9 @@ __all__ = [
     "assign",
     "document_fields",
     "load",
+    "narrow",
     "remove_older",
     "schema_fields",
+    "stored_form",
     "write",
 ]

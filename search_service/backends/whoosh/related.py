@@ -27,17 +27,17 @@ from whoosh import query as wq
 from whoosh.reading import IndexReader
 
 from ...analysis import is_common, term_positions
-from ...similarity import idf
+from ...similarity import RELATED_COMMON_SHARE, RELATED_MIN_SHARE, idf
 from .evaluation import Evaluation, Found
 from .query import FIELD_WEIGHTS, Word
 from .schema import TEXT_FIELDS
 
 #: How many of the story's key terms are searched for.
 RELATED_TERMS = 30
-#: A related story scores at least this share of the story's own score.
-MIN_SHARE = 0.1
-#: A word in more than this share of the stories is not a key term.
-COMMON_SHARE = 0.5
+#: A related story scores at least this share of the story's own score (as in the Xapian engine).
+MIN_SHARE = RELATED_MIN_SHARE
+#: A word in more than this share of the stories is not a key term (as in the Xapian engine).
+COMMON_SHARE = RELATED_COMMON_SHARE
 
 
 def key_terms(

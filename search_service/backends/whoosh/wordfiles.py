@@ -1,4 +1,4 @@
-"""The spelling dictionary of a Whoosh index: one words file per segment, merged per commit.
+"""The spelling dictionary of a Whoosh index: one words file per segment, one deletion index per commit.
 
 Each segment gets a file of its words (:class:`~search_service.vocabulary.WordCounts`)
 named like the segment's own files (``MAIN_<segment id>.words``): the
@@ -12,6 +12,14 @@ commit, counted from the stored stories it holds (a merge drops deleted
 stories, so counts are exact again there); an index written before words
 files existed gets them the same way, at its next commit, and a search
 counts what it needs from the stored stories until then.
+
+The deletion index of the words of all the commit's segments
+(:class:`~search_service.vocabulary.DeletionIndex`) is written once per
+commit, ``search_service_spelling_GEN.npz``, before its table of contents,
+from the previous commit's (only words new to it are hashed); older ones
+are deleted after the commit.  A search without one (an index from before
+it, or a commit whose file a newer commit's clean-up deleted) makes it
+from the words when it first corrects a word.
 """
 
 from __future__ import annotations
@@ -26,9 +34,10 @@ from whoosh.index import FileIndex
 from whoosh.reading import IndexReader, SegmentReader
 from whoosh.searching import Searcher
 
-from ...vocabulary import Vocabulary, WordCounts, text_words
+from ...vocabulary import DeletionIndex, Vocabulary, WordCounts, text_words
 
 WORDS_EXTENSION = ".words"
+_INDEX_PREFIX = "search_service_spelling_"
 
 
 def words_path(folder: str | Path, segment: Any) -> Path:
@@ -49,13 +58,36 @@ def _stored_words(reader: IndexReader) -> WordCounts:
     return WordCounts.of(counts)
 
 
-def complete_words(ix: FileIndex, segments: list[Any]) -> None:
-    """Write the words file of each of ``segments`` that has none, from its stored stories."""
+def _index_path(folder: str | Path, generation: int) -> Path:
+    return Path(folder) / f"{_INDEX_PREFIX}{generation}.npz"
+
+
+def complete_words(ix: FileIndex, segments: list[Any], generation: int) -> None:
+    """Write the words file of each of ``segments`` that has none, from its stored stories, then the
+    deletion index of commit ``generation`` (whose segments they are)."""
+    folder = ix.storage.folder
+    words: set[str] = set()
     for segment in segments:
-        path = words_path(ix.storage.folder, segment)
-        if not path.exists():
+        path = words_path(folder, segment)
+        if path.exists():
+            words.update(WordCounts.read(path).words)
+        else:
             with SegmentReader(ix.storage, ix.schema, segment) as reader:
-                _stored_words(reader).write(path)
+                counts = _stored_words(reader)
+            counts.write(path)
+            words.update(counts.words)
+    try:
+        previous = DeletionIndex.read(_index_path(folder, ix.latest_generation()))
+    except OSError:  # the first commit, or an index from before deletion indexes
+        previous = DeletionIndex.of(())
+    previous.updated(words).write(_index_path(folder, generation))
+
+
+def remove_older_indexes(folder: str | Path, keep: int) -> None:
+    """Delete the deletion indexes of commits before ``keep`` (and of failed ones)."""
+    for path in Path(folder).glob(f"{_INDEX_PREFIX}*"):
+        if path.name != _index_path(folder, keep).name:
+            path.unlink(missing_ok=True)
 
 
 class Dictionaries:
@@ -83,8 +115,14 @@ class Dictionaries:
                     if hasattr(leaf, "segment"):
                         name = leaf.segment().segment_id()
                         batches[name] = known.get(name) or self._read(leaf)
-                self._current = (generation, Vocabulary(batches, previous))
+                self._current = (generation, Vocabulary(batches, previous, self._index(generation)))
             return self._current[1]
+
+    def _index(self, generation: int) -> DeletionIndex | None:
+        try:
+            return DeletionIndex.read(_index_path(self._folder, generation))
+        except OSError:  # written before deletion indexes, or deleted by a newer commit's clean-up
+            return None
 
     def _read(self, leaf: SegmentReader) -> WordCounts:
         try:

@@ -79,10 +79,15 @@ def from_seconds(value: float) -> datetime:
     return EPOCH + timedelta(microseconds=round(value * 1_000_000))
 
 
-def to_document(story: Story, path: str = "") -> xapian.Document:
+def to_document(
+    story: Story, path: str = "", analysed: tuple[dict[str, list[int]], dict[str, list[int]]] | None = None
+) -> xapian.Document:
     """The Xapian document for ``story``; ``path`` is the file it came from ("" for the API).
 
-    Its group (:data:`SLOT_GROUP`, :data:`GROUP`) is set by :mod:`.groups` when it has versions.
+    ``analysed`` may give the headline's and the body's ``term -> positions``
+    (:func:`~search_service.analysis.term_positions`) already computed.  Its
+    group (:data:`SLOT_GROUP`, :data:`GROUP`) is set by :mod:`.groups` when
+    it has versions.
     """
     doc = xapian.Document()
     data = story.to_dict()
@@ -91,17 +96,18 @@ def to_document(story: Story, path: str = "") -> xapian.Document:
     doc.add_boolean_term(ID + story.id)
     if path:
         doc.add_boolean_term(FILE + file_key(path))
+    headline, body = analysed or (term_positions(story.headline), term_positions(story.body))
+    add_posting, add_term = doc.add_posting, doc.add_term
     wdf: dict[str, int] = {}
-    body = term_positions(story.body)
-    for prefix, terms, weight in ((HEADLINE, term_positions(story.headline), HEADLINE_WDF), (BODY, body, 1)):
+    for prefix, terms, weight in ((HEADLINE, headline, HEADLINE_WDF), (BODY, body, 1)):
         for term, positions in terms.items():
-            if len(term.encode()) <= MAX_TERM_BYTES:
+            if len(term) * 4 <= MAX_TERM_BYTES or len(term.encode()) <= MAX_TERM_BYTES:
                 wdf[term] = wdf.get(term, 0) + weight * len(positions)
                 prefixed = prefix + term
                 for pos in positions:
-                    doc.add_posting(prefixed, pos + 1, weight)
+                    add_posting(prefixed, pos + 1, weight)
     for term, frequency in wdf.items():
-        doc.add_term(term, frequency)
+        add_term(term, frequency)
     sig = signature(body)
     if sig is not None:
         doc.add_value(SLOT_SIGNATURE, sig.tobytes())

@@ -26,17 +26,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from datetime import time as dtime
+from functools import partial
 from itertools import islice
 from typing import TypeVar
 
 import xapian
 
-from ...analysis import normalize
+from ...analysis import is_common, normalize
 from ...config import Limits
 from ...engine import Progress
 from ...model import (
     CollectionStats,
     EngineUnavailable,
+    GroupingSummary,
     Hit,
     IndexBusyError,
     IndexSummary,
@@ -47,7 +49,7 @@ from ...model import (
     StoredStory,
     check_request,
 )
-from ...similarity import K1, B
+from ...similarity import K1, RELATED_COMMON_SHARE, RELATED_MIN_SHARE, B
 from ...spelling import correct_query
 from ...stories import Story
 from ...suggestions import SUGGEST_SCAN, SURFACE_STORIES, commonest_spelling, completion_prefix, completions
@@ -68,7 +70,7 @@ from .document import (
     stored_story,
     to_document,
 )
-from .groups import Grouper, label_of, members, relabel, set_label
+from .groups import Grouper, cross_shard_changes, label_of, members, relabel, set_label
 from .indexer import index_paths
 from .query import Parser, Translated, value_range
 from .shards import Cluster, Local, View, shard_of
@@ -337,7 +339,11 @@ class XapianEngine:
         )
 
     def related(self, story_id: str, limit: int = 10) -> list[Hit] | None:
-        """Stories most like this one (not itself, nor its versions): its most characteristic terms (Bo1), searched for."""
+        """Stories most like this one (not itself, nor its versions): its most characteristic terms (Bo1), searched for.
+
+        As in the Whoosh engine, a story is listed only if it scores at least
+        :data:`~search_service.similarity.RELATED_MIN_SHARE` of the story's own score.
+        """
         return self._read(lambda view: self._related(view.db, story_id, limit))
 
     def _related(self, db: xapian.Database, story_id: str, limit: int) -> list[Hit] | None:
@@ -348,18 +354,18 @@ class XapianEngine:
         rset.add_document(docid)
         enquire = self._enquire(db, xapian.Query.MatchNothing)
         enquire.set_expansion_scheme("bo1")
-        key_terms = [item.term.decode() for item in enquire.get_eset(RELATED_TERMS, rset, _Words())]
+        key_terms = [item.term.decode() for item in enquire.get_eset(RELATED_TERMS, rset, _Words(db))]
         if not key_terms:
             return []
+        wanted = xapian.Query(xapian.Query.OP_OR, key_terms)
+        # As the Whoosh engine: a related story scores at least a share of the story's own score.
+        enquire.set_query(xapian.Query(xapian.Query.OP_FILTER, wanted, xapian.Query(ID + story_id)))
+        own = max((item.weight for item in enquire.get_mset(0, 1)), default=0.0)
         label = label_of(db.get_document(docid))
         excluded = [ID + story_id, *([GROUP + label] if label else [])]
-        query = xapian.Query(
-            xapian.Query.OP_AND_NOT,
-            xapian.Query(xapian.Query.OP_OR, key_terms),
-            xapian.Query(xapian.Query.OP_OR, excluded),
-        )
-        enquire.set_query(query)
+        enquire.set_query(xapian.Query(xapian.Query.OP_AND_NOT, wanted, xapian.Query(xapian.Query.OP_OR, excluded)))
         enquire.set_collapse_key(SLOT_GROUP)
+        enquire.set_cutoff(0, RELATED_MIN_SHARE * own)
         ranked = [(item.document, item.weight) for item in _fetched(enquire.get_mset(0, limit))]
         terms = {f: frozenset(key_terms) for f in ("headline", "body")}
         groups = members(db, [g for doc, _ in ranked if (g := label_of(doc))])
@@ -432,7 +438,8 @@ class XapianEngine:
                         set_label(docs[story_id], label)
                     db.replace_document(ID + story_id, docs[story_id])
                 relabel(db, {i: changed[i] for i in ids if i in changed})
-                add_batch(db, Counter(w for i in ids if i in latest for w in story_words(latest[i])))
+                written = [latest[i] for i in ids if i in latest]
+                add_batch(db, Counter(w for story in written for w in story_words(story)), len(written))
 
             return write
 
@@ -440,6 +447,32 @@ class XapianEngine:
             self._write(shard, work(ids))
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def regroup(self) -> GroupingSummary:
+        """Group the versions of stories on different shards (``search-service index --shard`` groups within one).
+
+        Reads every shard (all must answer: :class:`EngineUnavailable`
+        otherwise), settles the groups (:func:`.groups.cross_shard_changes`)
+        and writes the changed labels, each on its story's shard.  Run it
+        once the shards' indexers are done; a story written during the run
+        is grouped as it is written, as always.
+        """
+        started = time.perf_counter()
+
+        def changes(view: View) -> tuple[dict[str, str], int]:
+            if view.failed:
+                raise EngineUnavailable(
+                    f"{view.failed} of {view.total} shards did not answer; versions can only be grouped over all of them"
+                )
+            return cross_shard_changes(view.db)
+
+        labels, looked = self._read(changes)
+        by_shard: dict[int, dict[str, str]] = {}
+        for story_id, label in labels.items():
+            by_shard.setdefault(shard_of(story_id, self.store.count), {})[story_id] = label
+        for shard, changed in sorted(by_shard.items()):
+            self._write(shard, partial(relabel, labels=changed))
+        return GroupingSummary(looked, len(labels), time.perf_counter() - started)
 
     def delete(self, story_id: str) -> bool:
         """Delete one story by id from its shard; False if there was none."""
@@ -461,17 +494,30 @@ class XapianEngine:
                 "a frontend over shards does not index files: run `search-service index PATH --shard I/N` "
                 "on each shard's host (docs/scale-out.md)"
             )
-        return self._write(0, lambda db: index_paths(db, paths, self.shard, progress))
+        reader = xapian.Database(str(self.store.path))
+        try:
+            return self._write(0, lambda db: index_paths(db, reader, paths, self.shard, progress))
+        finally:
+            reader.close()
 
     def close(self) -> None:
         """Connections close with their threads; nothing to release here."""
 
 
 class _Words(xapian.ExpandDecider):
-    """Unprefixed terms only (words from any field), for related stories."""
+    """Key terms for related stories, as the Whoosh engine takes them: unprefixed terms (words from any
+    field), not common words, in at least two stories (a word only this story has finds nothing else)
+    and in at most :data:`~search_service.similarity.RELATED_COMMON_SHARE` of them."""
+
+    def __init__(self, db: xapian.Database) -> None:
+        super().__init__()
+        self.db = db
+        self.most = RELATED_COMMON_SHARE * db.get_doccount()
 
     def __call__(self, term: bytes) -> bool:
-        return not term[:1].isupper()
+        if term[:1].isupper() or is_common(term.decode()):
+            return False
+        return 2 <= self.db.get_termfreq(term) <= self.most
 
 
 def _placed(grouper: Grouper, stories: dict[str, Story]) -> tuple[Grouper, dict[str, xapian.Document]]:

@@ -16,7 +16,11 @@ writer applies at commit (:func:`relabel`).
 Where the candidates are found decides which versions are grouped: the
 write API of a frontend sees every shard; ``search-service index --shard``
 sees its own shard only, so there versions of one story that hash to
-different shards are not grouped (see docs/scale-out.md).
+different shards are not grouped until :func:`cross_shard_changes` (run by
+``search-service group`` over every shard, see docs/scale-out.md) finds
+them: every band hash that more than one story has, over all shards, and
+the stories that have them and their groups' stories, grouped by
+:func:`search_service.grouping.regroup`.
 """
 
 from __future__ import annotations
@@ -27,49 +31,49 @@ from collections.abc import Iterable
 import numpy as np
 import xapian
 
-from ...grouping import Candidate, join
-from .document import GROUP, ID, SLOT_GROUP, SLOT_GROUP_MONTH, SLOT_MONTH, band_terms, story_signature
+from ...grouping import Candidate, join, regroup
+from .document import BAND, GROUP, ID, SLOT_GROUP, SLOT_GROUP_MONTH, SLOT_MONTH, band_terms, story_signature
+
+#: Terms per query when stories are fetched by band or group (a query of many terms, not one a term).
+FETCH_TERMS = 2_000
 
 
 class Grouper:
     """The groups of stories being written, as read from ``reader`` and this batch.
 
-    With ``writer`` (the database being written, which is also the reader),
-    each story is written before the next is placed and label changes are
-    written at once.  Without, the batch's stories and label changes are
-    kept here until the caller writes them (:attr:`batch`, :meth:`changed`).
+    The batch's stories and label changes are kept here until the caller
+    writes them (:attr:`batch`, :meth:`changed`): the reader is never the
+    database being written (a query there between writes slows Xapian's writes).
     """
 
-    def __init__(self, reader: xapian.Database, writer: xapian.WritableDatabase | None = None) -> None:
+    def __init__(self, reader: xapian.Database, gone: set[str] | None = None) -> None:
         self.reader = reader
-        self.writer = writer
+        #: Stories the reader still has that are deleted (not candidates, unless written again in this batch).
+        self.gone = gone or set()
         #: Stories of this batch not yet visible to the reader, by id.
         self.batch: dict[str, Candidate] = {}
         self._bands: dict[str, set[str]] = {}
         #: Stories whose label this batch changed, by id.
         self._labels: dict[str, str] = {}
 
-    def place(self, story_id: str, doc: xapian.Document) -> None:
-        """Settle the group of the story ``doc`` is (its label set on ``doc``), before it is written."""
+    def place(self, story_id: str, doc: xapian.Document) -> str | None:
+        """Settle the group of the story ``doc`` is (its label set on ``doc``), before it is written; its label."""
         signature = story_signature(doc)
         self._labels.pop(story_id, None)
         self._forget(story_id)
         if signature is None:
-            return
+            return None
         joined = join(story_id, signature, self._candidates(story_id, signature))
         if joined.label is not None:
             set_label(doc, joined.label)
             changes = dict.fromkeys([m for old in joined.merged for m in self._members(old)], joined.label)
             changes.update(dict.fromkeys(joined.adopted, joined.label))
-            if self.writer is not None:
-                relabel(self.writer, changes)
-            else:
-                for member, label in changes.items():
-                    self._relabel(member, label)
-        if self.writer is None:
-            self.batch[story_id] = Candidate(story_id, signature, joined.label)
-            for term in band_terms(signature):
-                self._bands.setdefault(term, set()).add(story_id)
+            for member, label in changes.items():
+                self._relabel(member, label)
+        self.batch[story_id] = Candidate(story_id, signature, joined.label)
+        for term in band_terms(signature):
+            self._bands.setdefault(term, set()).add(story_id)
+        return joined.label
 
     def changed(self) -> dict[str, str]:
         """Stories written before this batch whose label it changed: id -> label."""
@@ -93,14 +97,15 @@ class Grouper:
         for doc in _documents(self.reader, xapian.Query(xapian.Query.OP_OR, bands)):
             other = _story_id(doc)
             sig = story_signature(doc)
-            if other not in found and other not in self.batch and other != story_id and sig is not None:
+            known = other in found or other in self.batch or other in self.gone
+            if not known and other != story_id and sig is not None:
                 found[other] = Candidate(other, sig, self._labels.get(other) or label_of(doc))
         return list(found.values())
 
     def _members(self, label: str) -> list[str]:
         """Ids of the stories labelled ``label``, this batch's changes included."""
         found = {_story_id(doc) for doc in _documents(self.reader, xapian.Query(GROUP + label))}
-        found = {i for i in found if i not in self.batch and self._labels.get(i, label) == label}
+        found = {i for i in found - self.gone if i not in self.batch and self._labels.get(i, label) == label}
         found |= {c.id for c in self.batch.values() if c.label == label}
         return sorted(found | {i for i, x in self._labels.items() if x == label})
 
@@ -123,6 +128,31 @@ def relabel(db: xapian.WritableDatabase, labels: dict[str, str]) -> None:
             doc = db.get_document(posting.docid)
             set_label(doc, label)
             db.replace_document(posting.docid, doc)
+
+
+def cross_shard_changes(db: xapian.Database) -> tuple[dict[str, str], int]:
+    """The labels to change so that versions anywhere in ``db`` (every shard) are grouped, and the stories looked at."""
+    shared = [item.term.decode() for item in db.allterms(BAND) if item.termfreq > 1]
+    stories: dict[str, Candidate] = {}
+    for first in range(0, len(shared), FETCH_TERMS):
+        for doc in _documents(db, xapian.Query(xapian.Query.OP_OR, shared[first : first + FETCH_TERMS])):
+            signature = story_signature(doc)
+            if signature is not None:
+                stories[_story_id(doc)] = Candidate(_story_id(doc), signature, label_of(doc))
+    labels = sorted({c.label for c in stories.values() if c.label is not None})
+    for first in range(0, len(labels), FETCH_TERMS):
+        for group in members(db, labels[first : first + FETCH_TERMS]).values():
+            for doc in group:
+                signature = story_signature(doc)
+                if signature is not None:
+                    stories.setdefault(_story_id(doc), Candidate(_story_id(doc), signature, label_of(doc)))
+    by_band: dict[str, list[str]] = {}
+    wanted = set(shared)
+    for story in stories.values():
+        for term in band_terms(story.signature):
+            if term in wanted:
+                by_band.setdefault(term, []).append(story.id)
+    return regroup(stories, by_band.values()), len(stories)
 
 
 def members(db: xapian.Database, labels: Iterable[str]) -> dict[str, list[xapian.Document]]:
@@ -158,4 +188,4 @@ def _documents(db: xapian.Database, query: xapian.Query) -> list[xapian.Document
     return [item.document for item in mset]
 
 
-__all__ = ["Grouper", "label_of", "members", "relabel", "set_label"]
+__all__ = ["Grouper", "cross_shard_changes", "label_of", "members", "relabel", "set_label"]

@@ -4,8 +4,8 @@ As the Whoosh engine's words files (one per segment): each indexing run or
 write adds a batch, the stories' words as they spell them
 (:func:`search_service.vocabulary.story_words`) with how many of the
 batch's stories have each, under a metadata key of its own
-(:data:`BATCH_PREFIX` and a number), committed with the stories.  Past
-:data:`MAX_BATCHES` batches, the batches are summed into one.  As in
+(:mod:`.batches`), committed with the stories; batches are summed as
+they accumulate, so a database keeps about ``log2`` of its batches.  As in
 Whoosh, a count includes stories deleted or rewritten since their batch was
 written.
 
@@ -29,48 +29,40 @@ import numpy as np
 import xapian
 
 from ...vocabulary import Vocabulary, WordCounts
+from . import batches
 
-#: Metadata keys: the batches' numbers, and each batch.
+#: The metadata key of the batches (:mod:`.batches`).
 BATCHES_KEY = "search_service_words"
-BATCH_PREFIX = "search_service_words_"
-#: More batches than this are summed into one when the next is written.
-MAX_BATCHES = 32
 #: A frontend looks for new batches when the collection's size changed, or after this many seconds.
 WORDS_TTL = 60.0
 
 
-def add_batch(db: xapian.WritableDatabase, counts: Mapping[str, int]) -> None:
-    """Add a batch of ``word -> stories`` counts to ``db`` (committed with the caller's next commit)."""
-    if not counts:
-        return
-    numbers = _numbers(db)
-    number = max(numbers, default=0) + 1  # never one a reader may have cached
-    if len(numbers) >= MAX_BATCHES:
-        total: Counter[str] = Counter()
-        for number in numbers:
-            total.update(_read(db, number))
-            db.set_metadata(f"{BATCH_PREFIX}{number}", "")
-        total.update(counts)
-        counts, numbers = total, []
+def add_batch(db: xapian.WritableDatabase, counts: Mapping[str, int], stories: int) -> None:
+    """Add a batch of ``word -> stories`` counts, of ``stories`` stories, to ``db`` (committed with the caller's next commit)."""
+    if counts:
+        batches.add(db, BATCHES_KEY, _encoded(counts), stories, _summed)
+
+
+def _encoded(counts: Mapping[str, int]) -> bytes:
     buffer = io.BytesIO()
     words = sorted(counts)
     blob = np.frombuffer("\n".join(words).encode("utf-8"), dtype=np.uint8)
     np.savez(buffer, words=blob, counts=np.array([counts[w] for w in words], dtype=np.int32))
-    db.set_metadata(f"{BATCH_PREFIX}{number}", buffer.getvalue())
-    db.set_metadata(BATCHES_KEY, " ".join(str(n) for n in [*numbers, number]))
+    return buffer.getvalue()
 
 
-def _numbers(db: xapian.Database) -> list[int]:
-    return [int(n) for n in db.get_metadata(BATCHES_KEY).decode().split()]
-
-
-def _read(db: xapian.Database, number: int) -> dict[str, int]:
-    blob = db.get_metadata(f"{BATCH_PREFIX}{number}")
+def _decoded(blob: bytes) -> dict[str, int]:
     if not blob:
         return {}
     with np.load(io.BytesIO(blob)) as data:
         text = data["words"].tobytes().decode("utf-8")
         return dict(zip(text.split("\n") if text else [], data["counts"].tolist()))
+
+
+def _summed(older: bytes, newer: bytes) -> bytes:
+    total = Counter(_decoded(older))
+    total.update(_decoded(newer))
+    return _encoded(total)
 
 
 class Dictionary:
@@ -90,13 +82,13 @@ class Dictionary:
             if state == self._state and now - self._checked < WORDS_TTL:
                 return self._current
             known = self._current.batches
-            batches = {}
+            counts = {}
             for n, db in enumerate(shards):
-                for number in _numbers(db):
+                for number, _ in batches.numbered(db, BATCHES_KEY):
                     # By the database's UUID too: a rebuilt shard numbers its batches from 1 again.
                     name = f"{n}:{number}:{db.get_uuid()}"
-                    batches[name] = known.get(name) or WordCounts.of(_read(db, number))
-            self._current = Vocabulary(batches, self._current)
+                    counts[name] = known.get(name) or WordCounts.of(_decoded(batches.read(db, BATCHES_KEY, number)))
+            self._current = Vocabulary(counts, self._current)
             self._state, self._checked = state, now
             return self._current
 
