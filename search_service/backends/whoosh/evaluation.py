@@ -227,24 +227,34 @@ class Evaluation:
         unless its words are common and the sample's blocks say it is in
         :data:`.blocks.ESTIMATE_FROM` stories or more: then its block maxima
         are the sums of its words', and it is checked only in the blocks scored.
+        Which way is chosen by how many stories have each word (counted once a
+        commit): a phrase evaluated whole never scores its words' every story.
         """
         first = word.subqueries[0]
-        texts = [_text(w) for w in first.words] if isinstance(first, wq.Phrase) else [_text(first.text)]
-        scored = [self._scored_word(word, text) for text in texts]
-        blocks, maxima = scored[0].blocks, scored[0].maxima.astype(np.float64)
-        if len(scored) == 1:
-            return _Item(word, scored, blocks, maxima, scored[0].with_word)
-        for other in scored[1:]:  # a phrase: blocks with all its words, the sum of their maxima
-            mine, theirs = _lookup(blocks, other.blocks)
-            blocks, maxima = blocks[mine], maxima[mine] + other.maxima[theirs[mine]]
-        item = _Item(word, scored, blocks, maxima, min(s.with_word for s in scored))
-        if item.most >= ESTIMATE_FROM:
-            item.sample = self._item_in(item, sample_blocks(self.corpus.size))
-            if len(item.sample.ids) * sample_share(self.corpus.alive) >= ESTIMATE_FROM:
+        if not isinstance(first, wq.Phrase):
+            scored = self._scored_word(word, _text(first.text))
+            return _Item(word, [scored], scored.blocks, scored.maxima.astype(np.float64), scored.with_word)
+        texts = [_text(w) for w in first.words]
+        if min(self._stories_with(_fields(word), text) for text in texts) >= ESTIMATE_FROM:
+            item = self._phrase_by_blocks(word, texts)
+            if item is not None:
                 return item
         found = self.found(word)
         whole = ScoredWord.of(found.ids, found.scores, found.scores)
-        return _Item(word, scored, whole.blocks, whole.maxima.astype(np.float64), len(found.ids), whole=whole)
+        return _Item(word, [], whole.blocks, whole.maxima.astype(np.float64), len(found.ids), whole=whole)
+
+    def _phrase_by_blocks(self, word: Word, texts: list[str]) -> _Item | None:
+        """A phrase of common words bounded in each block by the sum of its words' maxima, with the
+        stories it matches in the sample's blocks; None if those say it is in fewer than
+        :data:`.blocks.ESTIMATE_FROM` stories."""
+        scored = [self._scored_word(word, text) for text in texts]
+        blocks, maxima = scored[0].blocks, scored[0].maxima.astype(np.float64)
+        for other in scored[1:]:  # blocks with all its words, the sum of their maxima
+            mine, theirs = _lookup(blocks, other.blocks)
+            blocks, maxima = blocks[mine], maxima[mine] + other.maxima[theirs[mine]]
+        item = _Item(word, scored, blocks, maxima, min(s.with_word for s in scored))
+        item.sample = self._item_in(item, sample_blocks(self.corpus.size))
+        return item if len(item.sample.ids) * sample_share(self.corpus.alive) >= ESTIMATE_FROM else None
 
     def _item_in(self, item: _Item, blocks: np.ndarray) -> Found:
         """The stories of ``blocks`` (ascending) the word or phrase matches, and its scores there."""
