@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import pickle
 import random
 import subprocess
 import sys
@@ -325,3 +326,24 @@ def test_the_lock_fd_is_the_locked_file(tmp_path: Path) -> None:
     with open(tmp_path / "index" / "MAIN_WRITELOCK") as other, pytest.raises(BlockingIOError):
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
     writer.cancel()
+
+
+class _CountedReads(internals._MemoryFile):
+    reads = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.reads += 1
+        return super().read(size)
+
+
+def test_a_compound_part_file_gives_pickle_whole_objects_in_one_read_each() -> None:
+    """Whoosh unpickles each posting block's header from the segment's file; pickle asks ``peek``
+    first, so a header is one ``read`` (without it, one per opcode: ~20), and larger objects still
+    read back whole, the file left just past each."""
+    header = (64, 1234, 2.5, 0, 3, 1, 1.0, 0)  # a block header's shape: counts, ids, weights
+    objects = [header, list(range(500)), {"a": b"x" * 1000, "b": 2.5}, "tail"]
+    data = b"".join(pickle.dumps(o, p) for o, p in zip(objects, (2, 4, 2, 5)))
+    file = _CountedReads(memoryview(data))
+    assert pickle.load(file) == header and file.reads == 1
+    assert [pickle.load(file) for _ in objects[1:]] == objects[1:]
+    assert file.tell() == len(data)

@@ -96,6 +96,10 @@ def _loaded_bytes(reader: Any) -> array:
     return data
 
 
+#: What :meth:`_MemoryFile.peek` shows: more than a posting block's pickled header.
+_PEEK = 256
+
+
 class _MemoryFile:
     """A read-only file over a memoryview that copies only what is read.
 
@@ -113,6 +117,11 @@ class _MemoryFile:
         data = bytes(self._buf[self._pos : end])
         self._pos = max(self._pos, end)
         return data
+
+    def peek(self, size: int = 0) -> bytes:
+        """Up to :data:`_PEEK` bytes from the position on, not consumed (``size`` is only a hint, as
+        for ``io.BufferedReader.peek``): pickle reads a block's header, some 60 bytes, in one call, not ~20."""
+        return bytes(self._buf[self._pos : self._pos + _PEEK])
 
     def readline(self, size: int | None = -1) -> bytes:
         limit = len(self._buf) if size is None or size < 0 else min(len(self._buf), self._pos + size)
