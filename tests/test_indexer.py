@@ -31,6 +31,12 @@ from conftest import PROCESS_TIMEOUT, Summary, generate_stories, parse_summary, 
 pytestmark = pytest.mark.slow  # real indexer processes, killed and interrupted
 
 
+def _as_from_a_terminal() -> None:
+    """Give Ctrl-C its default action, as a command typed at a terminal has it: tests run from a
+    background job (``nohup ... &``) inherit SIGINT ignored, and Python then never raises on it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli_process(*args: str, **kwargs: object) -> subprocess.Popen[str]:
     """Start ``search-service ARGS`` in its own session (so a test can signal it like a terminal does)."""
     return subprocess.Popen(
@@ -39,6 +45,7 @@ def cli_process(*args: str, **kwargs: object) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=_as_from_a_terminal,
         **kwargs,  # type: ignore[call-overload]
     )
 
