@@ -21,8 +21,9 @@ others.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -69,6 +70,32 @@ def join(story_id: str, signature: np.ndarray | None, candidates: Iterable[Candi
     return Joined(label, tuple(labels[1:]), tuple(sorted(c.id for c in versions if c.label is None)))
 
 
+_T = TypeVar("_T", bound=Hashable)
+
+
+class UnionFind(Generic[_T]):
+    """Disjoint sets (union-find with path halving); each set's root is its smallest member by ``key``."""
+
+    def __init__(self, key: Callable[[_T], Any] = lambda x: x) -> None:
+        self.parent: dict[_T, _T] = {}
+        self._key = key
+
+    def find(self, x: _T) -> _T:
+        """The root of ``x``'s set (``x`` alone, if it is new)."""
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: _T, b: _T) -> None:
+        """Join the sets of ``a`` and ``b``."""
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            keep, drop = sorted((ra, rb), key=self._key)
+            self.parent[drop] = keep
+
+
 def regroup(stories: Mapping[str, Candidate], shared: Iterable[Iterable[str]]) -> dict[str, str]:
     """The stories whose label changes when every story joins its versions among ``stories``: id -> new label.
 
@@ -80,19 +107,7 @@ def regroup(stories: Mapping[str, Candidate], shared: Iterable[Iterable[str]]) -
     are transitive and each takes the first of its labels in sorted order,
     or a new one.
     """
-    parent = {i: i for i in stories}
-
-    def root(i: str) -> str:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def union(a: str, b: str) -> None:
-        a, b = root(a), root(b)
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-
+    sets: UnionFind[str] = UnionFind()
     for ids in shared:
         found = sorted(i for i in set(ids) if i in stories)
         if len(found) < 2:
@@ -101,14 +116,14 @@ def regroup(stories: Mapping[str, Candidate], shared: Iterable[Iterable[str]]) -
         for n in range(len(found) - 1):
             agree = (signatures[n + 1 :] == signatures[n]).sum(axis=1)
             for other in np.flatnonzero(agree / PERMUTATIONS >= THRESHOLD).tolist():
-                union(found[n], found[n + 1 + other])
+                sets.union(found[n], found[n + 1 + other])
     first: dict[str, str] = {}
     for story in stories.values():
         if story.label is not None:
-            union(story.id, first.setdefault(story.label, story.id))
+            sets.union(story.id, first.setdefault(story.label, story.id))
     groups: dict[str, list[str]] = {}
     for story_id in stories:
-        groups.setdefault(root(story_id), []).append(story_id)
+        groups.setdefault(sets.find(story_id), []).append(story_id)
     changes = {}
     for ids in groups.values():
         if len(ids) > 1:
@@ -118,4 +133,4 @@ def regroup(stories: Mapping[str, Candidate], shared: Iterable[Iterable[str]]) -
     return changes
 
 
-__all__ = ["Candidate", "Joined", "join", "new_label", "regroup"]
+__all__ = ["Candidate", "Joined", "UnionFind", "join", "new_label", "regroup"]

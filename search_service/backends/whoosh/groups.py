@@ -50,6 +50,7 @@ from whoosh import fields
 from whoosh.reading import IndexReader, TermNotFound
 
 from ...duplicates import BANDS, PERMUTATIONS, THRESHOLD, band_hashes, signature, similarity
+from ...grouping import UnionFind
 from .internals import posting_blocks
 
 _GROUPS = "search_service_groups_"
@@ -137,31 +138,6 @@ def remove_older(folder: str | os.PathLike[str], keep: int) -> None:
                 path.unlink(missing_ok=True)
 
 
-class _Labels:
-    """Union-find over the run's new stories (row numbers) and committed group labels (strings).
-
-    A component's root is a committed label if it has any (the smallest), so
-    committed groups keep their label; a new story that matches two
-    committed groups merges them under one.
-    """
-
-    def __init__(self) -> None:
-        self.parent: dict[int | str, int | str] = {}
-
-    def find(self, x: int | str) -> int | str:
-        self.parent.setdefault(x, x)
-        while self.parent[x] != x:
-            self.parent[x] = self.parent[self.parent[x]]
-            x = self.parent[x]
-        return x
-
-    def union(self, a: int | str, b: int | str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            keep, drop = sorted((ra, rb), key=lambda r: (isinstance(r, int), str(r)))
-            self.parent[drop] = keep
-
-
 def assign(reader: IndexReader, previous: Table, new: Sequence[tuple[str, np.ndarray | None]]) -> Table:
     """The table after adding the ``new`` stories (id, signature) to the committed ones read by ``reader``.
 
@@ -181,7 +157,9 @@ def assign(reader: IndexReader, previous: Table, new: Sequence[tuple[str, np.nda
     ids = [story_id for story_id, _ in signed]
     full = np.stack([sig for _, sig in signed])
     hashed, signatures = narrow(band_hashes(full)), stored_form(full)
-    labels = _Labels()
+    # A set's root is a committed label if it has any (the smallest), so committed groups keep their
+    # label; a new story (a row number) that matches two committed groups merges them under one.
+    labels: UnionFind[int | str] = UnionFind(key=lambda r: (isinstance(r, int), str(r)))
     used = set(groups.values())
     for i, old_id in _sharing_with_committed(hashed, old_bands, old_ids):
         old_sig = _stored_signature(reader, old_id)
