@@ -21,8 +21,8 @@ from search_service.backends.xapian import batches
 from search_service.backends.xapian import groups as groups_module
 from search_service.backends.xapian.document import BAND, fields_of
 from search_service.backends.xapian.groups import label_of, shared_bands
-from search_service.duplicates import BANDS
 from search_service.backends.xapian.indexer import MANIFEST_KEY, index_paths
+from search_service.duplicates import BANDS
 from search_service.model import IndexSummary
 
 
