@@ -3,7 +3,7 @@
 Whoosh's matchers step through postings one Python call at a time; here a
 term's postings in one segment are read a whole block at a time
 (:func:`.internals.posting_blocks`) into arrays of document numbers and
-frequencies (:class:`Postings`, 8 bytes a posting).  Their positions are
+frequencies (:class:`Postings`, 5 bytes a posting).  Their positions are
 read apart, only for a phrase (:class:`Positions`, decoded with array
 operations by :func:`.internals.decode_position_values`), so the words of
 free text, most queries, are kept without them: four to five times as many
@@ -40,8 +40,9 @@ _Item = TypeVar("_Item", bound=Sized)
 
 @dataclass
 class Postings:
-    """One segment's postings of a term: document numbers (ascending, int32) and frequencies (float32,
-    as Whoosh stores them: :attr:`weights` gives them as float64, the type scores are computed in)."""
+    """One segment's postings of a term: document numbers (ascending, int32) and frequencies (uint8
+    when they are all whole numbers under 256, as a rule, else float32 as Whoosh stores them:
+    :attr:`weights` gives them as float64, the type scores are computed in)."""
 
     ids: np.ndarray
     tfs: np.ndarray
@@ -145,7 +146,7 @@ def joined_positions_at(parts: list[Positions], bounds: np.ndarray, at: np.ndarr
 class PostingsCache:
     """A thread-safe LRU of decoded postings and positions, bounded in bytes (their ``nbytes``).
 
-    A posting costs 8 bytes (document number, frequency); a phrase's words
+    A posting costs 5 bytes (document number, frequency); a phrase's words
     add 4 bytes a posting and 2 a position.
     """
 
@@ -209,10 +210,16 @@ def _read(leaf, fieldname: str, text: str | bytes, positions: bool) -> tuple[Pos
         if positions:
             values.extend(block_values or [b""] * len(deltas))
     if id_parts:
-        postings = Postings(np.concatenate(id_parts), np.concatenate(tf_parts))
+        postings = Postings(np.concatenate(id_parts), _narrow(np.concatenate(tf_parts)))
     else:
         postings = Postings(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
     return postings, _decoded(values) if positions else None
+
+
+def _narrow(tfs: np.ndarray) -> np.ndarray:
+    """Frequencies in one byte each when they are all whole numbers under 256 (as a rule), else as they are."""
+    narrow = tfs.astype(np.uint8)
+    return narrow if np.array_equal(narrow, tfs) else tfs
 
 
 def _decoded(values: list[bytes]) -> Positions:
