@@ -601,7 +601,7 @@ def _plain(q: wq.Query) -> bool:
 
 @dataclass
 class _Item:
-    """A word or phrase of free text (:meth:`Evaluation._item`): its scored words, the blocks where it
+    """A word or phrase of free text (:meth:`Evaluation._item`): its words, the blocks where it
     may match and a bound of its score in each, and at most how many stories it matches (for a word
     or a phrase evaluated whole, exactly how many)."""
 
