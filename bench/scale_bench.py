@@ -21,7 +21,10 @@ is kept for later runs.  Each run then:
    client, ``serve --workers 2``, after one warm-up pass; FTS5 in-process,
    top 10 with highlight and snippet plus a count;
 4. loads the server with 16 clients flat out (wrk if installed, else the
-   Python client) and reports req/s, errors and the workers' memory after;
+   Python client), twice: the three classes' queries (the issue's goal), then
+   those and 100 more of each of two classes of common words (three words
+   with a common one, only common words: searched as a phrase, the dearest);
+   reports req/s and errors of each, and the workers' memory after;
 5. adds 1,000 new stories and times that run and the first query after it.
 """
 
@@ -330,7 +333,7 @@ def build(corpus: Path, index: Path, fts5_path: Path, procs: int | None) -> list
 
 
 def drawn_queries(headlines: list[str], per_class: int) -> dict[str, list[str]]:
-    """The queries of every class (those timed over HTTP and two more wrk sends), drawn from the headlines."""
+    """The queries of every class (those timed over HTTP, and two more the second load sends), drawn from the headlines."""
     sample = random.Random(1).sample(headlines, min(len(headlines), 200_000))
     return sample_queries([{"headline": h} for h in sample], per_class, seed=1)
 
@@ -395,18 +398,19 @@ def serve_and_query(corpus: Path, index: Path, fts5_path: Path, headlines: list[
         print()
         print(f"{args.per_class} queries per class, warm; ours over HTTP, one client; FTS5 in-process, top 10 + count")
         print(table(["class", "ours p50 ms", "ours p99 ms", "refused", "FTS5 p50 ms", "FTS5 p99 ms"], rows))
-        paths = http_paths(queries, 1)
-        figures = run_wrk(server, paths, 16, args.seconds) if shutil.which("wrk") else None
-        client = "wrk"
-        if figures is None:
-            figures, client = run_python(server, paths, 16, args.seconds, 1), "Python client"
-        memory = server.memory_kib()
         print()
-        print(
-            f"16 clients flat out ({client}, {args.seconds:.0f} s, --workers {args.workers}): "
-            f"{figures['requests'] / figures['seconds']:.1f} req/s, p50 {figures['p50']:.0f} ms, "
-            f"p99 {figures['p99']:.0f} ms, {int(figures['errors'])} errors"
-        )
+        for name, sent in (("the classes above", {c: queries[c] for c in CLASSES}), ("every class", queries)):
+            paths = http_paths(sent, 1)
+            figures = run_wrk(server, paths, 16, args.seconds) if shutil.which("wrk") else None
+            client = "wrk"
+            if figures is None:
+                figures, client = run_python(server, paths, 16, args.seconds, 1), "Python client"
+            print(
+                f"16 clients flat out, {name} ({client}, {args.seconds:.0f} s, --workers {args.workers}): "
+                f"{figures['requests'] / figures['seconds']:.1f} req/s, p50 {figures['p50']:.0f} ms, "
+                f"p99 {figures['p99']:.0f} ms, {int(figures['errors'])} errors"
+            )
+        memory = server.memory_kib()
         print(
             f"server memory after: RssAnon {memory.get('RssAnon', 0) / 1024:.0f} MiB, "
             f"VmRSS {memory.get('VmRSS', 0) / 1024:.0f} MiB (parent and {args.workers} workers together)"
