@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from datetime import date
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from search_service.backends.whoosh import WhooshEngine
 from search_service.backends.whoosh.evaluation import Evaluation
 from search_service.backends.whoosh.query import parse
-from search_service.model import SearchRequest
+from search_service.model import QueryTimeout, SearchRequest
 from search_service.stories import Story
 
 #: Free text of two and three words, frequent and rare, as people type it.
@@ -98,3 +99,20 @@ def test_a_field_phrase_scores_only_where_its_words_are_adjacent(tmp_path: Path)
     assert set(with_phrase) == {"together", "apart", "neither"}
     assert with_phrase["apart"] == alone["apart"] and with_phrase["neither"] == alone["neither"]
     assert with_phrase["together"] > alone["together"] and not math.isinf(with_phrase["together"])
+
+
+def test_the_time_limit_counts_the_query_s_work_not_waiting(sample_index: Path) -> None:
+    """A query that waited (for a core, for the interpreter, under load) is answered; one that worked past the limit is refused."""
+    engine = WhooshEngine(sample_index)
+    view = engine._view()
+    corpus = engine._corpus_of(view.searcher)
+    query = parse('"the market"', engine._parser, view.searcher, engine.limits).query
+    waited = Evaluation(view.searcher, corpus, 0.05)
+    time.sleep(0.1)
+    waited.found(query)  # no QueryTimeout: it slept, it did not work
+    worked = Evaluation(view.searcher, corpus, 0.05)
+    started = time.thread_time()
+    while time.thread_time() - started < 0.1:
+        pass
+    with pytest.raises(QueryTimeout):
+        worked.found(query)
