@@ -90,6 +90,7 @@ PRIVATE_MEMBERS = [
     (whoosh3.W3PerDocReader, "_cached_reader", ["self", "fieldname", "column"]),
     (whoosh3.W3LeafMatcher, "_read_data", ["self"]),
     (whoosh3.W3LeafMatcher, "_next_block", ["self"]),
+    (whoosh3.W3LeafMatcher, "_goto", ["self", "position"]),
     (wq.MultiTerm, "_btexts", ["self", "ixreader"]),
 ]
 
@@ -191,7 +192,7 @@ def test_posting_blocks_hold_what_whooshs_matcher_returns(index: Path) -> None:
                 if ("body", term) not in leaf:
                     continue
                 ids, weights, values = [], [], []
-                for deltas, block_weights, block_values in internals.posting_blocks(leaf, "body", term):
+                for _, deltas, block_weights, block_values in internals.posting_blocks(leaf, "body", term):
                     ids.extend(np.cumsum(deltas).tolist())
                     weights.extend(
                         [block_weights] * len(deltas) if not hasattr(block_weights, "__len__") else list(block_weights)
@@ -205,6 +206,21 @@ def test_posting_blocks_hold_what_whooshs_matcher_returns(index: Path) -> None:
                     expected.append((matcher.id(), matcher.weight(), matcher.value()))
                     matcher.next()
                 assert list(zip(ids, [float(w or 1.0) for w in weights], values)) == expected
+
+
+def test_a_blocks_values_are_read_again_alone_from_where_posting_blocks_says_it_is(tmp_path: Path) -> None:
+    """Some blocks' values, read alone (block_values), are those the whole reading gave (posting_blocks)."""
+    stories = [Story(f"z{i}", f"Zinc {i}", f"zinc output {i} " * (1 + i % 3), None, "t") for i in range(700)]
+    add_stories(tmp_path / "index", stories)
+    delete_story(tmp_path / "index", "z5")  # a segment with deletions: its matcher comes wrapped
+    with open_index(tmp_path / "index").searcher() as searcher:
+        leaf, _ = next(iter(searcher.reader().leaf_readers()))
+        assert leaf.has_deletions()
+        blocks = list(internals.posting_blocks(leaf, "body", "zinc"))
+        assert len(blocks) > 4
+        some = [1, 2, len(blocks) - 1]  # not the first block (where the postings start), and the last
+        again = internals.block_values(leaf, "body", "zinc", [blocks[b][0] for b in some])
+        assert [list(values or []) for values in again] == [list(blocks[b][3]) for b in some]
 
 
 def test_length_codes_and_dates_read_as_arrays_equal_whooshs_values(index: Path) -> None:

@@ -56,7 +56,15 @@ from ...similarity import bm25f
 from .blocks import ESTIMATE_FROM, ScoredWord, block_count, sample_blocks, sample_share
 from .corpus import Corpus
 from .internals import expansions
-from .postings import JoinedPostings, Postings, joined_positions_at, read_both, read_positions, read_postings
+from .postings import (
+    NO_POSTINGS,
+    JoinedPostings,
+    Positions,
+    Postings,
+    joined_positions_at,
+    read_positions_at,
+    read_postings,
+)
 from .query import EveryStory, Word
 from .schema import TEXT_FIELDS
 
@@ -126,7 +134,6 @@ class Evaluation:
         self._postings: dict[tuple[str, str], JoinedPostings] = {}
         self._with_term: dict[tuple[tuple[str, ...], str], int] = {}
         self._leaves: dict[tuple[str, str], list[Any]] = {}  # the segments with a term read
-        self._phrase_words: set[tuple[str, str]] = set()  # (field, word) of the phrases evaluated
 
     def _read(self, fieldname: str, text: str | bytes) -> JoinedPostings:
         """A term's postings, read once per query even when the shared cache has no room for them."""
@@ -155,25 +162,16 @@ class Evaluation:
         return JoinedPostings(parts)
 
     def _postings_in(self, leaf: Any, fieldname: str, text: str) -> Postings:
-        """A segment's postings of a term (empty when it has none); a phrase's words' positions
-        are read with them and kept in the shared cache, as :meth:`_positions_at` asks."""
-        if (fieldname, text) not in leaf:
-            return Postings(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
-        if (fieldname, text) not in self._phrase_words:
-            return read_postings(leaf, fieldname, text)
-        postings, positions = read_both(leaf, fieldname, text)
-        self.corpus.cache.get((leaf.segment().segment_id(), fieldname, text, "positions"), lambda: positions)
-        return postings
+        """A segment's postings of a term (empty when it has none)."""
+        return read_postings(leaf, fieldname, text) if (fieldname, text) in leaf else NO_POSTINGS
 
-    def _positions_at(self, fieldname: str, text: str, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The positions of the term's postings ``at`` (ascending, into :meth:`_read`'s), as
-        :meth:`.Positions.positions_at` gives them; each segment's read once and kept in the shared cache."""
+    def _positions_at(self, fieldname: str, text: str, at: np.ndarray) -> Positions:
+        """The positions of the term's postings ``at`` (ascending, into :meth:`_read`'s), read from the
+        posting blocks that hold them only (:func:`.postings.read_positions_at`)."""
         joined = self._read(fieldname, text)
-        parts = []
-        for leaf in self._leaves[(fieldname, text)]:
-            key = (leaf.segment().segment_id(), fieldname, text, "positions")
-            parts.append(self.corpus.cache.get(key, partial(read_positions, leaf, fieldname, text)))
-        return joined_positions_at(parts, joined.bounds, at)
+        leaves = self._leaves[(fieldname, text)]
+        readers = [partial(read_positions_at, leaf, fieldname, text, part) for leaf, part in zip(leaves, joined.parts)]
+        return joined_positions_at(readers, joined.bounds, at)
 
     def _check_time(self) -> None:
         if time.monotonic() > self.deadline:
@@ -181,7 +179,6 @@ class Evaluation:
 
     def found(self, q: wq.Query) -> Found:
         """The live stories ``q`` matches, and their scores."""
-        self._phrase_words |= _phrase_words(q)
         found = self._eval(q)
         return found.take(self.corpus.alive[found.ids])
 
@@ -200,7 +197,6 @@ class Evaluation:
         words = _free_words(q)
         if words is None:
             return self.found(q)
-        self._phrase_words |= _phrase_words(q)
         items = [self._item(w) for w in words]
         scale = q.scale if isinstance(q, wq.Or) and len(words) > 1 else None
         top = self._blocks_top(items, scale, depth)
@@ -527,11 +523,11 @@ class Evaluation:
         for offset, word in enumerate(q.words):
             self._check_time()
             at = _lookup(candidates, self._read(q.fieldname, word).ids)[1]
-            starts, flat = self._positions_at(q.fieldname, _text(word), at)
-            docs = np.repeat(candidates, np.diff(starts))
+            positions = self._positions_at(q.fieldname, _text(word), at)
+            docs = np.repeat(candidates, np.diff(positions.starts))
             # (document, position where the phrase would start) as one integer: ascending
             # and distinct, as the candidates and each posting's positions are
-            found = docs * _POSITION_SPAN + (flat.astype(np.int64) - offset)
+            found = docs * _POSITION_SPAN + (positions.flat.astype(np.int64) - offset)
             keys = found if keys is None else _common(keys, found)
             if keys.size == 0:
                 break
@@ -552,13 +548,6 @@ class Evaluation:
 
     def _fallback(self, q: wq.Query) -> Found:
         return unscored(np.array(sorted(self.searcher.docs_for_query(q)), dtype=np.int64))
-
-
-def _phrase_words(q: wq.Query) -> set[tuple[str, str]]:
-    """The (field, word) of every phrase in ``q``: their positions are read with their postings."""
-    if isinstance(q, wq.Phrase):
-        return {(q.fieldname, _text(w)) for w in q.words}
-    return set().union(*(_phrase_words(c) for c in q.children()))
 
 
 def _free_words(q: wq.Query) -> list[Word] | None:

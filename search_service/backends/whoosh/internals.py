@@ -8,7 +8,8 @@ upgrade that changes them fails there, loudly, and nowhere else.
 * **Version.** Importing this module refuses any other whoosh-reloaded.
 * **Fixes** (:func:`apply_fixes`, called when an index is opened): the
   per-document column cache and compound-file reads, replaced for speed.
-* **Postings** read a block at a time (:func:`posting_blocks`), the
+* **Postings** read a block at a time (:func:`posting_blocks`; the
+  positions of a block alone read again by :func:`block_values`), the
   one-byte field lengths and the ``published`` column read as arrays
   (:func:`length_codes`, :func:`datetime_column`), and a wildcard's
   expansions (:func:`expansions`).  Positions are ours, not Whoosh's
@@ -30,7 +31,7 @@ import pickle
 import struct
 import zlib
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -163,20 +164,37 @@ def apply_fixes() -> None:
 # ---------------------------------------------------------------- reading
 
 
-def posting_blocks(leaf: Any, fieldname: str, text: str | bytes) -> Iterator[tuple[Any, Any, list[bytes] | None]]:
-    """One segment's postings of a term, a block at a time: ``(id deltas, weights, encoded values)``.
+def posting_blocks(leaf: Any, fieldname: str, text: str | bytes) -> Iterator[tuple[int, Any, Any, list[bytes] | None]]:
+    """One segment's postings of a term, a block at a time: ``(where, id deltas, weights, encoded values)``.
 
-    ``weights`` is None (all 1.0), one float for the whole block, or a
-    sequence.  Deleted documents are included: the caller masks them.
+    ``where`` is the block's place in the postings file (:func:`block_values`
+    reads its values again from there alone); ``weights`` is None (all 1.0),
+    one float for the whole block, or a sequence.  Deleted documents are
+    included: the caller masks them.
     """
-    matcher = leaf.postings(fieldname, text)
-    if isinstance(matcher, FilterMatcher):
-        matcher = matcher.child  # a segment with deletions wraps the block matcher
+    matcher = _block_matcher(leaf, fieldname, text)
+    where = matcher._baseoffset
     while matcher.is_active():
         if matcher._data is None:
             matcher._read_data()
-        yield matcher._data
+        yield (where, *matcher._data)
+        where = matcher._nextoffset
         matcher._next_block()
+
+
+def block_values(leaf: Any, fieldname: str, text: str | bytes, where: Iterable[int]) -> Iterator[list[bytes] | None]:
+    """The encoded values of the term's blocks at ``where`` (as :func:`posting_blocks` gives it), each read alone."""
+    matcher = _block_matcher(leaf, fieldname, text)
+    for offset in where:
+        matcher._goto(offset)
+        matcher._read_data()
+        yield matcher._data[2]
+
+
+def _block_matcher(leaf: Any, fieldname: str, text: str | bytes) -> Any:
+    """Whoosh's matcher of the term's postings file, deleted documents included."""
+    matcher = leaf.postings(fieldname, text)
+    return matcher.child if isinstance(matcher, FilterMatcher) else matcher  # a segment with deletions wraps it
 
 
 def length_codes(leaf: Any, fieldname: str) -> np.ndarray | None:
@@ -614,6 +632,7 @@ __all__ = [
     "PostingsFiles",
     "abandon_writer",
     "apply_fixes",
+    "block_values",
     "commit_segments",
     "datetime_column",
     "decode_position_values",
