@@ -61,7 +61,9 @@ from .postings import (
     JoinedPostings,
     Positions,
     Postings,
+    blocks_holding,
     joined_positions_at,
+    read_all_positions,
     read_positions_at,
     read_postings,
 )
@@ -74,6 +76,9 @@ _DENSE_SHARE = 0.1
 _DENSE_LOOKUP = 16
 #: Blocks scored in the first batch of :meth:`Evaluation._blocks_top`; each batch after doubles.
 _FIRST_BATCH = 32
+#: A phrase's candidates in fewer than this share of a word's blocks (in a segment) have their positions
+#: read from those blocks alone, and not kept; else all the word's positions are read and kept.
+_FEW_BLOCKS = 0.5
 #: Larger than any position: (document, position) pairs packed into one integer.
 _POSITION_SPAN = 1 << 32
 
@@ -166,12 +171,24 @@ class Evaluation:
         return read_postings(leaf, fieldname, text) if (fieldname, text) in leaf else NO_POSTINGS
 
     def _positions_at(self, fieldname: str, text: str, at: np.ndarray) -> Positions:
-        """The positions of the term's postings ``at`` (ascending, into :meth:`_read`'s), read from the
-        posting blocks that hold them only (:func:`.postings.read_positions_at`)."""
+        """The positions of the term's postings ``at`` (ascending, into :meth:`_read`'s), each segment's
+        as :meth:`_positions_in` reads them."""
         joined = self._read(fieldname, text)
         leaves = self._leaves[(fieldname, text)]
-        readers = [partial(read_positions_at, leaf, fieldname, text, part) for leaf, part in zip(leaves, joined.parts)]
+        readers = [partial(self._positions_in, leaf, fieldname, text, part) for leaf, part in zip(leaves, joined.parts)]
         return joined_positions_at(readers, joined.bounds, at)
+
+    def _positions_in(self, leaf: Any, fieldname: str, text: str, postings: Postings, at: np.ndarray) -> Positions:
+        """The positions of a segment's postings ``at`` of the term: from the shared cache if it keeps the
+        term's; else, if they are in few of its blocks (:data:`_FEW_BLOCKS`), read from those alone;
+        else all its positions are read, and kept in the cache."""
+        key = (leaf.segment().segment_id(), fieldname, text, "positions")
+        kept = self.corpus.cache.peek(key)
+        if kept is None and blocks_holding(postings, at) < _FEW_BLOCKS * len(postings.blocks):
+            return read_positions_at(leaf, fieldname, text, postings, at)
+        if not isinstance(kept, Positions):
+            kept = self.corpus.cache.get(key, partial(read_all_positions, leaf, fieldname, text, postings))
+        return kept.positions_at(at)
 
     def _check_time(self) -> None:
         if time.monotonic() > self.deadline:

@@ -60,11 +60,28 @@ class Postings:
 
 @dataclass
 class Positions:
-    """Positions of postings: those of posting ``i`` are ``flat[starts[i]:starts[i + 1]]`` (``flat``
-    uint16 when every position is under 65,536, as in any story of fewer words, else int32)."""
+    """Positions of postings: those of posting ``i`` are ``flat[starts[i]:starts[i + 1]]``.
+
+    Kept in the cache (:func:`read_all_positions`), ``starts`` is int32 (a
+    segment holds some 16 million postings, :data:`.segments.MAX_POSTINGS`)
+    and ``flat`` uint16 when every position is under 65,536, as in any
+    story of fewer words, else int32.
+    """
 
     starts: np.ndarray
     flat: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return self.starts.nbytes + self.flat.nbytes + _ENTRY_BYTES
+
+    def positions_at(self, at: np.ndarray) -> Positions:
+        """The positions of the postings ``at``."""
+        first = self.starts[at].astype(np.int64)
+        lengths = self.starts[at + 1] - first
+        local = np.zeros(len(at) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=local[1:])
+        return Positions(local, self.flat[np.repeat(first - local[:-1], lengths) + np.arange(int(local[-1]))])
 
 
 class JoinedPostings:
@@ -134,6 +151,14 @@ class PostingsCache:
                     self._size -= evicted.nbytes
         return loaded
 
+    def peek(self, key: Hashable) -> Sized | None:
+        """The item kept under ``key``, if any (as :meth:`get`, but nothing is loaded)."""
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
     @property
     def size(self) -> int:
         """The bytes kept."""
@@ -141,23 +166,31 @@ class PostingsCache:
 
 
 def read_postings(leaf, fieldname: str, text: str | bytes) -> Postings:  # type: ignore[no-untyped-def]
-    """One segment's postings of a term, read a whole block at a time (their positions left out)."""
-    id_parts: list[np.ndarray] = []
-    tf_parts: list[np.ndarray] = []
+    """One segment's postings of a term, read a whole block at a time (their positions left out).
+
+    The blocks' numbers are gathered in lists and made arrays once: an
+    array or two per block of 128 postings cost more than the reading.
+    """
+    deltas: list[int] = []
+    weights: list[float] = []
+    sizes: list[int] = []
     blocks: list[int] = []
-    for where, deltas, weights, _ in posting_blocks(leaf, fieldname, text):
-        ids = np.cumsum(np.asarray(deltas, dtype=np.int32), dtype=np.int32)
-        id_parts.append(ids)
+    for where, block_deltas, block_weights, _ in posting_blocks(leaf, fieldname, text):
         blocks.append(where)
-        if weights is None or isinstance(weights, float):
-            tf_parts.append(np.full(len(ids), 1.0 if weights is None else weights, dtype=np.float32))
+        sizes.append(len(block_deltas))
+        deltas.extend(block_deltas)
+        if block_weights is None or isinstance(block_weights, float):
+            weights.extend([1.0 if block_weights is None else block_weights] * len(block_deltas))
         else:
-            tf_parts.append(np.asarray(weights, dtype=np.float32))
-    if not id_parts:
+            weights.extend(block_weights)
+    if not blocks:
         return NO_POSTINGS
-    firsts = np.zeros(len(id_parts), dtype=np.int32)
-    np.cumsum([len(ids) for ids in id_parts[:-1]], out=firsts[1:])
-    return Postings(np.concatenate(id_parts), np.concatenate(tf_parts), np.array(blocks, dtype=np.int64), firsts)
+    firsts = np.zeros(len(sizes), dtype=np.int32)
+    np.cumsum(sizes[:-1], out=firsts[1:])
+    running = np.cumsum(np.array(deltas, dtype=np.int64))  # each block's first is a document number, not a gap
+    before = np.where(firsts > 0, running[firsts - 1], 0)
+    ids = (running - np.repeat(before, sizes)).astype(np.int32)
+    return Postings(ids, np.array(weights, dtype=np.float32), np.array(blocks, dtype=np.int64), firsts)
 
 
 def read_positions_at(leaf, fieldname: str, text: str | bytes, postings: Postings, at: np.ndarray) -> Positions:  # type: ignore[no-untyped-def]
@@ -172,6 +205,19 @@ def read_positions_at(leaf, fieldname: str, text: str | bytes, postings: Posting
     return _decoded(values)
 
 
+def read_all_positions(leaf, fieldname: str, text: str | bytes, postings: Postings) -> Positions:  # type: ignore[no-untyped-def]
+    """The positions of all one segment's postings of a term, narrowed to be kept (see :class:`Positions`)."""
+    every = read_positions_at(leaf, fieldname, text, postings, np.arange(len(postings.ids)))
+    narrow = every.flat.max(initial=0) < 1 << 16
+    return Positions(every.starts.astype(np.int32), every.flat.astype(np.uint16 if narrow else np.int32))
+
+
+def blocks_holding(postings: Postings, at: np.ndarray) -> int:
+    """How many of the term's blocks hold its postings ``at`` (ascending)."""
+    block_of = np.searchsorted(postings.firsts, at, side="right")
+    return int(np.count_nonzero(block_of[1:] != block_of[:-1])) + 1 if len(at) else 0
+
+
 def _decoded(values: list[bytes]) -> Positions:
     offsets = np.zeros(len(values) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)), out=offsets[1:])
@@ -184,7 +230,9 @@ __all__ = [
     "Positions",
     "Postings",
     "PostingsCache",
+    "blocks_holding",
     "joined_positions_at",
+    "read_all_positions",
     "read_positions_at",
     "read_postings",
 ]
