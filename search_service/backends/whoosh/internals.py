@@ -27,6 +27,7 @@ upgrade that changes them fails there, loudly, and nowhere else.
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import pickle
 import struct
 import zlib
@@ -164,31 +165,55 @@ def apply_fixes() -> None:
 # ---------------------------------------------------------------- reading
 
 
-def posting_blocks(leaf: Any, fieldname: str, text: str | bytes) -> Iterator[tuple[int, Any, Any, list[bytes] | None]]:
+#: A posting block's first four bytes: its length (header and data), negated for a term's last block.
+_BLOCK_LENGTH = struct.Struct("!i")
+
+
+def posting_blocks(
+    leaf: Any, fieldname: str, text: str | bytes
+) -> Iterator[tuple[tuple[int, int], Any, Any, list[bytes] | None]]:
     """One segment's postings of a term, a block at a time: ``(where, id deltas, weights, encoded values)``.
 
-    ``where`` is the block's place in the postings file (:func:`block_values`
-    reads its values again from there alone); ``weights`` is None (all 1.0),
-    one float for the whole block, or a sequence.  Deleted documents are
-    included: the caller masks them.
+    ``where`` is where the block's data are in the postings file:
+    ``(offset, size)``, the size negated when they are compressed
+    (:func:`block_values` reads them again from there alone); ``weights``
+    is None (all 1.0), one float for the whole block, or a sequence.
+    Deleted documents are included: the caller masks them.
+
+    The term's postings are read in one piece and their blocks unpickled
+    from memory, as Whoosh's matcher reads them (a length, a pickled header,
+    the pickled data), without a Python call per read: three times faster.
     """
     matcher = _block_matcher(leaf, fieldname, text)
-    where = matcher._baseoffset
-    while matcher.is_active():
-        if matcher._data is None:
-            matcher._read_data()
-        yield (where, *matcher._data)
-        where = matcher._nextoffset
-        matcher._next_block()
+    start, length = matcher._startoffset, matcher._length
+    if isinstance(length, tuple):  # W3TermInfo.from_bytes leaves struct's 1-tuple
+        (length,) = length
+    data = bytes(matcher._postfile.get(start, length))  # its header tag, then its blocks
+    file = io.BufferedReader(io.BytesIO(data))  # which pickle peeks into, so reads each object in one call
+    at = len(WHOOSH3_HEADER_MAGIC)
+    while True:
+        (size,) = _BLOCK_LENGTH.unpack_from(data, at)
+        end = at + _BLOCK_LENGTH.size + abs(size)
+        file.seek(at + _BLOCK_LENGTH.size)
+        compression = pickle.load(file)[3]  # (postings, last id, highest weight, compression, lengths)
+        begin = file.tell()
+        block = pickle.loads(zlib.decompress(data[begin:end]) if compression else memoryview(data)[begin:end])
+        yield ((start + begin, begin - end if compression else end - begin), *block)
+        if size < 0:
+            return
+        at = end
 
 
-def block_values(leaf: Any, fieldname: str, text: str | bytes, where: Iterable[int]) -> Iterator[list[bytes] | None]:
-    """The encoded values of the term's blocks at ``where`` (as :func:`posting_blocks` gives it), each read alone."""
-    matcher = _block_matcher(leaf, fieldname, text)
-    for offset in where:
-        matcher._goto(offset)
-        matcher._read_data()
-        yield matcher._data[2]
+def block_values(
+    leaf: Any, fieldname: str, text: str | bytes, where: Iterable[tuple[int, int]]
+) -> Iterator[list[bytes] | None]:
+    """The encoded values of the term's blocks at ``where`` (as :func:`posting_blocks` gives it), each
+    read alone, as Whoosh's matcher reads a block's data (without its header, which only says where
+    the next block is)."""
+    postfile = _block_matcher(leaf, fieldname, text)._postfile
+    for offset, size in where:
+        data = postfile.get(offset, abs(size))
+        yield pickle.loads(zlib.decompress(data) if size < 0 else data)[2]
 
 
 def _block_matcher(leaf: Any, fieldname: str, text: str | bytes) -> Any:

@@ -40,8 +40,9 @@ _Item = TypeVar("_Item", bound=Sized)
 class Postings:
     """One segment's postings of a term: document numbers (ascending, int32) and frequencies (float32,
     as Whoosh stores them: :attr:`weights` gives them as float64, the type scores are computed in),
-    and where their blocks are in the postings file (:attr:`blocks`) and the first posting of each
-    (:attr:`firsts`), for a phrase's positions (:func:`read_positions_at`)."""
+    and where their blocks' data are in the postings file (:attr:`blocks`, ``(offset, size)`` as
+    :func:`.internals.posting_blocks` gives them) and the first posting of each (:attr:`firsts`), for
+    a phrase's positions (:func:`read_positions_at`)."""
 
     ids: np.ndarray
     tfs: np.ndarray
@@ -101,7 +102,12 @@ class JoinedPostings:
 
 _NO_IDS = np.zeros(0, dtype=np.int64)
 #: A term's postings in a segment without it.
-NO_POSTINGS = Postings(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32), _NO_IDS, np.zeros(0, dtype=np.int32))
+NO_POSTINGS = Postings(
+    np.zeros(0, dtype=np.int32),
+    np.zeros(0, dtype=np.float32),
+    np.zeros((0, 2), dtype=np.int64),
+    np.zeros(0, dtype=np.int32),
+)
 
 
 def joined_positions_at(
@@ -174,7 +180,7 @@ def read_postings(leaf, fieldname: str, text: str | bytes) -> Postings:  # type:
     deltas: list[int] = []
     weights: list[float] = []
     sizes: list[int] = []
-    blocks: list[int] = []
+    blocks: list[tuple[int, int]] = []
     for where, block_deltas, block_weights, _ in posting_blocks(leaf, fieldname, text):
         blocks.append(where)
         sizes.append(len(block_deltas))
