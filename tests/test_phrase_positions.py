@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from whoosh import query as wq
@@ -37,7 +38,7 @@ def _holds(body: str, phrase: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[WhooshEngine, dict[str, str]]:
+def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """Several segments of stories, a few deleted; and one story with the phrases past position 65,535."""
     rng = random.Random(7)
     engine = WhooshEngine(tmp_path_factory.mktemp("phrases") / "index", create=True)
@@ -53,7 +54,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[WhooshEngine, dic
     for deleted in ("s301", "s303", f"s{PER_SEGMENT + 3}"):
         assert engine.delete(deleted)
         del bodies[deleted]
-    return engine, bodies
+    return engine.index_dir, bodies
 
 
 def _found(engine: WhooshEngine, q: str) -> set[str]:
@@ -64,19 +65,25 @@ def _found(engine: WhooshEngine, q: str) -> set[str]:
 
 @pytest.mark.parametrize("phrase", ["gold mine", "gold rush", "mine gold", "rush gold"])
 def test_a_phrase_finds_the_stories_holding_it_read_from_blocks_or_kept(
-    archive: tuple[WhooshEngine, dict[str, str]], phrase: str
+    archive: tuple[Path, dict[str, str]], phrase: str
 ) -> None:
-    """Twice (the second time a word's positions may be kept in the cache), in a field and in free
-    text: the stories whose text holds the phrase, as Whoosh's own phrase matcher finds them."""
-    engine, bodies = archive
+    """In a field and in free text: the stories whose text holds the phrase, as Whoosh's own phrase
+    matcher finds them, whether its words' positions are read with their postings, read after them
+    from the blocks that hold the candidates, or kept from an earlier query."""
+    index_dir, bodies = archive
     expected = {story for story, body in bodies.items() if _holds(body, phrase)}
     assert 0 < len(expected) <= 100 and "long" in expected
-    with open_index(engine.index_dir).searcher() as searcher:
+    with open_index(index_dir).searcher() as searcher:
         leaves = [leaf for leaf, _ in searcher.reader().leaf_readers()]
         assert len(leaves) > 1 and any(leaf.has_deletions() for leaf in leaves)
         assert max(len(read_postings(leaf, "body", "gold").blocks) for leaf in leaves) > 4
         whooshs = {searcher.stored_fields(n)["id"] for n in searcher.docs_for_query(wq.Phrase("body", phrase.split()))}
     assert whooshs == expected
-    for _ in range(2):
-        assert _found(engine, f'body:"{phrase}"') == expected
-        assert _found(engine, f'"{phrase}"') == expected
+    for words_first in (False, True):
+        engine = WhooshEngine(index_dir)  # an empty cache
+        if words_first:
+            assert engine.search(SearchRequest(q=phrase)).total  # the words' postings kept without their positions
+        for _ in range(2):
+            assert _found(engine, f'body:"{phrase}"') == expected
+            assert _found(engine, f'"{phrase}"') == expected
+        engine.close()

@@ -64,6 +64,7 @@ from .postings import (
     blocks_holding,
     joined_positions_at,
     read_all_positions,
+    read_both,
     read_positions_at,
     read_postings,
 )
@@ -139,6 +140,7 @@ class Evaluation:
         self._postings: dict[tuple[str, str], JoinedPostings] = {}
         self._with_term: dict[tuple[tuple[str, ...], str], int] = {}
         self._leaves: dict[tuple[str, str], list[Any]] = {}  # the segments with a term read
+        self._phrase_words: set[tuple[str, str]] = set()  # (field, word) of the phrases evaluated
 
     def _read(self, fieldname: str, text: str | bytes) -> JoinedPostings:
         """A term's postings, read once per query even when the shared cache has no room for them."""
@@ -167,8 +169,15 @@ class Evaluation:
         return JoinedPostings(parts)
 
     def _postings_in(self, leaf: Any, fieldname: str, text: str) -> Postings:
-        """A segment's postings of a term (empty when it has none)."""
-        return read_postings(leaf, fieldname, text) if (fieldname, text) in leaf else NO_POSTINGS
+        """A segment's postings of a term (empty when it has none); a phrase's words' positions are
+        read with them (in the same reading of the blocks) and kept in the shared cache."""
+        if (fieldname, text) not in leaf:
+            return NO_POSTINGS
+        if (fieldname, text) not in self._phrase_words:
+            return read_postings(leaf, fieldname, text)
+        postings, positions = read_both(leaf, fieldname, text)
+        self.corpus.cache.get(_positions_key(leaf, fieldname, text), lambda: positions)
+        return postings
 
     def _positions_at(self, fieldname: str, text: str, at: np.ndarray) -> Positions:
         """The positions of the term's postings ``at`` (ascending, into :meth:`_read`'s), each segment's
@@ -180,9 +189,9 @@ class Evaluation:
 
     def _positions_in(self, leaf: Any, fieldname: str, text: str, postings: Postings, at: np.ndarray) -> Positions:
         """The positions of a segment's postings ``at`` of the term: from the shared cache if it keeps the
-        term's; else, if they are in few of its blocks (:data:`_FEW_BLOCKS`), read from those alone;
-        else all its positions are read, and kept in the cache."""
-        key = (leaf.segment().segment_id(), fieldname, text, "positions")
+        term's (read with its postings); else, if they are in few of its blocks (:data:`_FEW_BLOCKS`),
+        read from those alone; else all its positions are read, and kept in the cache."""
+        key = _positions_key(leaf, fieldname, text)
         kept = self.corpus.cache.peek(key)
         if kept is None and blocks_holding(postings, at) < _FEW_BLOCKS * len(postings.blocks):
             return read_positions_at(leaf, fieldname, text, postings, at)
@@ -196,6 +205,7 @@ class Evaluation:
 
     def found(self, q: wq.Query) -> Found:
         """The live stories ``q`` matches, and their scores."""
+        self._phrase_words |= _phrase_words(q)
         found = self._eval(q)
         return found.take(self.corpus.alive[found.ids])
 
@@ -214,6 +224,7 @@ class Evaluation:
         words = _free_words(q)
         if words is None:
             return self.found(q)
+        self._phrase_words |= _phrase_words(q)
         items = [self._item(w) for w in words]
         scale = q.scale if isinstance(q, wq.Or) and len(words) > 1 else None
         top = self._blocks_top(items, scale, depth)
@@ -565,6 +576,18 @@ class Evaluation:
 
     def _fallback(self, q: wq.Query) -> Found:
         return unscored(np.array(sorted(self.searcher.docs_for_query(q)), dtype=np.int64))
+
+
+def _phrase_words(q: wq.Query) -> set[tuple[str, str]]:
+    """The (field, word) of every phrase in ``q``: their positions are read with their postings."""
+    if isinstance(q, wq.Phrase):
+        return {(q.fieldname, _text(w)) for w in q.words}
+    return set().union(*(_phrase_words(c) for c in q.children()))
+
+
+def _positions_key(leaf: Any, fieldname: str, text: str) -> tuple[str, str, str, str]:
+    """Where the shared cache keeps a segment's positions of a term."""
+    return (leaf.segment().segment_id(), fieldname, text, "positions")
 
 
 def _free_words(q: wq.Query) -> list[Word] | None:

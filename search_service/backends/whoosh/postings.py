@@ -172,7 +172,19 @@ class PostingsCache:
 
 
 def read_postings(leaf, fieldname: str, text: str | bytes) -> Postings:  # type: ignore[no-untyped-def]
-    """One segment's postings of a term, read a whole block at a time (their positions left out).
+    """One segment's postings of a term, read a whole block at a time (their positions left out)."""
+    return _read(leaf, fieldname, text, None)
+
+
+def read_both(leaf, fieldname: str, text: str | bytes) -> tuple[Postings, Positions]:  # type: ignore[no-untyped-def]
+    """:func:`read_postings` and :func:`read_all_positions` in one reading of the blocks (a phrase's words)."""
+    values: list[bytes] = []
+    postings = _read(leaf, fieldname, text, values)
+    return postings, _kept(_decoded(values))
+
+
+def _read(leaf, fieldname: str, text: str | bytes, values: list[bytes] | None) -> Postings:  # type: ignore[no-untyped-def]
+    """A term's postings, and its postings' encoded positions added to ``values`` unless None.
 
     The blocks' numbers are gathered in lists and made arrays once: an
     array or two per block of 128 postings cost more than the reading.
@@ -181,7 +193,7 @@ def read_postings(leaf, fieldname: str, text: str | bytes) -> Postings:  # type:
     weights: list[float] = []
     sizes: list[int] = []
     blocks: list[tuple[int, int]] = []
-    for where, block_deltas, block_weights, _ in posting_blocks(leaf, fieldname, text):
+    for where, block_deltas, block_weights, encoded in posting_blocks(leaf, fieldname, text):
         blocks.append(where)
         sizes.append(len(block_deltas))
         deltas.extend(block_deltas)
@@ -189,6 +201,8 @@ def read_postings(leaf, fieldname: str, text: str | bytes) -> Postings:  # type:
             weights.extend([1.0 if block_weights is None else block_weights] * len(block_deltas))
         else:
             weights.extend(block_weights)
+        if values is not None:
+            values.extend(encoded or [b""] * len(block_deltas))
     if not blocks:
         return NO_POSTINGS
     firsts = np.zeros(len(sizes), dtype=np.int32)
@@ -213,9 +227,13 @@ def read_positions_at(leaf, fieldname: str, text: str | bytes, postings: Posting
 
 def read_all_positions(leaf, fieldname: str, text: str | bytes, postings: Postings) -> Positions:  # type: ignore[no-untyped-def]
     """The positions of all one segment's postings of a term, narrowed to be kept (see :class:`Positions`)."""
-    every = read_positions_at(leaf, fieldname, text, postings, np.arange(len(postings.ids)))
-    narrow = every.flat.max(initial=0) < 1 << 16
-    return Positions(every.starts.astype(np.int32), every.flat.astype(np.uint16 if narrow else np.int32))
+    return _kept(read_positions_at(leaf, fieldname, text, postings, np.arange(len(postings.ids))))
+
+
+def _kept(positions: Positions) -> Positions:
+    """``positions`` narrowed to be kept (see :class:`Positions`)."""
+    narrow = positions.flat.max(initial=0) < 1 << 16
+    return Positions(positions.starts.astype(np.int32), positions.flat.astype(np.uint16 if narrow else np.int32))
 
 
 def blocks_holding(postings: Postings, at: np.ndarray) -> int:
@@ -239,6 +257,7 @@ __all__ = [
     "blocks_holding",
     "joined_positions_at",
     "read_all_positions",
+    "read_both",
     "read_positions_at",
     "read_postings",
 ]
