@@ -18,9 +18,11 @@ import xapian
 from test_engine_contract import DUPLICATE_BODY, NOT_A_VERSION, _version
 
 from search_service.backends.xapian import batches
-from search_service.backends.xapian.document import fields_of
-from search_service.backends.xapian.groups import label_of
+from search_service.backends.xapian import groups as groups_module
+from search_service.backends.xapian.document import BAND, fields_of
+from search_service.backends.xapian.groups import label_of, shared_bands
 from search_service.backends.xapian.indexer import MANIFEST_KEY, index_paths
+from search_service.duplicates import BANDS
 from search_service.model import IndexSummary
 
 
@@ -113,3 +115,16 @@ def test_a_manifest_of_many_commits_is_kept_in_few_batches(tmp_path: Path) -> No
     (tmp_path / "stories" / "000-note-0.jsonl").unlink()
     assert index(tmp_path / "stories", tmp_path / "db", 1).removed == 1
     assert index(tmp_path / "stories", tmp_path / "db", 1).unchanged_files == 36
+
+
+def test_shared_bands_listed_in_slices_are_those_listed_at_once(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A shard lists its band terms a slice of the hash range per call, and the slices add up to the whole."""
+    write_stories(tmp_path / "stories", [*bridged(), *WEATHER_VERSIONS])
+    index(tmp_path / "stories", tmp_path / "db", 1000)
+    db = xapian.Database(str(tmp_path / "db"))
+    at_once = [item.term.decode() for item in db.allterms(BAND) if item.termfreq > 1]
+    assert len(at_once) >= BANDS, "versions share bands"
+    assert shared_bands(db) == at_once  # 7 stories: one call a band
+    for per_call in (2, 0.25):  # 7 stories: a band and a hex digit of the hash per call, then two digits
+        monkeypatch.setattr(groups_module, "LIST_TERMS", per_call)
+        assert shared_bands(db) == at_once, f"{per_call} terms a call"

@@ -1,9 +1,9 @@
 """Free text over blocks of stories: block maxima for the top hits, a sample of blocks for the totals.
 
 The stories of a commit are cut into blocks of :data:`BLOCK` consecutive
-document numbers.  A free-text word's scores in a commit
-(:class:`ScoredWord`: its live stories, their BM25F, kept in the postings
-cache until the next commit) come with the best score in each block.  A
+document numbers.  A free-text word in a commit
+(:class:`WordBlocks`, kept in the postings cache until the next commit)
+has the best of its BM25F scores in each block.  A
 story's score for several words is at most the sum of their block maxima
 (times the bonus for matching as many words as have the block), so the
 top hits are found by scoring the blocks in the order of that bound and
@@ -41,53 +41,75 @@ _ENTRY_BYTES = 600
 
 
 @dataclass
-class ScoredWord:
-    """One free-text word in one commit: its live stories (ascending), their weighted frequencies in
-    its fields (BM25F's ``tf~``; for a phrase evaluated whole, its scores), how many live stories
-    have it, and the blocks it is in (ascending), where its stories in each start (and, last, their
-    number) and (a hair above) its best score there.
+class WordBlocks:
+    """One free-text word in one commit: how many live stories have it, the blocks it is in
+    (ascending) and (a hair above) its best score in each: 8 bytes a block, kept in the postings
+    cache until the next commit.
 
-    The scores themselves are not kept (8 bytes a story more): those of
-    the stories a query looks at are computed again, element by element
-    as they were, so to the last bit the same.
+    Its stories and frequencies are not kept with them: those of the blocks
+    a query scores are gathered from the segments' cached postings
+    (:meth:`.JoinedPostings.within`), so a word's postings are held once,
+    and computed again element by element as they were: to the last bit the same.
     """
 
-    ids: np.ndarray
-    tf: np.ndarray
     with_word: int
+    blocks: np.ndarray
+    maxima: np.ndarray
+
+    @classmethod
+    def of(cls, ids: np.ndarray, scores: np.ndarray) -> WordBlocks:
+        """The blocks of the live stories ``ids`` (ascending) and their best ``scores`` there."""
+        blocks, _, maxima = _blocked(ids, scores)
+        return cls(len(ids), blocks, maxima)
+
+    @property
+    def nbytes(self) -> int:
+        return self.blocks.nbytes + self.maxima.nbytes + _ENTRY_BYTES
+
+
+@dataclass
+class ScoredStories:
+    """The stories a phrase evaluated whole matches (ascending), their scores, and its blocks, where
+    its stories in each start (and, last, their number) and (a hair above) its best score there."""
+
+    ids: np.ndarray
+    scores: np.ndarray
     blocks: np.ndarray
     starts: np.ndarray
     maxima: np.ndarray
 
     @classmethod
-    def of(cls, ids: np.ndarray, tf: np.ndarray, scores: np.ndarray) -> ScoredWord:
-        """The word's live stories, weighted frequencies and scores, with their blocks."""
-        block_of = ids // BLOCK
-        first = np.flatnonzero(np.r_[True, block_of[1:] != block_of[:-1]]) if len(ids) else np.zeros(0, dtype=np.int64)
-        maxima = np.maximum.reduceat(scores, first) if len(ids) else np.zeros(0)
-        narrow = tf.astype(np.float32)  # whole numbers times field weights: exact in 4 bytes, as a rule
-        return cls(
-            ids.astype(np.int32),
-            narrow if np.array_equal(narrow, tf) else tf,
-            len(ids),
-            block_of[first].astype(np.int32),
-            np.append(first, len(ids)).astype(np.int32),
-            _above(maxima * (1.0 + _MARGIN)),
-        )
-
-    @property
-    def nbytes(self) -> int:
-        arrays = (self.ids, self.tf, self.blocks, self.starts, self.maxima)
-        return sum(a.nbytes for a in arrays) + _ENTRY_BYTES
+    def of(cls, ids: np.ndarray, scores: np.ndarray) -> ScoredStories:
+        blocks, starts, maxima = _blocked(ids, scores)
+        return cls(ids, scores, blocks, starts, maxima)
 
     def in_blocks(self, blocks: np.ndarray) -> np.ndarray:
-        """Where the word's stories in ``blocks`` (ascending) are in :attr:`ids`, ascending."""
+        """Where the stories in ``blocks`` (ascending) are in :attr:`ids`, ascending."""
         if not len(self.blocks):
             return np.zeros(0, dtype=np.int64)
         at = np.searchsorted(self.blocks, blocks)
         at[at == len(self.blocks)] = 0
         at = at[self.blocks[at] == blocks]
-        return _ranges(self.starts[at], self.starts[at + 1])
+        return ranges(self.starts[at], self.starts[at + 1])
+
+
+def _blocked(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The blocks of ``ids`` (ascending), where their stories start in ``ids`` (and, last, their
+    number), and the best of ``scores`` in each, rounded up to float32 a hair above."""
+    block_of = ids // BLOCK
+    first = np.flatnonzero(np.r_[True, block_of[1:] != block_of[:-1]]) if len(ids) else np.zeros(0, dtype=np.int64)
+    maxima = np.maximum.reduceat(scores, first) if len(ids) else np.zeros(0)
+    return (
+        block_of[first].astype(np.int32),
+        np.append(first, len(ids)).astype(np.int32),
+        _above(maxima * (1.0 + _MARGIN)),
+    )
+
+
+def block_ranges(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The document numbers of ``blocks``: ``[lows[i], highs[i])``."""
+    lows = blocks.astype(np.int64) * BLOCK
+    return lows, lows + BLOCK
 
 
 def _above(values: np.ndarray) -> np.ndarray:
@@ -111,7 +133,7 @@ def sample_blocks(size: int) -> np.ndarray:
 def sample_share(alive: np.ndarray) -> float:
     """Live stories over those in the sample's blocks: what counts in the sample are multiplied by."""
     blocks = sample_blocks(len(alive))
-    sampled = int(alive[_ranges(blocks * BLOCK, np.minimum((blocks + 1) * BLOCK, len(alive)))].sum())
+    sampled = int(alive[ranges(blocks * BLOCK, np.minimum((blocks + 1) * BLOCK, len(alive)))].sum())
     return int(alive.sum()) / sampled if sampled else 1.0
 
 
@@ -123,7 +145,7 @@ def about(count: float) -> int:
     return max(1, round(count / 10**digits) * 10**digits)
 
 
-def _ranges(lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
+def ranges(lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
     """The integers of the ranges ``[lows[i], highs[i])`` (ascending, disjoint), in order, as one array."""
     lengths = (highs - lows).astype(np.int64)
     total = int(lengths.sum())
@@ -137,9 +159,12 @@ __all__ = [
     "BLOCK",
     "ESTIMATE_FROM",
     "SAMPLE_EVERY",
-    "ScoredWord",
+    "ScoredStories",
+    "WordBlocks",
     "about",
     "block_count",
+    "block_ranges",
+    "ranges",
     "sample_blocks",
     "sample_share",
 ]

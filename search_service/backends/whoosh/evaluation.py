@@ -53,7 +53,16 @@ from whoosh.searching import Searcher
 
 from ...model import QueryTimeout
 from ...similarity import bm25f
-from .blocks import ESTIMATE_FROM, ScoredWord, block_count, sample_blocks, sample_share
+from .blocks import (
+    BLOCK,
+    ESTIMATE_FROM,
+    ScoredStories,
+    WordBlocks,
+    block_count,
+    block_ranges,
+    sample_blocks,
+    sample_share,
+)
 from .corpus import Corpus
 from .internals import expansions
 from .postings import (
@@ -256,27 +265,28 @@ class Evaluation:
         """
         first = word.subqueries[0]
         if not isinstance(first, wq.Phrase):
-            scored = self._scored_word(word, _text(first.text))
-            return _Item(word, [scored], scored.blocks, scored.maxima.astype(np.float64), scored.with_word)
+            text = _text(first.text)
+            scored = self._word_blocks(word, text)
+            return _Item(word, [(text, scored)], scored.blocks, scored.maxima.astype(np.float64), scored.with_word)
         texts = [_text(w) for w in first.words]
         if min(self._stories_with(_fields(word), text) for text in texts) >= ESTIMATE_FROM:
             item = self._phrase_by_blocks(word, texts)
             if item is not None:
                 return item
         found = self.found(word)
-        whole = ScoredWord.of(found.ids, found.scores, found.scores)
+        whole = ScoredStories.of(found.ids, found.scores)
         return _Item(word, [], whole.blocks, whole.maxima.astype(np.float64), len(found.ids), whole=whole)
 
     def _phrase_by_blocks(self, word: Word, texts: list[str]) -> _Item | None:
         """A phrase of common words bounded in each block by the sum of its words' maxima, with the
         stories it matches in the sample's blocks; None if those say it is in fewer than
         :data:`.blocks.ESTIMATE_FROM` stories."""
-        scored = [self._scored_word(word, text) for text in texts]
-        blocks, maxima = scored[0].blocks, scored[0].maxima.astype(np.float64)
-        for other in scored[1:]:  # blocks with all its words, the sum of their maxima
+        scored = [(text, self._word_blocks(word, text)) for text in texts]
+        blocks, maxima = scored[0][1].blocks, scored[0][1].maxima.astype(np.float64)
+        for _, other in scored[1:]:  # blocks with all its words, the sum of their maxima
             mine, theirs = _lookup(blocks, other.blocks)
             blocks, maxima = blocks[mine], maxima[mine] + other.maxima[theirs[mine]]
-        item = _Item(word, scored, blocks, maxima, min(s.with_word for s in scored))
+        item = _Item(word, scored, blocks, maxima, min(s.with_word for _, s in scored))
         item.sample = self._item_in(item, sample_blocks(self.corpus.size))
         return item if len(item.sample.ids) * sample_share(self.corpus.alive) >= ESTIMATE_FROM else None
 
@@ -284,12 +294,12 @@ class Evaluation:
         """The stories of ``blocks`` (ascending) the word or phrase matches, and its scores there."""
         if item.whole is not None:
             at = item.whole.in_blocks(blocks)
-            return Found(item.whole.ids[at], item.whole.tf[at].astype(np.float64))
+            return Found(item.whole.ids[at], item.whole.scores[at])
         if len(item.scored) == 1:
-            return self._word_at(item.word, item.scored[0], item.scored[0].in_blocks(blocks))
-        candidates = item.scored[0].ids[item.scored[0].in_blocks(blocks)]
-        for other in item.scored[1:]:
-            candidates = candidates[_lookup(candidates, other.ids)[0]]
+            return self._word_in(item.word, *item.scored[0], blocks)
+        candidates = self._word_in(item.word, *item.scored[0], blocks).ids
+        for text, scored in item.scored[1:]:
+            candidates = candidates[_lookup(candidates, self._word_in(item.word, text, scored, blocks).ids)[0]]
         found = []
         for child in item.word.subqueries:
             here = candidates
@@ -301,34 +311,50 @@ class Evaluation:
     def _item_at(self, item: _Item, ids: np.ndarray) -> Found:
         """The stories ``ids`` (ascending, each matched by the word or phrase) and its scores there."""
         if item.whole is not None:
-            return Found(ids, item.whole.tf[_positions_in(ids, item.whole.ids)].astype(np.float64))
-        return Found(ids, _total([self._word_at(item.word, s, _positions_in(ids, s.ids)).scores for s in item.scored]))
+            return Found(ids, item.whole.scores[_positions_in(ids, item.whole.ids)])
+        blocks = np.unique(ids // BLOCK)
+        scores = []
+        for text, scored in item.scored:
+            found = self._word_in(item.word, text, scored, blocks)
+            scores.append(found.scores[_positions_in(ids, found.ids)])
+        return Found(ids, _total(scores))
 
     def _item_every(self, item: _Item) -> np.ndarray:
         """Every story the word or phrase matches."""
         if item.whole is not None:
             return item.whole.ids
-        return item.scored[0].ids if len(item.scored) == 1 else self.found(item.word).ids
+        if len(item.scored) > 1:
+            return self.found(item.word).ids
+        ids = _merge([self._read(f, item.scored[0][0]).ids for f, _ in _fields(item.word)], self.corpus.size)[0]
+        return ids[self.corpus.alive[ids]]
 
-    def _scored_word(self, word: Word, text: str) -> ScoredWord:
-        """A free-text word's (or a phrase's word's) live stories, frequencies and block maxima in this
-        commit, in the fields of ``word`` and with its weight (kept in the shared cache)."""
+    def _word_blocks(self, word: Word, text: str) -> WordBlocks:
+        """A free-text word's (or a phrase's word's) block maxima in this commit, in the fields of
+        ``word`` and with its weight (kept in the shared cache)."""
         fields = _fields(word)
-        key = ("scored", self.reader.generation(), tuple(fields), text, word.boost)
+        key = ("blocks", self.reader.generation(), tuple(fields), text, word.boost)
 
-        def load() -> ScoredWord:
+        def load() -> WordBlocks:
             ids, tf, with_term = self._frequencies(fields, text)
             scores = self._saturated(fields, tf, ids, with_term, word.boost)
             live = self.corpus.alive[ids]
-            return ScoredWord.of(ids[live], tf[live], scores[live])
+            return WordBlocks.of(ids[live], scores[live])
 
         return self.corpus.cache.get(key, load)
 
-    def _word_at(self, word: Word, scored: ScoredWord, at: np.ndarray) -> Found:
-        """The stories ``scored.ids[at]`` and their scores for ``word``, as :meth:`_bm25f` scores them."""
-        ids = scored.ids[at]
-        tf = scored.tf[at].astype(np.float64)
-        return Found(ids, self._saturated(_fields(word), tf, ids, scored.with_word, word.boost))
+    def _word_in(self, word: Word, text: str, scored: WordBlocks, blocks: np.ndarray) -> Found:
+        """The live stories of ``blocks`` (ascending) with the word, and their scores, as :meth:`_bm25f`
+        scores them: its frequencies gathered from the postings of those blocks only."""
+        fields = _fields(word)
+        lows, highs = block_ranges(blocks)
+        parts = [self._read(fieldname, text).within(lows, highs) for fieldname, _ in fields]
+        ids, where = _merge([ids for ids, _ in parts], self.corpus.size)
+        tf = np.zeros(len(ids))
+        for (_, weight), (_, weights), at in zip(fields, parts, where):
+            tf[at] += weight * weights
+        live = self.corpus.alive[ids]
+        ids, tf = ids[live], tf[live]
+        return Found(ids, self._saturated(fields, tf, ids, scored.with_word, word.boost))
 
     def _blocks_top(self, items: list[_Item], scale: float | None, depth: int) -> Found:
         """The stories of the blocks that can hold the ``depth`` best of the free text, scored as :meth:`_or`
@@ -604,17 +630,18 @@ def _plain(q: wq.Query) -> bool:
 
 @dataclass
 class _Item:
-    """A word or phrase of free text (:meth:`Evaluation._item`): its scored words, the blocks where it
+    """A word or phrase of free text (:meth:`Evaluation._item`): its words, the blocks where it
     may match and a bound of its score in each, and at most how many stories it matches (for a word
     or a phrase evaluated whole, exactly how many)."""
 
     word: Word
-    scored: list[ScoredWord]
+    #: Its words (text) and their blocks (none for a phrase evaluated whole).
+    scored: list[tuple[str, WordBlocks]]
     blocks: np.ndarray
     maxima: np.ndarray
     most: int
     #: A phrase evaluated whole: its stories, with its scores in place of frequencies.
-    whole: ScoredWord | None = None
+    whole: ScoredStories | None = None
     #: The stories it matches in the sample's blocks, once counted.
     sample: Found | None = None
 

@@ -3,7 +3,7 @@
 Whoosh's matchers step through postings one Python call at a time; here a
 term's postings in one segment are read a whole block at a time
 (:func:`.internals.posting_blocks`) into arrays of document numbers and
-frequencies (:class:`Postings`, 8 bytes a posting).  Their positions are
+frequencies (:class:`Postings`, 5 bytes a posting).  Their positions are
 read apart, only for a phrase (:class:`Positions`, decoded with array
 operations by :func:`.internals.decode_position_values`), so the words of
 free text, most queries, are kept without them: four to five times as many
@@ -16,10 +16,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol, TypeVar
 
 import numpy as np
 
+from .blocks import ranges
 from .internals import block_values, decode_position_values, posting_blocks
 
 #: What one kept term costs beyond its arrays (the objects and the cache's entry).
@@ -38,9 +40,10 @@ _Item = TypeVar("_Item", bound=Sized)
 
 @dataclass
 class Postings:
-    """One segment's postings of a term: document numbers (ascending, int32) and frequencies (float32,
-    as Whoosh stores them: :attr:`weights` gives them as float64, the type scores are computed in),
-    and where their blocks' data are in the postings file (:attr:`blocks`, ``(offset, size)`` as
+    """One segment's postings of a term: document numbers (ascending, int32) and frequencies (uint8
+    when they are all whole numbers under 256, as a rule, else float32 as Whoosh stores them:
+    :attr:`weights` gives them as float64, the type scores are computed in), and where their blocks'
+    data are in the postings file (:attr:`blocks`, ``(offset, size)`` as
     :func:`.internals.posting_blocks` gives them) and the first posting of each (:attr:`firsts`), for
     a phrase's positions (:func:`read_positions_at`)."""
 
@@ -88,16 +91,47 @@ class Positions:
 class JoinedPostings:
     """A term's postings over several segments: each segment's :class:`Postings`, shifted by its offset.
 
-    The parts stay in the shared cache; only the document numbers and
-    frequencies are joined, per query.
+    The parts stay in the shared cache; the document numbers and
+    frequencies are joined per query, when asked for (:attr:`ids`,
+    :attr:`weights`), and those of some blocks of stories gathered
+    from the parts without joining the rest (:meth:`within`).
     """
 
     def __init__(self, parts: list[tuple[Postings, int]]) -> None:
         self.parts = [p for p, _ in parts]
         self.offsets = [offset for _, offset in parts]
-        self.ids = np.concatenate([p.ids.astype(np.int64) + offset for p, offset in parts]) if parts else _NO_IDS
-        self.weights = np.concatenate([p.tfs for p in self.parts]).astype(np.float64) if parts else np.zeros(0)
         self.bounds = np.cumsum([0] + [len(p.ids) for p in self.parts])
+
+    @cached_property
+    def ids(self) -> np.ndarray:
+        if not self.parts:
+            return _NO_IDS
+        return np.concatenate([p.ids.astype(np.int64) + offset for p, offset in zip(self.parts, self.offsets)])
+
+    @cached_property
+    def weights(self) -> np.ndarray:
+        return np.concatenate([p.tfs for p in self.parts]).astype(np.float64) if self.parts else np.zeros(0)
+
+    def within(self, lows: np.ndarray, highs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, weights)`` of the postings with document numbers in the ranges ``[lows[i], highs[i])``
+        (int64, ascending and disjoint), as :attr:`ids` and :attr:`weights` have them."""
+        ids, weights = [], []
+        for part, offset in zip(self.parts, self.offsets):
+            if not len(part.ids):
+                continue
+            # the ranges that can hold this part's documents
+            first = int(np.searchsorted(highs, offset, side="right"))
+            last = int(np.searchsorted(lows, offset + int(part.ids[-1]), side="right"))
+            if last > first:
+                # int32 as the part's, or NumPy would convert all of them first
+                starts = np.searchsorted(part.ids, (lows[first:last] - offset).astype(np.int32))
+                ends = np.searchsorted(part.ids, (highs[first:last] - offset).astype(np.int32))
+                at = ranges(starts, ends)
+                ids.append(part.ids[at].astype(np.int64) + offset)
+                weights.append(part.tfs[at])
+        if not ids:
+            return _NO_IDS, np.zeros(0)
+        return np.concatenate(ids), np.concatenate(weights).astype(np.float64)
 
 
 _NO_IDS = np.zeros(0, dtype=np.int64)
@@ -130,7 +164,7 @@ def joined_positions_at(
 class PostingsCache:
     """A thread-safe LRU of decoded postings and positions, bounded in bytes (their ``nbytes``).
 
-    A posting costs 8 bytes (document number, frequency); a phrase's words
+    A posting costs 5 bytes (document number, frequency); a phrase's words
     add 4 bytes a posting and 2 a position.
     """
 
@@ -210,7 +244,7 @@ def _read(leaf, fieldname: str, text: str | bytes, values: list[bytes] | None) -
     running = np.cumsum(np.array(deltas, dtype=np.int64))  # each block's first is a document number, not a gap
     before = np.where(firsts > 0, running[firsts - 1], 0)
     ids = (running - np.repeat(before, sizes)).astype(np.int32)
-    return Postings(ids, np.array(weights, dtype=np.float32), np.array(blocks, dtype=np.int64), firsts)
+    return Postings(ids, _narrow(np.array(weights, dtype=np.float32)), np.array(blocks, dtype=np.int64), firsts)
 
 
 def read_positions_at(leaf, fieldname: str, text: str | bytes, postings: Postings, at: np.ndarray) -> Positions:  # type: ignore[no-untyped-def]
@@ -240,6 +274,12 @@ def blocks_holding(postings: Postings, at: np.ndarray) -> int:
     """How many of the term's blocks hold its postings ``at`` (ascending)."""
     block_of = np.searchsorted(postings.firsts, at, side="right")
     return int(np.count_nonzero(block_of[1:] != block_of[:-1])) + 1 if len(at) else 0
+
+
+def _narrow(tfs: np.ndarray) -> np.ndarray:
+    """Frequencies in one byte each when they are all whole numbers under 256 (as a rule), else as they are."""
+    narrow = tfs.astype(np.uint8)
+    return narrow if np.array_equal(narrow, tfs) else tfs
 
 
 def _decoded(values: list[bytes]) -> Positions:

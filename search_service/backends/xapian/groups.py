@@ -31,11 +31,15 @@ from collections.abc import Iterable
 import numpy as np
 import xapian
 
+from ...duplicates import BANDS
 from ...grouping import Candidate, join, regroup
 from .document import BAND, GROUP, ID, SLOT_GROUP, SLOT_GROUP_MONTH, SLOT_MONTH, band_terms, story_signature
 
 #: Terms per query when stories are fetched by band or group (a query of many terms, not one a term).
 FETCH_TERMS = 2_000
+#: Band terms a shard lists per call at most, about, when the shared ones are sought: every band
+#: term at once (16 a story) does not come back from a remote shard at a million stories.
+LIST_TERMS = 50_000
 
 
 class Grouper:
@@ -132,7 +136,7 @@ def relabel(db: xapian.WritableDatabase, labels: dict[str, str]) -> None:
 
 def cross_shard_changes(db: xapian.Database) -> tuple[dict[str, str], int]:
     """The labels to change so that versions anywhere in ``db`` (every shard) are grouped, and the stories looked at."""
-    shared = [item.term.decode() for item in db.allterms(BAND) if item.termfreq > 1]
+    shared = shared_bands(db)
     stories: dict[str, Candidate] = {}
     for first in range(0, len(shared), FETCH_TERMS):
         for doc in _documents(db, xapian.Query(xapian.Query.OP_OR, shared[first : first + FETCH_TERMS])):
@@ -153,6 +157,26 @@ def cross_shard_changes(db: xapian.Database) -> tuple[dict[str, str], int]:
             if term in wanted:
                 by_band.setdefault(term, []).append(story.id)
     return regroup(stories, by_band.values()), len(stories)
+
+
+def shared_bands(db: xapian.Database) -> list[str]:
+    """The band terms more than one story of ``db`` has (over every shard), in order.
+
+    Listed a slice of the hash range at a time (one band, or one band and
+    the hash's first hex digits), so that no shard lists more than about
+    :data:`LIST_TERMS` terms in one call (a band has a term per story at most).
+    """
+    digits, stories = 0, db.get_doccount()
+    while stories > LIST_TERMS * 16**digits:
+        digits += 1
+    heads = [f"{head:0{digits}x}" for head in range(16**digits)] if digits else [""]
+    return [
+        item.term.decode()
+        for band in range(BANDS)
+        for head in heads
+        for item in db.allterms(f"{BAND}{band:x}{head}")
+        if item.termfreq > 1
+    ]
 
 
 def members(db: xapian.Database, labels: Iterable[str]) -> dict[str, list[xapian.Document]]:
@@ -188,4 +212,4 @@ def _documents(db: xapian.Database, query: xapian.Query) -> list[xapian.Document
     return [item.document for item in mset]
 
 
-__all__ = ["Grouper", "cross_shard_changes", "label_of", "members", "relabel", "set_label"]
+__all__ = ["Grouper", "cross_shard_changes", "label_of", "members", "relabel", "set_label", "shared_bands"]
