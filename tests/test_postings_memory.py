@@ -27,8 +27,10 @@ def test_postings_are_whooshs_with_frequencies_in_a_byte(reuters_index: Path) ->
             assert kept.ids.tolist() == [n for n, _ in expected]
             assert kept.weights.tolist() == [w for _, w in expected]
             assert kept.tfs.dtype == np.uint8
-            assert kept.nbytes == kept.ids.nbytes + kept.tfs.nbytes + postings._ENTRY_BYTES
-            assert kept.nbytes < 5 * len(kept.ids) + 1000
+            blocks = kept.blocks.nbytes + kept.firsts.nbytes  # where each block is, for a phrase's positions
+            assert kept.nbytes == kept.ids.nbytes + kept.tfs.nbytes + blocks + postings._ENTRY_BYTES
+            assert blocks == 20 * len(kept.firsts) and len(kept.firsts) == -(-len(kept.ids) // 128)
+            assert kept.nbytes < 5 * len(kept.ids) + 20 * len(kept.firsts) + 1000
 
 
 def test_frequencies_that_a_byte_cannot_hold_stay_as_they_are() -> None:

@@ -585,20 +585,22 @@ def test_the_cache_budget_is_the_engines_setting(sample_index: Path, monkeypatch
 
 
 def test_positions_read_as_arrays_are_whooshs(reuters_index: Path) -> None:
-    """Each posting's positions, decoded for a few postings or all, are what Whoosh's matcher gives."""
+    """Each posting's positions, read for a few postings (from their blocks only) or all, are Whoosh's."""
     with open_index(reuters_index).searcher() as searcher:
         leaf, _ = next(iter(searcher.reader().leaf_readers()))
         for word in ("said", "oil", "opec"):
             term = normalize(word)
             kept = postings.read_postings(leaf, "body", term)
-            positions = postings.read_positions(leaf, "body", term)
             expected = dict(leaf.postings("body", term).items_as("positions"))
             everything = np.arange(len(kept.ids))
-            for at in (everything, everything[::7], everything[-3:]):
-                starts, flat = positions.positions_at(at)
-                assert len(starts) == len(at) + 1
+            for at in (everything, everything[::7], everything[-3:], everything[200:203]):
+                positions = postings.read_positions_at(leaf, "body", term, kept, at)
+                assert len(positions.starts) == len(at) + 1
                 for i, n in enumerate(at.tolist()):
-                    assert flat[starts[i] : starts[i + 1]].tolist() == expected[int(kept.ids[n])]
+                    assert (
+                        positions.flat[positions.starts[i] : positions.starts[i + 1]].tolist()
+                        == expected[int(kept.ids[n])]
+                    )
 
 
 def test_a_bare_star_is_every_story(reuters: WhooshEngine, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -90,6 +90,7 @@ PRIVATE_MEMBERS = [
     (whoosh3.W3PerDocReader, "_cached_reader", ["self", "fieldname", "column"]),
     (whoosh3.W3LeafMatcher, "_read_data", ["self"]),
     (whoosh3.W3LeafMatcher, "_next_block", ["self"]),
+    (whoosh3.W3LeafMatcher, "_goto", ["self", "position"]),
     (wq.MultiTerm, "_btexts", ["self", "ixreader"]),
 ]
 
@@ -188,23 +189,56 @@ def test_posting_blocks_hold_what_whooshs_matcher_returns(index: Path) -> None:
         assert any(leaf.has_deletions() for leaf, _ in leaves)
         for leaf, _ in leaves:
             for term in ("zinc", "trader", "output"):
-                if ("body", term) not in leaf:
-                    continue
-                ids, weights, values = [], [], []
-                for deltas, block_weights, block_values in internals.posting_blocks(leaf, "body", term):
-                    ids.extend(np.cumsum(deltas).tolist())
-                    weights.extend(
-                        [block_weights] * len(deltas) if not hasattr(block_weights, "__len__") else list(block_weights)
-                    )
-                    values.extend(block_values)
-                matcher = leaf.postings("body", term)
-                if isinstance(matcher, FilterMatcher):
-                    matcher = matcher.child  # deleted stories included, as posting_blocks does
-                expected = []
-                while matcher.is_active():
-                    expected.append((matcher.id(), matcher.weight(), matcher.value()))
-                    matcher.next()
-                assert list(zip(ids, [float(w or 1.0) for w in weights], values)) == expected
+                if ("body", term) in leaf:
+                    assert _block_postings(leaf, "body", term) == _matcher_postings(leaf, "body", term)
+
+
+def _block_postings(leaf: Any, fieldname: str, term: str) -> list[tuple[int, float, bytes]]:
+    """``(id, weight, value)`` of each posting, as posting_blocks reads them."""
+    ids, weights, values = [], [], []
+    for _, deltas, block_weights, block_values in internals.posting_blocks(leaf, fieldname, term):
+        ids.extend(np.cumsum(deltas).tolist())
+        weights.extend([block_weights] * len(deltas) if not hasattr(block_weights, "__len__") else list(block_weights))
+        values.extend(block_values)
+    return list(zip(ids, [float(w or 1.0) for w in weights], values))
+
+
+def _matcher_postings(leaf: Any, fieldname: str, term: str) -> list[tuple[int, float, bytes]]:
+    """``(id, weight, value)`` of each posting, as Whoosh's matcher gives them (deleted stories included)."""
+    matcher = leaf.postings(fieldname, term)
+    if isinstance(matcher, FilterMatcher):
+        matcher = matcher.child  # deleted stories included, as posting_blocks does
+    expected = []
+    while matcher.is_active():
+        expected.append((matcher.id(), matcher.weight(), matcher.value()))
+        matcher.next()
+    return expected
+
+
+@pytest.mark.parametrize("compression", [0, 3])
+def test_a_blocks_values_are_read_again_alone_from_where_posting_blocks_says_it_is(
+    tmp_path: Path, compression: int
+) -> None:
+    """Postings of many blocks are read as Whoosh's matcher reads them, and some blocks' values, read
+    alone (block_values), are those the whole reading gave (posting_blocks), in blocks as this project
+    writes them and as Whoosh's own writer compresses them."""
+    stories = [Story(f"z{i}", f"Zinc {i}", f"zinc output {i} " * (1 + i % 3), None, "t") for i in range(700)]
+    add_stories(tmp_path / "index", stories[:1])
+    ix = open_index(tmp_path / "index")
+    with ix.writer(codec=whoosh3.W3Codec(compression=compression)) as writer:
+        for story in stories[1:]:
+            writer.add_document(**to_document(story))
+    delete_story(tmp_path / "index", "z5")  # a segment with deletions: its matcher comes wrapped
+    with open_index(tmp_path / "index").searcher() as searcher:
+        leaf = max((leaf for leaf, _ in searcher.reader().leaf_readers()), key=lambda leaf: leaf.doc_count_all())
+        assert leaf.has_deletions()
+        blocks = list(internals.posting_blocks(leaf, "body", "zinc"))
+        assert len(blocks) > 4
+        assert any(where[1] < 0 for where, *_ in blocks) == bool(compression)
+        assert _block_postings(leaf, "body", "zinc") == _matcher_postings(leaf, "body", "zinc")
+        some = [1, 2, len(blocks) - 1]  # not the first block (where the postings start), and the last
+        again = internals.block_values(leaf, "body", "zinc", [blocks[b][0] for b in some])
+        assert [list(values or []) for values in again] == [list(blocks[b][3]) for b in some]
 
 
 def test_length_codes_and_dates_read_as_arrays_equal_whooshs_values(index: Path) -> None:

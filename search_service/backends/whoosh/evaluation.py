@@ -65,7 +65,18 @@ from .blocks import (
 )
 from .corpus import Corpus
 from .internals import expansions
-from .postings import JoinedPostings, Postings, joined_positions_at, read_both, read_positions, read_postings
+from .postings import (
+    NO_POSTINGS,
+    JoinedPostings,
+    Positions,
+    Postings,
+    blocks_holding,
+    joined_positions_at,
+    read_all_positions,
+    read_both,
+    read_positions_at,
+    read_postings,
+)
 from .query import EveryStory, Word
 from .schema import TEXT_FIELDS
 
@@ -75,6 +86,9 @@ _DENSE_SHARE = 0.1
 _DENSE_LOOKUP = 16
 #: Blocks scored in the first batch of :meth:`Evaluation._blocks_top`; each batch after doubles.
 _FIRST_BATCH = 32
+#: A phrase's candidates in fewer than this share of a word's blocks (in a segment) have their positions
+#: read from those blocks alone, and not kept; else all the word's positions are read and kept.
+_FEW_BLOCKS = 0.5
 #: Larger than any position: (document, position) pairs packed into one integer.
 _POSITION_SPAN = 1 << 32
 
@@ -166,25 +180,35 @@ class Evaluation:
         return JoinedPostings(parts)
 
     def _postings_in(self, leaf: Any, fieldname: str, text: str) -> Postings:
-        """A segment's postings of a term (empty when it has none); a phrase's words' positions
-        are read with them and kept in the shared cache, as :meth:`_positions_at` asks."""
+        """A segment's postings of a term (empty when it has none); a phrase's words' positions are
+        read with them (in the same reading of the blocks) and kept in the shared cache."""
         if (fieldname, text) not in leaf:
-            return Postings(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
+            return NO_POSTINGS
         if (fieldname, text) not in self._phrase_words:
             return read_postings(leaf, fieldname, text)
         postings, positions = read_both(leaf, fieldname, text)
-        self.corpus.cache.get((leaf.segment().segment_id(), fieldname, text, "positions"), lambda: positions)
+        self.corpus.cache.get(_positions_key(leaf, fieldname, text), lambda: positions)
         return postings
 
-    def _positions_at(self, fieldname: str, text: str, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The positions of the term's postings ``at`` (ascending, into :meth:`_read`'s), as
-        :meth:`.Positions.positions_at` gives them; each segment's read once and kept in the shared cache."""
+    def _positions_at(self, fieldname: str, text: str, at: np.ndarray) -> Positions:
+        """The positions of the term's postings ``at`` (ascending, into :meth:`_read`'s), each segment's
+        as :meth:`_positions_in` reads them."""
         joined = self._read(fieldname, text)
-        parts = []
-        for leaf in self._leaves[(fieldname, text)]:
-            key = (leaf.segment().segment_id(), fieldname, text, "positions")
-            parts.append(self.corpus.cache.get(key, partial(read_positions, leaf, fieldname, text)))
-        return joined_positions_at(parts, joined.bounds, at)
+        leaves = self._leaves[(fieldname, text)]
+        readers = [partial(self._positions_in, leaf, fieldname, text, part) for leaf, part in zip(leaves, joined.parts)]
+        return joined_positions_at(readers, joined.bounds, at)
+
+    def _positions_in(self, leaf: Any, fieldname: str, text: str, postings: Postings, at: np.ndarray) -> Positions:
+        """The positions of a segment's postings ``at`` of the term: from the shared cache if it keeps the
+        term's (read with its postings); else, if they are in few of its blocks (:data:`_FEW_BLOCKS`),
+        read from those alone; else all its positions are read, and kept in the cache."""
+        key = _positions_key(leaf, fieldname, text)
+        kept = self.corpus.cache.peek(key)
+        if kept is None and blocks_holding(postings, at) < _FEW_BLOCKS * len(postings.blocks):
+            return read_positions_at(leaf, fieldname, text, postings, at)
+        if not isinstance(kept, Positions):
+            kept = self.corpus.cache.get(key, partial(read_all_positions, leaf, fieldname, text, postings))
+        return kept.positions_at(at)
 
     def _check_time(self) -> None:
         if time.thread_time() > self.deadline:
@@ -555,11 +579,11 @@ class Evaluation:
         for offset, word in enumerate(q.words):
             self._check_time()
             at = _lookup(candidates, self._read(q.fieldname, word).ids)[1]
-            starts, flat = self._positions_at(q.fieldname, _text(word), at)
-            docs = np.repeat(candidates, np.diff(starts))
+            positions = self._positions_at(q.fieldname, _text(word), at)
+            docs = np.repeat(candidates, np.diff(positions.starts))
             # (document, position where the phrase would start) as one integer: ascending
             # and distinct, as the candidates and each posting's positions are
-            found = docs * _POSITION_SPAN + (flat.astype(np.int64) - offset)
+            found = docs * _POSITION_SPAN + (positions.flat.astype(np.int64) - offset)
             keys = found if keys is None else _common(keys, found)
             if keys.size == 0:
                 break
@@ -587,6 +611,11 @@ def _phrase_words(q: wq.Query) -> set[tuple[str, str]]:
     if isinstance(q, wq.Phrase):
         return {(q.fieldname, _text(w)) for w in q.words}
     return set().union(*(_phrase_words(c) for c in q.children()))
+
+
+def _positions_key(leaf: Any, fieldname: str, text: str) -> tuple[str, str, str, str]:
+    """Where the shared cache keeps a segment's positions of a term."""
+    return (leaf.segment().segment_id(), fieldname, text, "positions")
 
 
 def _free_words(q: wq.Query) -> list[Word] | None:

@@ -349,7 +349,7 @@ def _local_numbers(leaf: IndexReader, ids: set[str]) -> dict[str, list[int]]:
     else:
         there = [story_id for story_id in ids if ("id", story_id) in leaf]
     return {
-        story_id: [int(d) for deltas, _, _ in posting_blocks(leaf, "id", story_id) for d in np.cumsum(deltas)]
+        story_id: [int(d) for _, deltas, _, _ in posting_blocks(leaf, "id", story_id) for d in np.cumsum(deltas)]
         for story_id in there
     }
 

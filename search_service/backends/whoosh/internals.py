@@ -8,7 +8,8 @@ upgrade that changes them fails there, loudly, and nowhere else.
 * **Version.** Importing this module refuses any other whoosh-reloaded.
 * **Fixes** (:func:`apply_fixes`, called when an index is opened): the
   per-document column cache and compound-file reads, replaced for speed.
-* **Postings** read a block at a time (:func:`posting_blocks`), the
+* **Postings** read a block at a time (:func:`posting_blocks`; the
+  positions of a block alone read again by :func:`block_values`), the
   one-byte field lengths and the ``published`` column read as arrays
   (:func:`length_codes`, :func:`datetime_column`), and a wildcard's
   expansions (:func:`expansions`).  Positions are ours, not Whoosh's
@@ -26,11 +27,12 @@ upgrade that changes them fails there, loudly, and nowhere else.
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import pickle
 import struct
 import zlib
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -163,20 +165,61 @@ def apply_fixes() -> None:
 # ---------------------------------------------------------------- reading
 
 
-def posting_blocks(leaf: Any, fieldname: str, text: str | bytes) -> Iterator[tuple[Any, Any, list[bytes] | None]]:
-    """One segment's postings of a term, a block at a time: ``(id deltas, weights, encoded values)``.
+#: A posting block's first four bytes: its length (header and data), negated for a term's last block.
+_BLOCK_LENGTH = struct.Struct("!i")
 
-    ``weights`` is None (all 1.0), one float for the whole block, or a
-    sequence.  Deleted documents are included: the caller masks them.
+
+def posting_blocks(
+    leaf: Any, fieldname: str, text: str | bytes
+) -> Iterator[tuple[tuple[int, int], Any, Any, list[bytes] | None]]:
+    """One segment's postings of a term, a block at a time: ``(where, id deltas, weights, encoded values)``.
+
+    ``where`` is where the block's data are in the postings file:
+    ``(offset, size)``, the size negated when they are compressed
+    (:func:`block_values` reads them again from there alone); ``weights``
+    is None (all 1.0), one float for the whole block, or a sequence.
+    Deleted documents are included: the caller masks them.
+
+    The term's postings are read in one piece and their blocks unpickled
+    from memory, as Whoosh's matcher reads them (a length, a pickled header,
+    the pickled data), without a Python call per read: three times faster.
     """
+    matcher = _block_matcher(leaf, fieldname, text)
+    start, length = matcher._startoffset, matcher._length
+    if isinstance(length, tuple):  # W3TermInfo.from_bytes leaves struct's 1-tuple
+        (length,) = length
+    data = bytes(matcher._postfile.get(start, length))  # its header tag, then its blocks
+    file = io.BufferedReader(io.BytesIO(data))  # which pickle peeks into, so reads each object in one call
+    at = len(WHOOSH3_HEADER_MAGIC)
+    while True:
+        (size,) = _BLOCK_LENGTH.unpack_from(data, at)
+        end = at + _BLOCK_LENGTH.size + abs(size)
+        file.seek(at + _BLOCK_LENGTH.size)
+        compression = pickle.load(file)[3]  # (postings, last id, highest weight, compression, lengths)
+        begin = file.tell()
+        block = pickle.loads(zlib.decompress(data[begin:end]) if compression else memoryview(data)[begin:end])
+        yield ((start + begin, begin - end if compression else end - begin), *block)
+        if size < 0:
+            return
+        at = end
+
+
+def block_values(
+    leaf: Any, fieldname: str, text: str | bytes, where: Iterable[tuple[int, int]]
+) -> Iterator[list[bytes] | None]:
+    """The encoded values of the term's blocks at ``where`` (as :func:`posting_blocks` gives it), each
+    read alone, as Whoosh's matcher reads a block's data (without its header, which only says where
+    the next block is)."""
+    postfile = _block_matcher(leaf, fieldname, text)._postfile
+    for offset, size in where:
+        data = postfile.get(offset, abs(size))
+        yield pickle.loads(zlib.decompress(data) if size < 0 else data)[2]
+
+
+def _block_matcher(leaf: Any, fieldname: str, text: str | bytes) -> Any:
+    """Whoosh's matcher of the term's postings file, deleted documents included."""
     matcher = leaf.postings(fieldname, text)
-    if isinstance(matcher, FilterMatcher):
-        matcher = matcher.child  # a segment with deletions wraps the block matcher
-    while matcher.is_active():
-        if matcher._data is None:
-            matcher._read_data()
-        yield matcher._data
-        matcher._next_block()
+    return matcher.child if isinstance(matcher, FilterMatcher) else matcher  # a segment with deletions wraps it
 
 
 def length_codes(leaf: Any, fieldname: str) -> np.ndarray | None:
@@ -614,6 +657,7 @@ __all__ = [
     "PostingsFiles",
     "abandon_writer",
     "apply_fixes",
+    "block_values",
     "commit_segments",
     "datetime_column",
     "decode_position_values",

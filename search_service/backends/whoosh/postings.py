@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol, TypeVar
@@ -22,7 +22,7 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from .blocks import ranges
-from .internals import decode_position_values, posting_blocks
+from .internals import block_values, decode_position_values, posting_blocks
 
 #: What one kept term costs beyond its arrays (the objects and the cache's entry).
 _ENTRY_BYTES = 600
@@ -42,15 +42,20 @@ _Item = TypeVar("_Item", bound=Sized)
 class Postings:
     """One segment's postings of a term: document numbers (ascending, int32) and frequencies (uint8
     when they are all whole numbers under 256, as a rule, else float32 as Whoosh stores them:
-    :attr:`weights` gives them as float64, the type scores are computed in)."""
+    :attr:`weights` gives them as float64, the type scores are computed in), and where their blocks'
+    data are in the postings file (:attr:`blocks`, ``(offset, size)`` as
+    :func:`.internals.posting_blocks` gives them) and the first posting of each (:attr:`firsts`), for
+    a phrase's positions (:func:`read_positions_at`)."""
 
     ids: np.ndarray
     tfs: np.ndarray
+    blocks: np.ndarray
+    firsts: np.ndarray
 
     @property
     def nbytes(self) -> int:
         """What it holds in memory, in bytes: the cache's unit."""
-        return self.ids.nbytes + self.tfs.nbytes + _ENTRY_BYTES
+        return self.ids.nbytes + self.tfs.nbytes + self.blocks.nbytes + self.firsts.nbytes + _ENTRY_BYTES
 
     @property
     def weights(self) -> np.ndarray:
@@ -59,9 +64,13 @@ class Postings:
 
 @dataclass
 class Positions:
-    """One segment's positions of a term: those of posting ``i`` are ``flat[starts[i]:starts[i + 1]]``
-    (``starts`` int32: a segment holds some 16 million postings, :data:`.segments.MAX_POSTINGS`;
-    ``flat`` uint16 when every position is under 65,536, as in any story of fewer words, else int32)."""
+    """Positions of postings: those of posting ``i`` are ``flat[starts[i]:starts[i + 1]]``.
+
+    Kept in the cache (:func:`read_all_positions`), ``starts`` is int32 (a
+    segment holds some 16 million postings, :data:`.segments.MAX_POSTINGS`)
+    and ``flat`` uint16 when every position is under 65,536, as in any
+    story of fewer words, else int32.
+    """
 
     starts: np.ndarray
     flat: np.ndarray
@@ -70,13 +79,13 @@ class Positions:
     def nbytes(self) -> int:
         return self.starts.nbytes + self.flat.nbytes + _ENTRY_BYTES
 
-    def positions_at(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(starts, flat)``: the positions of posting ``at[i]`` are ``flat[starts[i]:starts[i + 1]]``."""
+    def positions_at(self, at: np.ndarray) -> Positions:
+        """The positions of the postings ``at``."""
         first = self.starts[at].astype(np.int64)
         lengths = self.starts[at + 1] - first
         local = np.zeros(len(at) + 1, dtype=np.int64)
         np.cumsum(lengths, out=local[1:])
-        return local, self.flat[np.repeat(first - local[:-1], lengths) + np.arange(int(local[-1]))]
+        return Positions(local, self.flat[np.repeat(first - local[:-1], lengths) + np.arange(int(local[-1]))])
 
 
 class JoinedPostings:
@@ -126,21 +135,30 @@ class JoinedPostings:
 
 
 _NO_IDS = np.zeros(0, dtype=np.int64)
+#: A term's postings in a segment without it.
+NO_POSTINGS = Postings(
+    np.zeros(0, dtype=np.int32),
+    np.zeros(0, dtype=np.float32),
+    np.zeros((0, 2), dtype=np.int64),
+    np.zeros(0, dtype=np.int32),
+)
 
 
-def joined_positions_at(parts: list[Positions], bounds: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:meth:`Positions.positions_at` over postings joined from segments (``bounds`` as
-    :attr:`JoinedPostings.bounds`, ``at`` ascending)."""
+def joined_positions_at(
+    readers: Sequence[Callable[[np.ndarray], Positions]], bounds: np.ndarray, at: np.ndarray
+) -> Positions:
+    """The positions of postings ``at`` (ascending) joined from segments (``bounds`` as
+    :attr:`JoinedPostings.bounds`), each segment's read by its reader (as :func:`read_positions_at`)."""
     starts, flats, done = [np.zeros(1, dtype=np.int64)], [], 0
     splits = np.searchsorted(at, bounds)
-    for part, low, first, last in zip(parts, bounds[:-1], splits[:-1], splits[1:]):
+    for read, low, first, last in zip(readers, bounds[:-1], splits[:-1], splits[1:]):
         if last > first:
-            mine = at[first:last] - low
-            part_starts, flat = part.positions_at(mine)
-            starts.append(part_starts[1:] + done)
-            flats.append(flat)
-            done += len(flat)
-    return np.concatenate(starts), np.concatenate(flats) if flats else np.zeros(0, dtype=np.int32)
+            part = read(at[first:last] - low)
+            starts.append(part.starts[1:].astype(np.int64) + done)
+            flats.append(part.flat)
+            done += len(part.flat)
+    flat = np.concatenate(flats) if flats else np.zeros(0, dtype=np.int32)
+    return Positions(np.concatenate(starts), flat)
 
 
 class PostingsCache:
@@ -173,6 +191,14 @@ class PostingsCache:
                     self._size -= evicted.nbytes
         return loaded
 
+    def peek(self, key: Hashable) -> Sized | None:
+        """The item kept under ``key``, if any (as :meth:`get`, but nothing is loaded)."""
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
     @property
     def size(self) -> int:
         """The bytes kept."""
@@ -181,39 +207,73 @@ class PostingsCache:
 
 def read_postings(leaf, fieldname: str, text: str | bytes) -> Postings:  # type: ignore[no-untyped-def]
     """One segment's postings of a term, read a whole block at a time (their positions left out)."""
-    return _read(leaf, fieldname, text, positions=False)[0]
-
-
-def read_positions(leaf, fieldname: str, text: str | bytes) -> Positions:  # type: ignore[no-untyped-def]
-    """One segment's positions of a term, aligned with :func:`read_postings`'s postings."""
-    return read_both(leaf, fieldname, text)[1]
+    return _read(leaf, fieldname, text, None)
 
 
 def read_both(leaf, fieldname: str, text: str | bytes) -> tuple[Postings, Positions]:  # type: ignore[no-untyped-def]
-    """:func:`read_postings` and :func:`read_positions` in one reading of the blocks (a phrase's words)."""
-    postings, positions = _read(leaf, fieldname, text, positions=True)
-    assert positions is not None
-    return postings, positions
-
-
-def _read(leaf, fieldname: str, text: str | bytes, positions: bool) -> tuple[Postings, Positions | None]:  # type: ignore[no-untyped-def]
-    id_parts: list[np.ndarray] = []
-    tf_parts: list[np.ndarray] = []
+    """:func:`read_postings` and :func:`read_all_positions` in one reading of the blocks (a phrase's words)."""
     values: list[bytes] = []
-    for deltas, weights, block_values in posting_blocks(leaf, fieldname, text):
-        ids = np.cumsum(np.asarray(deltas, dtype=np.int32), dtype=np.int32)
-        id_parts.append(ids)
-        if weights is None or isinstance(weights, float):
-            tf_parts.append(np.full(len(ids), 1.0 if weights is None else weights, dtype=np.float32))
+    postings = _read(leaf, fieldname, text, values)
+    return postings, _kept(_decoded(values))
+
+
+def _read(leaf, fieldname: str, text: str | bytes, values: list[bytes] | None) -> Postings:  # type: ignore[no-untyped-def]
+    """A term's postings, and its postings' encoded positions added to ``values`` unless None.
+
+    The blocks' numbers are gathered in lists and made arrays once: an
+    array or two per block of 128 postings cost more than the reading.
+    """
+    deltas: list[int] = []
+    weights: list[float] = []
+    sizes: list[int] = []
+    blocks: list[tuple[int, int]] = []
+    for where, block_deltas, block_weights, encoded in posting_blocks(leaf, fieldname, text):
+        blocks.append(where)
+        sizes.append(len(block_deltas))
+        deltas.extend(block_deltas)
+        if block_weights is None or isinstance(block_weights, float):
+            weights.extend([1.0 if block_weights is None else block_weights] * len(block_deltas))
         else:
-            tf_parts.append(np.asarray(weights, dtype=np.float32))
-        if positions:
-            values.extend(block_values or [b""] * len(deltas))
-    if id_parts:
-        postings = Postings(np.concatenate(id_parts), _narrow(np.concatenate(tf_parts)))
-    else:
-        postings = Postings(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
-    return postings, _decoded(values) if positions else None
+            weights.extend(block_weights)
+        if values is not None:
+            values.extend(encoded or [b""] * len(block_deltas))
+    if not blocks:
+        return NO_POSTINGS
+    firsts = np.zeros(len(sizes), dtype=np.int32)
+    np.cumsum(sizes[:-1], out=firsts[1:])
+    running = np.cumsum(np.array(deltas, dtype=np.int64))  # each block's first is a document number, not a gap
+    before = np.where(firsts > 0, running[firsts - 1], 0)
+    ids = (running - np.repeat(before, sizes)).astype(np.int32)
+    return Postings(ids, _narrow(np.array(weights, dtype=np.float32)), np.array(blocks, dtype=np.int64), firsts)
+
+
+def read_positions_at(leaf, fieldname: str, text: str | bytes, postings: Postings, at: np.ndarray) -> Positions:  # type: ignore[no-untyped-def]
+    """The positions of one segment's postings ``at`` (ascending, into ``postings``, the term's), read
+    from the blocks that hold them only: those of ``at[i]`` are ``flat[starts[i]:starts[i + 1]]``."""
+    block_of = np.searchsorted(postings.firsts, at, side="right") - 1
+    blocks, begins = np.unique(block_of, return_index=True)
+    local = np.split(at - postings.firsts[block_of], begins[1:])
+    values: list[bytes] = []
+    for block, mine in zip(block_values(leaf, fieldname, text, postings.blocks[blocks].tolist()), local):
+        values.extend([block[i] for i in mine.tolist()] if block is not None else [b""] * len(mine))
+    return _decoded(values)
+
+
+def read_all_positions(leaf, fieldname: str, text: str | bytes, postings: Postings) -> Positions:  # type: ignore[no-untyped-def]
+    """The positions of all one segment's postings of a term, narrowed to be kept (see :class:`Positions`)."""
+    return _kept(read_positions_at(leaf, fieldname, text, postings, np.arange(len(postings.ids))))
+
+
+def _kept(positions: Positions) -> Positions:
+    """``positions`` narrowed to be kept (see :class:`Positions`)."""
+    narrow = positions.flat.max(initial=0) < 1 << 16
+    return Positions(positions.starts.astype(np.int32), positions.flat.astype(np.uint16 if narrow else np.int32))
+
+
+def blocks_holding(postings: Postings, at: np.ndarray) -> int:
+    """How many of the term's blocks hold its postings ``at`` (ascending)."""
+    block_of = np.searchsorted(postings.firsts, at, side="right")
+    return int(np.count_nonzero(block_of[1:] != block_of[:-1])) + 1 if len(at) else 0
 
 
 def _narrow(tfs: np.ndarray) -> np.ndarray:
@@ -225,20 +285,19 @@ def _narrow(tfs: np.ndarray) -> np.ndarray:
 def _decoded(values: list[bytes]) -> Positions:
     offsets = np.zeros(len(values) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)), out=offsets[1:])
-    if not offsets[-1]:  # no positions in this field
-        return Positions(np.zeros(len(values) + 1, dtype=np.int32), np.zeros(0, dtype=np.int32))
-    starts, flat = decode_position_values(b"".join(values), offsets[:-1], offsets[1:])
-    narrow = flat.max(initial=0) < 1 << 16
-    return Positions(starts.astype(np.int32), flat.astype(np.uint16 if narrow else np.int32))
+    return Positions(*decode_position_values(b"".join(values), offsets[:-1], offsets[1:]))
 
 
 __all__ = [
+    "NO_POSTINGS",
     "JoinedPostings",
     "Positions",
     "Postings",
     "PostingsCache",
+    "blocks_holding",
     "joined_positions_at",
+    "read_all_positions",
     "read_both",
-    "read_positions",
+    "read_positions_at",
     "read_postings",
 ]
