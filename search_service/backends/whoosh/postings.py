@@ -82,10 +82,10 @@ class Positions:
     def positions_at(self, at: np.ndarray) -> Positions:
         """The positions of the postings ``at``."""
         first = self.starts[at].astype(np.int64)
-        lengths = self.starts[at + 1] - first
+        last = self.starts[at + 1].astype(np.int64)
         local = np.zeros(len(at) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=local[1:])
-        return Positions(local, self.flat[np.repeat(first - local[:-1], lengths) + np.arange(int(local[-1]))])
+        np.cumsum(last - first, out=local[1:])
+        return Positions(local, self.flat[ranges(first, last)])
 
 
 class JoinedPostings:
@@ -176,11 +176,9 @@ class PostingsCache:
 
     def get(self, key: Hashable, load: Callable[[], _Item]) -> _Item:
         """The item kept under ``key``, or ``load()``'s, kept if it fits (the least recently used go)."""
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-                return found  # type: ignore[return-value]
+        found = self.peek(key)
+        if found is not None:
+            return found  # type: ignore[return-value]
         loaded = load()
         with self._lock:
             if key not in self._items and loaded.nbytes <= self.capacity:
