@@ -15,6 +15,7 @@ import pickle
 import random
 import subprocess
 import sys
+from array import array
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from whoosh.util.numeric import byte_to_length
 from whoosh.util.times import datetime_to_long
 from whoosh.writing import SegmentWriter
 
-from search_service.backends.whoosh import internals
+from search_service.backends.whoosh import internals, postings
 from search_service.backends.whoosh.indexer import add_stories, delete_story, open_index
 from search_service.backends.whoosh.schema import CODEC, CompactPositions, to_document
 from search_service.backends.whoosh.segments import SegmentBuilder
@@ -239,6 +240,61 @@ def test_a_blocks_values_are_read_again_alone_from_where_posting_blocks_says_it_
         some = [1, 2, len(blocks) - 1]  # not the first block (where the postings start), and the last
         again = internals.block_values(leaf, "body", "zinc", [blocks[b][0] for b in some])
         assert [list(values or []) for values in again] == [list(blocks[b][3]) for b in some]
+
+
+def test_packed_blocks_are_read_alike_by_whooshs_matcher_and_ours(tmp_path: Path) -> None:
+    """A term's blocks of 32 postings or more are packed, a smaller last block is written as Whoosh
+    writes it; Whoosh's matcher and this project's readers read both the same, frequencies past a byte
+    and positions past 255 bytes included."""
+    stories = [
+        Story(f"z{i}", "Zinc", " ".join(["zinc output"] * (300 if i % 50 == 7 else 1 + i % 4)), None, "t")
+        for i in range(280)  # blocks of 128, 128 and 24
+    ]
+    add_stories(tmp_path / "index", stories)
+    with open_index(tmp_path / "index").searcher() as searcher:
+        (leaf, _), *_ = searcher.reader().leaf_readers()
+        blocks = list(internals.posting_blocks(leaf, "body", "zinc"))
+        assert [type(values).__name__ for *_, values in blocks] == ["PackedValues", "PackedValues", "tuple"]
+        assert [weights.typecode for _, _, weights, _ in blocks[:2]] == ["H", "H"], "frequencies of 300"
+        assert max(blocks[0][3].sizes) > 255 and blocks[0][3].sizes.typecode == "H"
+        assert _block_postings(leaf, "body", "zinc") == _matcher_postings(leaf, "body", "zinc")
+        kept, positions = postings.read_both(leaf, "body", "zinc")
+        matcher = leaf.postings("body", "zinc")
+        expected = list(matcher.items_as("positions"))
+        assert kept.ids.tolist() == [n for n, _ in expected]
+        assert kept.tfs.tolist() == [len(p) for _, p in expected]
+        assert [positions.flat[a:b].tolist() for a, b in zip(positions.starts, positions.starts[1:])] == [
+            p for _, p in expected
+        ]
+        at = np.array([0, 5, 130, 270, 279])
+        some = postings.read_positions_at(leaf, "body", "zinc", kept, at)
+        assert [some.flat[a:b].tolist() for a, b in zip(some.starts, some.starts[1:])] == [expected[n][1] for n in at]
+
+
+def test_packed_values_pickle_by_name_and_index_as_whoosh_reads_a_tuple() -> None:
+    """The class is named in every packed block: its module and name are part of the format."""
+    values = [internals.encode_positions(p) for p in ([0], [3, 300], list(range(0, 900, 3)))]
+    packed = internals.PackedValues(b"".join(values), array("H", map(len, values)))
+    data = pickle.dumps(packed, 4)
+    assert b"search_service.backends.whoosh.internals" in data and b"PackedValues" in data
+    again = pickle.loads(data)
+    assert [again[i] for i in range(len(again))] == list(again) == values
+    assert internals.value_parts(again, 3) == (b"".join(values), array("H", map(len, values)))
+    assert internals.value_parts(tuple(values), 3) == (b"".join(values), array("I", map(len, values)))
+    assert internals.value_parts(None, 2) == (b"", b"\x00\x00")
+
+
+def test_weights_and_ints_of_any_block_read_as_arrays() -> None:
+    assert internals.weight_bytes(None, 3) == b"\x01\x01\x01"
+    assert internals.weight_bytes(2.0, 2) == b"\x02\x02"
+    assert internals.weight_bytes(2.5, 2) is None and internals.weight_bytes(256.0, 2) is None
+    assert internals.weight_bytes((1, 2, 255), 3) == b"\x01\x02\xff"
+    assert internals.weight_bytes((1, 256), 2) is None and internals.weight_bytes((1.0, 2.0), 2) is None
+    assert internals.weight_bytes(array("H", [1, 2]), 2) is None
+    assert internals.weight_bytes(b"\x03\x04", 2) == b"\x03\x04"
+    parts = [array("H", [1, 2]), array("H", [300])]
+    assert internals.joined_ints(parts).tolist() == [1, 2, 300]
+    assert internals.joined_ints([array("I", [70_000]), b"\x05", (6, 7)]).tolist() == [70_000, 5, 6, 7]
 
 
 def test_length_codes_and_dates_read_as_arrays_equal_whooshs_values(index: Path) -> None:

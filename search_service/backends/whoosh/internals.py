@@ -32,7 +32,8 @@ import pickle
 import struct
 import zlib
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
@@ -169,15 +170,17 @@ def apply_fixes() -> None:
 _BLOCK_LENGTH = struct.Struct("!i")
 
 
-def posting_blocks(
-    leaf: Any, fieldname: str, text: str | bytes
-) -> Iterator[tuple[tuple[int, int], Any, Any, list[bytes] | None]]:
+def posting_blocks(leaf: Any, fieldname: str, text: str | bytes) -> Iterator[tuple[tuple[int, int], Any, Any, Any]]:
     """One segment's postings of a term, a block at a time: ``(where, id deltas, weights, encoded values)``.
 
     ``where`` is where the block's data are in the postings file:
     ``(offset, size)``, the size negated when they are compressed
-    (:func:`block_values` reads them again from there alone); ``weights``
-    is None (all 1.0), one float for the whole block, or a sequence.
+    (:func:`block_values` reads them again from there alone).  The id deltas
+    are a tuple or an ``array``; ``weights`` None (all 1.0), one float for
+    the whole block, or a sequence (a tuple, ``bytes`` or an ``array``); the
+    values a tuple of ``bytes``, a :class:`PackedValues`, or None.
+    :func:`joined_ints`, :func:`weight_bytes` and :func:`value_parts` read
+    any of them.
     Deleted documents are included: the caller masks them.
 
     The term's postings are read in one piece and their blocks unpickled
@@ -204,9 +207,7 @@ def posting_blocks(
         at = end
 
 
-def block_values(
-    leaf: Any, fieldname: str, text: str | bytes, where: Iterable[tuple[int, int]]
-) -> Iterator[list[bytes] | None]:
+def block_values(leaf: Any, fieldname: str, text: str | bytes, where: Iterable[tuple[int, int]]) -> Iterator[Any]:
     """The encoded values of the term's blocks at ``where`` (as :func:`posting_blocks` gives it), each
     read alone, as Whoosh's matcher reads a block's data (without its header, which only says where
     the next block is)."""
@@ -220,6 +221,72 @@ def _block_matcher(leaf: Any, fieldname: str, text: str | bytes) -> Any:
     """Whoosh's matcher of the term's postings file, deleted documents included."""
     matcher = leaf.postings(fieldname, text)
     return matcher.child if isinstance(matcher, FilterMatcher) else matcher  # a segment with deletions wraps it
+
+
+class PackedValues:
+    """A posting block's encoded values as this project writes them: all in one ``bytes``, and each one's size.
+
+    Whoosh's writer pickles a block's values as a tuple of ``bytes``, one
+    object a posting, which a reader unpickles one at a time.  This holds
+    the same values in two objects, so a block is read whole and the
+    postings of a term with array operations; Whoosh's matcher reads one
+    value as it reads a tuple's, ``values[i]``.  Blocks name this class by
+    its module and name when pickled: moving it is a change of format.
+    """
+
+    __slots__ = ("_ends", "data", "sizes")
+
+    def __init__(self, data: bytes, sizes: bytes | array) -> None:
+        self.data = data
+        self.sizes = sizes
+        self._ends: list[int] | None = None
+
+    def __reduce__(self) -> tuple[type, tuple[bytes, bytes | array]]:
+        return PackedValues, (self.data, self.sizes)
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def __getitem__(self, i: int) -> bytes:
+        if self._ends is None:
+            self._ends = list(accumulate(self.sizes))
+        end = self._ends[i]
+        return self.data[end - self.sizes[i] : end]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return (self[i] for i in range(len(self)))
+
+
+def value_parts(values: Any, count: int) -> tuple[bytes, Sequence[int]]:
+    """A block's ``count`` encoded values (as :func:`posting_blocks` gives them) joined, and each one's size."""
+    if isinstance(values, PackedValues):
+        return values.data, values.sizes
+    if values is None:
+        return b"", bytes(count)
+    return b"".join(values), array("I", map(len, values))
+
+
+def weight_bytes(weights: Any, count: int) -> bytes | None:
+    """A block's ``count`` weights (as :func:`posting_blocks` gives them) a byte each, or None when they
+    are not all whole numbers under 256."""
+    if weights is None:
+        return b"\x01" * count
+    if isinstance(weights, float):
+        return bytes((int(weights),)) * count if weights.is_integer() and weights < 256 else None
+    if isinstance(weights, (bytes, array)):
+        return bytes(weights) if isinstance(weights, bytes) or weights.typecode == "B" else None
+    try:
+        return bytes(weights)  # a tuple of ints under 256 (as this project wrote them before, and small blocks)
+    except (TypeError, ValueError):
+        return None
+
+
+def joined_ints(parts: Sequence[Any]) -> np.ndarray:
+    """Blocks' sequences of integers (``array``, ``bytes`` or tuples), end to end, as one array."""
+    kinds = {part.typecode if isinstance(part, array) else "B" if isinstance(part, bytes) else "" for part in parts}
+    if len(kinds) == 1 and "" not in kinds:
+        return np.frombuffer(b"".join(parts), dtype=kinds.pop())
+    return np.concatenate([np.frombuffer(p, np.uint8) if isinstance(p, bytes) else np.asarray(p) for p in parts])
 
 
 def length_codes(leaf: Any, fieldname: str) -> np.ndarray | None:
@@ -296,17 +363,19 @@ def decode_position_values(data: bytes, begins: np.ndarray, ends: np.ndarray) ->
     sizes = np.asarray(ends, dtype=np.int64) - begins
     total = int(sizes.sum())
     first = np.cumsum(sizes) - sizes  # where each value starts in ``picked``
-    picked = raw[np.repeat(begins - first, sizes) + np.arange(total)] if total else raw[:0]
-    last = picked < 0x80  # the last byte of a gap
-    ended = np.zeros(len(picked) + 1, dtype=np.int64)
-    np.cumsum(last, out=ended[1:])
-    starts = ended[np.append(first, total)]  # gaps before each value
+    if total == len(raw) and np.array_equal(begins, first):
+        picked = raw  # every value, in order (a term's blocks read whole)
+    else:
+        picked = raw[np.repeat(begins - first, sizes) + np.arange(total)] if total else raw[:0]
+    gap_ends = np.flatnonzero(picked < 0x80)  # the last byte of each gap
+    starts = np.searchsorted(gap_ends, np.append(first, total))  # gaps before each value
     counts = np.diff(starts)
-    gap_starts = np.flatnonzero(np.concatenate(([True], last[:-1]))) if total else np.zeros(0, dtype=np.int64)
-    shift = 7 * (np.arange(total) - np.repeat(gap_starts, np.diff(np.append(gap_starts, total))))
-    gaps = (
-        np.add.reduceat((picked & 0x7F).astype(np.int64) << shift, gap_starts) if total else np.zeros(0, dtype=np.int64)
-    )
+    gap_starts = np.append(0, gap_ends[:-1] + 1) if len(gap_ends) else gap_ends
+    gaps = (picked[gap_starts] & 0x7F).astype(np.int64)
+    more = np.flatnonzero(gap_ends > gap_starts)  # gaps of two bytes or more (at most five)
+    for byte in range(1, 5):
+        more = more[gap_ends[more] >= gap_starts[more] + byte]
+        gaps[more] |= (picked[gap_starts[more] + byte] & 0x7F).astype(np.int64) << (7 * byte)
     running = np.cumsum(gaps)
     before = np.concatenate(([0], running))[starts[:-1]]
     return starts, running - np.repeat(before, counts)
@@ -398,6 +467,29 @@ def store_compactly(perdoc: Any) -> None:
     perdoc._colwriters["_stored"] = _StoredFieldsWriter(perdoc._colwriters["_stored"]._child)
 
 
+#: Blocks of at least this many postings are written packed (:class:`PackedValues`, integers in
+#: arrays); smaller ones, a rare word's only block or a term's last, as Whoosh writes them (tuples),
+#: where naming the classes would cost more bytes than packing saves.
+PACKED_BLOCK = 32
+
+
+class _BlockColumn:
+    """A column of non-negative integers cut into blocks, each block's as the narrowest unsigned type its
+    largest needs: ``bytes`` when a byte holds them (which Whoosh indexes to ints as it does a tuple), else
+    an ``array`` (``H`` or ``I``)."""
+
+    def __init__(self, values: np.ndarray, opens: np.ndarray) -> None:
+        largest = np.maximum.reduceat(values, opens)
+        self.codes = np.where(largest < 1 << 8, "B", np.where(largest < 1 << 16, "H", "I")).tolist()
+        self._bytes = {code: values.astype(code).tobytes() for code in set(self.codes)}
+
+    def block(self, blk: int, begin: int, end: int, always_array: bool = False) -> bytes | array:
+        code = self.codes[blk]
+        size = np.dtype(code).itemsize
+        data = self._bytes[code][begin * size : end * size]
+        return data if code == "B" and not always_array else array(code, data)
+
+
 #: The opening and closing of a block's pickled ``(ids, weights, values)`` (protocol 4, no memo).
 _BLOCK_OPEN = b"\x80\x04("
 _BLOCK_CLOSE = b"\x87."
@@ -435,6 +527,76 @@ def _pickled_bytes(data: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.
     first = np.cumsum(sizes) - sizes
     out[np.repeat(begin + head - first, sizes) + np.arange(len(data))] = data
     return out, ends
+
+
+class _BlockData:
+    """The pickled ``(ids, weights, values)`` of the blocks of :meth:`PostingsFiles._write_terms`' postings.
+
+    Blocks of :data:`PACKED_BLOCK` postings or more are packed, the others
+    written as Whoosh writes them (tuples of ints and ``bytes``); a block whose
+    weights are all the same has None (all 1.0) or that one float, as Whoosh's.
+    """
+
+    def __init__(
+        self,
+        deltas: np.ndarray,
+        weights: np.ndarray,
+        values: tuple[np.ndarray, np.ndarray] | None,
+        opens: np.ndarray,
+        bounds: list[int],
+    ) -> None:
+        self._bounds = bounds
+        self._weights = weights
+        self._same = (np.maximum.reduceat(weights, opens) == np.minimum.reduceat(weights, opens)).tolist()
+        self._first_weight = weights[opens].tolist()
+        self._ids = _BlockColumn(deltas, opens)
+        ids, id_ends = _pickled_ints(deltas)
+        self._id_at, self._id_bytes = np.append(0, id_ends)[bounds].tolist(), ids.tobytes()
+        self._whole = bool(np.all(weights == np.round(weights)) and weights.max() < 2**31)
+        if self._whole:
+            self._packed_weights = _BlockColumn(weights.astype(np.int64), opens)
+            stream, ends = _pickled_ints(weights.astype(np.int64))
+            self._w_at, self._w_bytes = np.append(0, ends)[bounds].tolist(), stream.tobytes()
+        self._values = values is not None
+        if values is not None:
+            self._sizes = _BlockColumn(values[1], opens)
+            self._value_at = np.append(0, np.cumsum(values[1]))[bounds].tolist()
+            self._value_bytes = values[0].tobytes()
+            stream, ends = _pickled_bytes(*values)
+            self._v_at, self._v_bytes = np.append(0, ends)[bounds].tolist(), stream.tobytes()
+
+    def __call__(self, blk: int) -> bytes:
+        begin, end = self._bounds[blk], self._bounds[blk + 1]
+        return self._packed(blk, begin, end) if end - begin >= PACKED_BLOCK else self._tuples(blk, begin, end)
+
+    def _packed(self, blk: int, begin: int, end: int) -> bytes:
+        weights: Any
+        if self._same[blk]:
+            weights = None if self._first_weight[blk] == 1.0 else self._first_weight[blk]
+        elif self._whole:
+            weights = self._packed_weights.block(blk, begin, end)
+        else:
+            weights = tuple(self._weights[begin:end].tolist())
+        values = None
+        if self._values:
+            data = self._value_bytes[self._value_at[blk] : self._value_at[blk + 1]]
+            values = PackedValues(data, self._sizes.block(blk, begin, end))
+        return pickle.dumps((self._ids.block(blk, begin, end, always_array=True), weights, values), 4)
+
+    def _tuples(self, blk: int, begin: int, end: int) -> bytes:
+        if self._same[blk]:
+            weights = b"N" if self._first_weight[blk] == 1.0 else _pickled_float(self._first_weight[blk])
+        elif self._whole:
+            weights = b"".join((_TUPLE_OPEN, self._w_bytes[self._w_at[blk] : self._w_at[blk + 1]], _TUPLE_CLOSE))
+        else:
+            weights = b"".join((_TUPLE_OPEN, *map(_pickled_float, self._weights[begin:end].tolist()), _TUPLE_CLOSE))
+        values = (
+            b"".join((_TUPLE_OPEN, self._v_bytes[self._v_at[blk] : self._v_at[blk + 1]], _TUPLE_CLOSE))
+            if self._values
+            else b"N"
+        )
+        ids = self._id_bytes[self._id_at[blk] : self._id_at[blk + 1]]
+        return b"".join((_BLOCK_OPEN, ids, _TUPLE_CLOSE, weights, values, _BLOCK_CLOSE))
 
 
 #: ``W3TermInfo.to_bytes()`` of postings not inlined: its ``_struct`` (``!BfIBBfII``: flags, weight,
@@ -537,22 +699,12 @@ class PostingsFiles:
         deltas = docs.copy()
         deltas[1:] -= docs[:-1]
         deltas[opens] = docs[opens]
-        ids, id_ends = _pickled_ints(deltas)
-        id_at, ids_b = np.append(0, id_ends)[bounds].tolist(), ids.tobytes()
-        if np.all(weights == np.round(weights)) and weights.max() < 2**31:
-            wstream, w_ends = _pickled_ints(weights.astype(np.int64))
-            w_at, w_b = np.append(0, w_ends)[bounds].tolist(), wstream.tobytes()
-        else:
-            w_at, w_b = None, b""
-        if values is not None:
-            vstream, v_ends = _pickled_bytes(*values)
-            v_at, v_b = np.append(0, v_ends)[bounds].tolist(), vstream.tobytes()
+        block_data = _BlockData(deltas, weights, values, opens, bounds)
         no_length = np.where(length_bytes > 0, length_bytes, 256).astype(np.int64)  # 256: none, above any byte
         last_doc = docs[np.append(opens[1:], n) - 1].tolist()
         minlen_l = np.minimum.reduceat(no_length, opens).tolist()
         maxlen_l = np.maximum.reduceat(length_bytes, opens).tolist()
         maxw_l = np.maximum.reduceat(weights, opens).tolist()
-        minw_l = np.minimum.reduceat(weights, opens).tolist()
         postfile, tindex = self._postfile, self._tindex
         offsets = [postfile.tell()]
         written: list[bytes] = []
@@ -560,19 +712,7 @@ class PostingsFiles:
             first_block, end_block = blocks_of[t], blocks_of[t + 1]
             parts = [WHOOSH3_HEADER_MAGIC]
             for blk in range(first_block, end_block):
-                if maxw_l[blk] == minw_l[blk]:  # as Whoosh: None for all 1.0, else one float
-                    wpart = b"N" if maxw_l[blk] == 1.0 else _pickled_float(maxw_l[blk])
-                elif w_at is not None:
-                    wpart = b"".join((_TUPLE_OPEN, w_b[w_at[blk] : w_at[blk + 1]], _TUPLE_CLOSE))
-                else:
-                    floats = map(_pickled_float, weights[bounds[blk] : bounds[blk + 1]].tolist())
-                    wpart = b"".join((_TUPLE_OPEN, *floats, _TUPLE_CLOSE))
-                vpart = (
-                    b"N" if values is None else b"".join((_TUPLE_OPEN, v_b[v_at[blk] : v_at[blk + 1]], _TUPLE_CLOSE))
-                )
-                data = b"".join(
-                    (_BLOCK_OPEN, ids_b[id_at[blk] : id_at[blk + 1]], _TUPLE_CLOSE, wpart, vpart, _BLOCK_CLOSE)
-                )
+                data = block_data(blk)
                 minlen = minlen_l[blk]
                 info = pickle.dumps(
                     (

@@ -13,16 +13,17 @@ words fit in the same memory.
 from __future__ import annotations
 
 import threading
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from .blocks import ranges
-from .internals import block_values, decode_position_values, posting_blocks
+from .internals import block_values, decode_position_values, joined_ints, posting_blocks, value_parts, weight_bytes
 
 #: What one kept term costs beyond its arrays (the objects and the cache's entry).
 _ENTRY_BYTES = 600
@@ -210,51 +211,76 @@ def read_postings(leaf, fieldname: str, text: str | bytes) -> Postings:  # type:
 
 def read_both(leaf, fieldname: str, text: str | bytes) -> tuple[Postings, Positions]:  # type: ignore[no-untyped-def]
     """:func:`read_postings` and :func:`read_all_positions` in one reading of the blocks (a phrase's words)."""
-    values: list[bytes] = []
+    values: list[tuple[bytes, Sequence[int]]] = []
     postings = _read(leaf, fieldname, text, values)
     return postings, _kept(_decoded(values))
 
 
-def _read(leaf, fieldname: str, text: str | bytes, values: list[bytes] | None) -> Postings:  # type: ignore[no-untyped-def]
-    """A term's postings, and its postings' encoded positions added to ``values`` unless None.
+def _read(leaf, fieldname: str, text: str | bytes, values: list[tuple[bytes, Sequence[int]]] | None) -> Postings:  # type: ignore[no-untyped-def]
+    """A term's postings, and each block's encoded positions added to ``values`` unless None (as
+    :func:`.internals.value_parts` gives them).
 
-    The blocks' numbers are gathered in lists and made arrays once: an
+    The blocks' numbers are gathered and made arrays once, end to end: an
     array or two per block of 128 postings cost more than the reading.
     """
-    deltas: list[int] = []
-    weights: list[float] = []
+    deltas: list[Any] = []
+    weights: list[Any] = []
     sizes: list[int] = []
     blocks: list[tuple[int, int]] = []
     for where, block_deltas, block_weights, encoded in posting_blocks(leaf, fieldname, text):
         blocks.append(where)
         sizes.append(len(block_deltas))
-        deltas.extend(block_deltas)
-        if block_weights is None or isinstance(block_weights, float):
-            weights.extend([1.0 if block_weights is None else block_weights] * len(block_deltas))
-        else:
-            weights.extend(block_weights)
+        deltas.append(block_deltas)
+        weights.append(block_weights)
         if values is not None:
-            values.extend(encoded or [b""] * len(block_deltas))
+            values.append(value_parts(encoded, len(block_deltas)))
     if not blocks:
         return NO_POSTINGS
     firsts = np.zeros(len(sizes), dtype=np.int32)
     np.cumsum(sizes[:-1], out=firsts[1:])
-    running = np.cumsum(np.array(deltas, dtype=np.int64))  # each block's first is a document number, not a gap
+    running = np.cumsum(joined_ints(deltas), dtype=np.int64)  # each block's first is a document number, not a gap
     before = np.where(firsts > 0, running[firsts - 1], 0)
     ids = (running - np.repeat(before, sizes)).astype(np.int32)
-    return Postings(ids, _narrow(np.array(weights, dtype=np.float32)), np.array(blocks, dtype=np.int64), firsts)
+    return Postings(ids, _joined_weights(weights, sizes), np.array(blocks, dtype=np.int64), firsts)
+
+
+def _joined_weights(weights: list[Any], sizes: list[int]) -> np.ndarray:
+    """The blocks' weights end to end: a byte each when they are all whole numbers under 256 (as a
+    rule), else as :func:`_narrow` keeps them."""
+    as_bytes = [weight_bytes(w, n) for w, n in zip(weights, sizes)]
+    if all(b is not None for b in as_bytes):
+        return np.frombuffer(b"".join(as_bytes), dtype=np.uint8)  # type: ignore[arg-type]
+    floats = [
+        np.full(n, 1.0 if w is None else w, dtype=np.float32)
+        if w is None or isinstance(w, float)
+        else joined_ints([w]).astype(np.float32)
+        if isinstance(w, (bytes, array))
+        else np.asarray(w, dtype=np.float32)
+        for w, n in zip(weights, sizes)
+    ]
+    return _narrow(np.concatenate(floats))
 
 
 def read_positions_at(leaf, fieldname: str, text: str | bytes, postings: Postings, at: np.ndarray) -> Positions:  # type: ignore[no-untyped-def]
     """The positions of one segment's postings ``at`` (ascending, into ``postings``, the term's), read
     from the blocks that hold them only: those of ``at[i]`` are ``flat[starts[i]:starts[i + 1]]``."""
     block_of = np.searchsorted(postings.firsts, at, side="right") - 1
-    blocks, begins = np.unique(block_of, return_index=True)
-    local = np.split(at - postings.firsts[block_of], begins[1:])
-    values: list[bytes] = []
-    for block, mine in zip(block_values(leaf, fieldname, text, postings.blocks[blocks].tolist()), local):
-        values.extend([block[i] for i in mine.tolist()] if block is not None else [b""] * len(mine))
-    return _decoded(values)
+    blocks, splits = np.unique(block_of, return_index=True)
+    local = np.split(at - postings.firsts[block_of], splits[1:])
+    counts = np.diff(np.append(postings.firsts, len(postings.ids)))[blocks].tolist()
+    datas: list[bytes] = []
+    begins, ends, done = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)], 0
+    for values, mine, count in zip(
+        block_values(leaf, fieldname, text, postings.blocks[blocks].tolist()), local, counts
+    ):
+        data, sizes = value_parts(values, count)
+        sizes_array = joined_ints([sizes]).astype(np.int64)
+        block_ends = np.cumsum(sizes_array) + done
+        begins.append(block_ends[mine] - sizes_array[mine])
+        ends.append(block_ends[mine])
+        datas.append(data)
+        done += len(data)
+    return Positions(*decode_position_values(b"".join(datas), np.concatenate(begins), np.concatenate(ends)))
 
 
 def read_all_positions(leaf, fieldname: str, text: str | bytes, postings: Postings) -> Positions:  # type: ignore[no-untyped-def]
@@ -280,10 +306,12 @@ def _narrow(tfs: np.ndarray) -> np.ndarray:
     return narrow if np.array_equal(narrow, tfs) else tfs
 
 
-def _decoded(values: list[bytes]) -> Positions:
-    offsets = np.zeros(len(values) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)), out=offsets[1:])
-    return Positions(*decode_position_values(b"".join(values), offsets[:-1], offsets[1:]))
+def _decoded(values: list[tuple[bytes, Sequence[int]]]) -> Positions:
+    """The positions of blocks' encoded values, each block's joined with their sizes."""
+    sizes = joined_ints([s for _, s in values]) if values else np.zeros(0, dtype=np.int64)
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    return Positions(*decode_position_values(b"".join(d for d, _ in values), offsets[:-1], offsets[1:]))
 
 
 __all__ = [
