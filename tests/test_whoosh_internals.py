@@ -17,6 +17,7 @@ import subprocess
 import sys
 from array import array
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -254,34 +255,36 @@ def test_packed_blocks_are_read_alike_by_whooshs_matcher_and_ours(tmp_path: Path
     with open_index(tmp_path / "index").searcher() as searcher:
         (leaf, _), *_ = searcher.reader().leaf_readers()
         blocks = list(internals.posting_blocks(leaf, "body", "zinc"))
-        assert [type(values).__name__ for *_, values in blocks] == ["PackedValues", "PackedValues", "tuple"]
+        assert [type(values).__name__ for *_, values in blocks] == ["PackedPositions", "PackedPositions", "tuple"]
         assert [weights.typecode for _, _, weights, _ in blocks[:2]] == ["H", "H"], "frequencies of 300"
-        assert max(blocks[0][3].sizes) > 255 and blocks[0][3].sizes.typecode == "H"
+        assert blocks[0][3].counts.typecode == blocks[0][3].positions.typecode == "H"
         assert _block_postings(leaf, "body", "zinc") == _matcher_postings(leaf, "body", "zinc")
         kept, positions = postings.read_both(leaf, "body", "zinc")
         matcher = leaf.postings("body", "zinc")
         expected = list(matcher.items_as("positions"))
         assert kept.ids.tolist() == [n for n, _ in expected]
         assert kept.tfs.tolist() == [len(p) for _, p in expected]
-        assert [positions.flat[a:b].tolist() for a, b in zip(positions.starts, positions.starts[1:])] == [
-            p for _, p in expected
-        ]
+        assert [positions.flat[a:b].tolist() for a, b in pairwise(positions.starts)] == [p for _, p in expected]
         at = np.array([0, 5, 130, 270, 279])
         some = postings.read_positions_at(leaf, "body", "zinc", kept, at)
-        assert [some.flat[a:b].tolist() for a, b in zip(some.starts, some.starts[1:])] == [expected[n][1] for n in at]
+        assert [some.flat[a:b].tolist() for a, b in pairwise(some.starts)] == [expected[n][1] for n in at]
 
 
-def test_packed_values_pickle_by_name_and_index_as_whoosh_reads_a_tuple() -> None:
+def test_packed_positions_pickle_by_name_and_index_as_whoosh_reads_a_tuple() -> None:
     """The class is named in every packed block: its module and name are part of the format."""
-    values = [internals.encode_positions(p) for p in ([0], [3, 300], list(range(0, 900, 3)))]
-    packed = internals.PackedValues(b"".join(values), array("H", map(len, values)))
+    lists = [[0], [3, 300], list(range(0, 900, 3))]
+    encoded = [internals.encode_positions(p) for p in lists]
+    packed = internals.PackedPositions(array("H", map(len, lists)), array("H", [n for p in lists for n in p]))
     data = pickle.dumps(packed, 4)
-    assert b"search_service.backends.whoosh.internals" in data and b"PackedValues" in data
+    assert b"search_service.backends.whoosh.internals" in data and b"PackedPositions" in data
     again = pickle.loads(data)
-    assert [again[i] for i in range(len(again))] == list(again) == values
-    assert internals.value_parts(again, 3) == (b"".join(values), array("H", map(len, values)))
-    assert internals.value_parts(tuple(values), 3) == (b"".join(values), array("I", map(len, values)))
-    assert internals.value_parts(None, 2) == (b"", b"\x00\x00")
+    assert len(again) == 3 and [again[i] for i in range(3)] == list(again) == encoded
+    small = internals.PackedPositions(b"\x01\x02", b"\x07\x01\x09")  # a byte each
+    assert list(small) == [internals.encode_positions([7]), internals.encode_positions([1, 9])]
+    # packed blocks, blocks as Whoosh writes them and a block without values, read end to end
+    starts, flat = internals.block_positions([again, tuple(encoded), None, small], [3, 3, 2, 2])
+    read = [flat[a:b].tolist() for a, b in pairwise(starts)]
+    assert read == [*lists, *lists, [], [], [7], [1, 9]]
 
 
 def test_weights_and_ints_of_any_block_read_as_arrays() -> None:

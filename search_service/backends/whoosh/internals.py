@@ -33,7 +33,7 @@ import struct
 import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import accumulate
+from itertools import accumulate, groupby
 from typing import Any
 
 import numpy as np
@@ -178,9 +178,9 @@ def posting_blocks(leaf: Any, fieldname: str, text: str | bytes) -> Iterator[tup
     (:func:`block_values` reads them again from there alone).  The id deltas
     are a tuple or an ``array``; ``weights`` None (all 1.0), one float for
     the whole block, or a sequence (a tuple, ``bytes`` or an ``array``); the
-    values a tuple of ``bytes``, a :class:`PackedValues`, or None.
-    :func:`joined_ints`, :func:`weight_bytes` and :func:`value_parts` read
-    any of them.
+    values a tuple of ``bytes``, a :class:`PackedPositions`, or None.
+    :func:`joined_ints`, :func:`weight_bytes` and :func:`block_positions`
+    read any of them.
     Deleted documents are included: the caller masks them.
 
     The term's postings are read in one piece and their blocks unpickled
@@ -223,47 +223,71 @@ def _block_matcher(leaf: Any, fieldname: str, text: str | bytes) -> Any:
     return matcher.child if isinstance(matcher, FilterMatcher) else matcher  # a segment with deletions wraps it
 
 
-class PackedValues:
-    """A posting block's encoded values as this project writes them: all in one ``bytes``, and each one's size.
+class PackedPositions:
+    """A posting block's positions as this project writes them: how many each posting has, and all of them.
 
-    Whoosh's writer pickles a block's values as a tuple of ``bytes``, one
-    object a posting, which a reader unpickles one at a time.  This holds
-    the same values in two objects, so a block is read whole and the
-    postings of a term with array operations; Whoosh's matcher reads one
-    value as it reads a tuple's, ``values[i]``.  Blocks name this class by
-    its module and name when pickled: moving it is a change of format.
+    Whoosh's writer pickles a block's values as a tuple of ``bytes`` (here
+    each posting's positions as varint gaps, :func:`encode_positions`), an
+    object a posting, which a reader unpickles and decodes one at a time.
+    This holds the block's positions as two arrays of fixed-width integers
+    (``bytes`` when a byte holds them, else an ``array``), which a reader
+    joins and uses as they are (:func:`block_positions`).  Whoosh's matcher
+    reads ``values[i]`` and gets the posting's encoded value, as from a
+    tuple.  Blocks name this class by its module and name when pickled:
+    moving it is a change of format.
     """
 
-    __slots__ = ("_ends", "data", "sizes")
+    __slots__ = ("_encoded", "counts", "positions")
 
-    def __init__(self, data: bytes, sizes: bytes | array) -> None:
-        self.data = data
-        self.sizes = sizes
-        self._ends: list[int] | None = None
+    def __init__(self, counts: bytes | array, positions: bytes | array) -> None:
+        self.counts = counts
+        self.positions = positions
+        self._encoded: tuple[bytes, list[int]] | None = None
 
-    def __reduce__(self) -> tuple[type, tuple[bytes, bytes | array]]:
-        return PackedValues, (self.data, self.sizes)
+    def __reduce__(self) -> tuple[type, tuple[bytes | array, bytes | array]]:
+        return PackedPositions, (self.counts, self.positions)
 
     def __len__(self) -> int:
-        return len(self.sizes)
+        return len(self.counts)
 
     def __getitem__(self, i: int) -> bytes:
-        if self._ends is None:
-            self._ends = list(accumulate(self.sizes))
-        end = self._ends[i]
-        return self.data[end - self.sizes[i] : end]
+        if self._encoded is None:  # the block's values encoded at once, for Whoosh's reads (merges)
+            encoded, sizes = encode_position_values(joined_ints([self.counts]), joined_ints([self.positions]))
+            self._encoded = encoded.tobytes(), [0, *accumulate(sizes.tolist())]
+        data, ends = self._encoded
+        return data[ends[i] : ends[i + 1]]
 
     def __iter__(self) -> Iterator[bytes]:
         return (self[i] for i in range(len(self)))
 
 
-def value_parts(values: Any, count: int) -> tuple[bytes, Sequence[int]]:
-    """A block's ``count`` encoded values (as :func:`posting_blocks` gives them) joined, and each one's size."""
-    if isinstance(values, PackedValues):
-        return values.data, values.sizes
-    if values is None:
-        return b"", bytes(count)
-    return b"".join(values), array("I", map(len, values))
+def block_positions(blocks: Sequence[Any], counts: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of blocks' postings, end to end: ``(starts, flat)``, the positions of posting ``i``
+    being ``flat[starts[i]:starts[i + 1]]``.
+
+    ``blocks`` are the blocks' values as :func:`posting_blocks` gives
+    them, ``counts`` their numbers of postings.  Packed blocks' positions
+    are joined as they are; a run of blocks written as Whoosh writes them
+    is decoded at once (:func:`decode_position_values`).
+    """
+    per_posting: list[np.ndarray] = []
+    flats: list[np.ndarray] = []
+    for packed, run in groupby(zip(blocks, counts), key=lambda block: isinstance(block[0], PackedPositions)):
+        if packed:
+            values = [v for v, _ in run]
+            per_posting.append(joined_ints([v.counts for v in values]).astype(np.int64))
+            flats.append(joined_ints([v.positions for v in values]))
+        else:
+            encoded = [value for v, n in run for value in (v if v is not None else (b"",) * n)]
+            offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+            np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
+            starts, flat = decode_position_values(b"".join(encoded), offsets[:-1], offsets[1:])
+            per_posting.append(np.diff(starts))
+            flats.append(flat)
+    starts = np.zeros(sum(map(len, per_posting)) + 1, dtype=np.int64)
+    if per_posting:
+        np.cumsum(np.concatenate(per_posting), out=starts[1:])
+    return starts, np.concatenate(flats) if flats else np.zeros(0, dtype=np.int64)
 
 
 def weight_bytes(weights: Any, count: int) -> bytes | None:
@@ -467,16 +491,16 @@ def store_compactly(perdoc: Any) -> None:
     perdoc._colwriters["_stored"] = _StoredFieldsWriter(perdoc._colwriters["_stored"]._child)
 
 
-#: Blocks of at least this many postings are written packed (:class:`PackedValues`, integers in
+#: Blocks of at least this many postings are written packed (:class:`PackedPositions`, integers in
 #: arrays); smaller ones, a rare word's only block or a term's last, as Whoosh writes them (tuples),
 #: where naming the classes would cost more bytes than packing saves.
 PACKED_BLOCK = 32
 
 
 class _BlockColumn:
-    """A column of non-negative integers cut into blocks, each block's as the narrowest unsigned type its
-    largest needs: ``bytes`` when a byte holds them (which Whoosh indexes to ints as it does a tuple), else
-    an ``array`` (``H`` or ``I``)."""
+    """A column of non-negative integers cut into blocks (block ``i`` from ``opens[i]`` to the next), each
+    block's as the narrowest unsigned type its largest needs: ``bytes`` when a byte holds them (which
+    Whoosh indexes to ints as it does a tuple), else an ``array`` (``H`` or ``I``)."""
 
     def __init__(self, values: np.ndarray, opens: np.ndarray) -> None:
         largest = np.maximum.reduceat(values, opens)
@@ -559,9 +583,12 @@ class _BlockData:
             self._w_at, self._w_bytes = np.append(0, ends)[bounds].tolist(), stream.tobytes()
         self._values = values is not None
         if values is not None:
-            self._sizes = _BlockColumn(values[1], opens)
-            self._value_at = np.append(0, np.cumsum(values[1]))[bounds].tolist()
-            self._value_bytes = values[0].tobytes()
+            offsets = np.zeros(len(values[1]) + 1, dtype=np.int64)
+            np.cumsum(values[1], out=offsets[1:])
+            starts, flat = decode_position_values(values[0].tobytes(), offsets[:-1], offsets[1:])
+            self._counts = _BlockColumn(np.diff(starts), opens)
+            self._positions = _BlockColumn(flat, starts[opens])
+            self._position_at = starts[bounds].tolist()
             stream, ends = _pickled_bytes(*values)
             self._v_at, self._v_bytes = np.append(0, ends)[bounds].tolist(), stream.tobytes()
 
@@ -579,8 +606,8 @@ class _BlockData:
             weights = tuple(self._weights[begin:end].tolist())
         values = None
         if self._values:
-            data = self._value_bytes[self._value_at[blk] : self._value_at[blk + 1]]
-            values = PackedValues(data, self._sizes.block(blk, begin, end))
+            at, to = self._position_at[blk], self._position_at[blk + 1]
+            values = PackedPositions(self._counts.block(blk, begin, end), self._positions.block(blk, at, to))
         return pickle.dumps((self._ids.block(blk, begin, end, always_array=True), weights, values), 4)
 
     def _tuples(self, blk: int, begin: int, end: int) -> bytes:

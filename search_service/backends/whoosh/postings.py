@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from .blocks import ranges
-from .internals import block_values, decode_position_values, joined_ints, posting_blocks, value_parts, weight_bytes
+from .internals import block_positions, block_values, joined_ints, posting_blocks, weight_bytes
 
 #: What one kept term costs beyond its arrays (the objects and the cache's entry).
 _ENTRY_BYTES = 600
@@ -211,14 +211,15 @@ def read_postings(leaf, fieldname: str, text: str | bytes) -> Postings:  # type:
 
 def read_both(leaf, fieldname: str, text: str | bytes) -> tuple[Postings, Positions]:  # type: ignore[no-untyped-def]
     """:func:`read_postings` and :func:`read_all_positions` in one reading of the blocks (a phrase's words)."""
-    values: list[tuple[bytes, Sequence[int]]] = []
+    values: list[Any] = []
     postings = _read(leaf, fieldname, text, values)
-    return postings, _kept(_decoded(values))
+    counts = np.diff(np.append(postings.firsts, len(postings.ids))).tolist()
+    return postings, _kept(Positions(*block_positions(values, counts)))
 
 
-def _read(leaf, fieldname: str, text: str | bytes, values: list[tuple[bytes, Sequence[int]]] | None) -> Postings:  # type: ignore[no-untyped-def]
-    """A term's postings, and each block's encoded positions added to ``values`` unless None (as
-    :func:`.internals.value_parts` gives them).
+def _read(leaf, fieldname: str, text: str | bytes, values: list[Any] | None) -> Postings:  # type: ignore[no-untyped-def]
+    """A term's postings, and each block's values added to ``values`` unless None (as
+    :func:`.internals.posting_blocks` gives them).
 
     The blocks' numbers are gathered and made arrays once, end to end: an
     array or two per block of 128 postings cost more than the reading.
@@ -233,7 +234,7 @@ def _read(leaf, fieldname: str, text: str | bytes, values: list[tuple[bytes, Seq
         deltas.append(block_deltas)
         weights.append(block_weights)
         if values is not None:
-            values.append(value_parts(encoded, len(block_deltas)))
+            values.append(encoded)
     if not blocks:
         return NO_POSTINGS
     firsts = np.zeros(len(sizes), dtype=np.int32)
@@ -265,22 +266,15 @@ def read_positions_at(leaf, fieldname: str, text: str | bytes, postings: Posting
     """The positions of one segment's postings ``at`` (ascending, into ``postings``, the term's), read
     from the blocks that hold them only: those of ``at[i]`` are ``flat[starts[i]:starts[i + 1]]``."""
     block_of = np.searchsorted(postings.firsts, at, side="right") - 1
-    blocks, splits = np.unique(block_of, return_index=True)
-    local = np.split(at - postings.firsts[block_of], splits[1:])
-    counts = np.diff(np.append(postings.firsts, len(postings.ids)))[blocks].tolist()
-    datas: list[bytes] = []
-    begins, ends, done = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)], 0
-    for values, mine, count in zip(
-        block_values(leaf, fieldname, text, postings.blocks[blocks].tolist()), local, counts
-    ):
-        data, sizes = value_parts(values, count)
-        sizes_array = joined_ints([sizes]).astype(np.int64)
-        block_ends = np.cumsum(sizes_array) + done
-        begins.append(block_ends[mine] - sizes_array[mine])
-        ends.append(block_ends[mine])
-        datas.append(data)
-        done += len(data)
-    return Positions(*decode_position_values(b"".join(datas), np.concatenate(begins), np.concatenate(ends)))
+    blocks = np.unique(block_of)
+    counts = np.diff(np.append(postings.firsts, len(postings.ids)))[blocks]
+    read = Positions(
+        *block_positions(list(block_values(leaf, fieldname, text, postings.blocks[blocks].tolist())), counts.tolist())
+    )
+    # where each block read begins among the postings read
+    begins = np.zeros(len(blocks), dtype=np.int64)
+    np.cumsum(counts[:-1], out=begins[1:])
+    return read.positions_at(begins[np.searchsorted(blocks, block_of)] + at - postings.firsts[block_of])
 
 
 def read_all_positions(leaf, fieldname: str, text: str | bytes, postings: Postings) -> Positions:  # type: ignore[no-untyped-def]
@@ -304,14 +298,6 @@ def _narrow(tfs: np.ndarray) -> np.ndarray:
     """Frequencies in one byte each when they are all whole numbers under 256 (as a rule), else as they are."""
     narrow = tfs.astype(np.uint8)
     return narrow if np.array_equal(narrow, tfs) else tfs
-
-
-def _decoded(values: list[tuple[bytes, Sequence[int]]]) -> Positions:
-    """The positions of blocks' encoded values, each block's joined with their sizes."""
-    sizes = joined_ints([s for _, s in values]) if values else np.zeros(0, dtype=np.int64)
-    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-    return Positions(*decode_position_values(b"".join(d for d, _ in values), offsets[:-1], offsets[1:]))
 
 
 __all__ = [
