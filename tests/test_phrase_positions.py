@@ -14,21 +14,21 @@ from search_service.backends.whoosh.postings import read_postings
 from search_service.model import SearchRequest
 from search_service.stories import Story
 
-#: Stories per segment: each segment's postings of "gold" take several blocks (of 128).
-PER_SEGMENT = 700
+#: Stories per segment: each segment's postings of "gold" take several blocks (of 512).
+PER_SEGMENT = 2_600
 SEGMENTS = 3
 FILLER = ["copper", "silver", "zinc", "tin", "lead", "nickel", "iron", "steel", "coal", "grain", "wheat", "corn"]
 
 
 def _body(rng: random.Random, i: int) -> str:
     """A story's body: "gold" in all; "mine" in a few clustered stories (a phrase's candidates in one or
-    two blocks), after "gold" in some; "rush" in every fifteenth story, after "gold" in some."""
+    two blocks), after "gold" in some; "rush" in every sixtieth story, after "gold" in some."""
     words = [rng.choice(FILLER) for _ in range(40)]
     words[rng.randrange(40)] = "gold"
     at = words.index("gold")
     if 300 <= i % PER_SEGMENT < 310:
         words.insert(at + 1 if i % 2 else 0, "mine")
-    if i % 15 == 0:
+    if i % 60 == 0:
         words.insert(at + 1 if i % 2 else 0, "rush")
     return " ".join(words)
 

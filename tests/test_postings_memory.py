@@ -11,8 +11,11 @@ import pytest
 from search_service.analysis import normalize
 from search_service.backends.whoosh import WhooshEngine, blocks, postings
 from search_service.backends.whoosh.indexer import add_stories, open_index
+from search_service.backends.whoosh.schema import CODEC
 from search_service.model import SearchRequest
 from search_service.stories import Story
+
+BLOCK = CODEC._blocklimit  # postings a block
 
 
 def test_postings_are_whooshs_with_frequencies_in_a_byte(reuters_index: Path) -> None:
@@ -29,7 +32,7 @@ def test_postings_are_whooshs_with_frequencies_in_a_byte(reuters_index: Path) ->
             assert kept.tfs.dtype == np.uint8
             blocks = kept.blocks.nbytes + kept.firsts.nbytes  # where each block is, for a phrase's positions
             assert kept.nbytes == kept.ids.nbytes + kept.tfs.nbytes + blocks + postings._ENTRY_BYTES
-            assert blocks == 20 * len(kept.firsts) and len(kept.firsts) == -(-len(kept.ids) // 128)
+            assert blocks == 20 * len(kept.firsts) and len(kept.firsts) == -(-len(kept.ids) // BLOCK)
             assert kept.nbytes < 5 * len(kept.ids) + 20 * len(kept.firsts) + 1000
 
 

@@ -19,7 +19,10 @@ upgrade that changes them fails there, loudly, and nowhere else.
 * **Stored fields** pickled with protocol 5 and compressed with a dictionary
   of the segment's first stories (:func:`store_compactly`).
 * **Postings written** from arrays in Whoosh's W3 layout (:class:`PostingsFiles`:
-  its blocks, block info and ``W3TermInfo``), for :mod:`.segments`.
+  its blocks, block info and ``W3TermInfo``), for :mod:`.segments`; a block
+  of :data:`PACKED_BLOCK` postings or more holds its numbers in arrays and
+  its positions as :class:`PackedPositions`, which Whoosh's matcher reads
+  as it reads its own blocks and ours read without a Python object a posting.
 * **Segments** written by several processes and committed together
   (:func:`commit_segments`, :func:`abandon_writer`, :func:`lock_fd`).
 """
@@ -651,7 +654,7 @@ _PIECE = 1 << 20
 
 class PostingsFiles:
     """A new segment's term index and postings file, written a field and term at a time, as Whoosh's
-    ``W3FieldWriter`` writes them (blocks of up to 128 postings; ``W3TermInfo`` per term), from arrays.
+    ``W3FieldWriter`` writes them (blocks of the segment's codec's size; ``W3TermInfo`` per term), from arrays.
 
     What differs from Whoosh's writer is invisible to its readers: the blocks are pickled with protocol 4
     (bytes as bytes, where protocol 2 spells each one as a call to ``codecs.encode``), and weights
@@ -663,7 +666,7 @@ class PostingsFiles:
         self._fieldmap: dict[str, int] = {}
         self._tindex.extras["fieldmap"] = self._fieldmap
         self._postfile = segment.create_file(storage, whoosh3.W3Codec.POSTS_EXT)
-        self._blocklimit = whoosh3.W3Codec()._blocklimit
+        self._blocklimit = segment.codec()._blocklimit
 
     def write_field(
         self,

@@ -222,7 +222,7 @@ def _read(leaf, fieldname: str, text: str | bytes, values: list[Any] | None) -> 
     :func:`.internals.posting_blocks` gives them).
 
     The blocks' numbers are gathered and made arrays once, end to end: an
-    array or two per block of 128 postings cost more than the reading.
+    array or two per block cost more than the reading.
     """
     deltas: list[Any] = []
     weights: list[Any] = []

@@ -124,8 +124,12 @@ class Published(fields.DATETIME):
 
 
 #: Posting blocks uncompressed: zlib cost a tenth of indexing time and slows
-#: every query's block reads, for an index about a third smaller.
-CODEC = whoosh3.W3Codec(compression=0)
+#: every query's block reads, for an index about a third smaller.  Blocks of
+#: 512 postings, not Whoosh's 128: reading a block costs some 10 us whatever
+#: its size, and a common word's blocks were most of a phrase's CPU at a
+#: million stories when its words were not cached (this project scores with
+#: its own blocks of stories, :mod:`.blocks`, not Whoosh's block maxima).
+CODEC = whoosh3.W3Codec(blocklimit=512, compression=0)
 
 
 def is_current(schema: fields.Schema) -> bool:

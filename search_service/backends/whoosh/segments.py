@@ -8,7 +8,8 @@ as arrays while stories are added (term numbers, documents, weights, the
 encoded positions), sorts them with NumPy when the segment is written, and
 writes them a term at a time in Whoosh's W3 layout
 (:class:`.internals.PostingsFiles`): the postings Whoosh's writer would
-write, read unchanged by Whoosh's readers and ours, so the same scores.
+write, read the same by Whoosh's readers and ours, so the same scores (a
+block of many postings packed in arrays, which ours read a block at a time).
 Nothing is spilled: a builder holding :data:`MAX_POSTINGS` postings says it
 is :attr:`~SegmentBuilder.full`, and the indexer writes the segment and
 starts another.  The per-document columns (stored fields, field lengths,
