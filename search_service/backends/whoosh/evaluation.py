@@ -207,7 +207,7 @@ class Evaluation:
         if kept is None and blocks_holding(postings, at) < _FEW_BLOCKS * len(postings.blocks):
             return read_positions_at(leaf, fieldname, text, postings, at)
         if not isinstance(kept, Positions):
-            kept = self.corpus.cache.get(key, partial(read_all_positions, leaf, fieldname, text, postings))
+            kept = self.corpus.cache.get(key, partial(read_all_positions, leaf, fieldname, text))
         return kept.positions_at(at)
 
     def _check_time(self) -> None:

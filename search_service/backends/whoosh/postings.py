@@ -210,7 +210,8 @@ def read_postings(leaf, fieldname: str, text: str | bytes) -> Postings:  # type:
 
 
 def read_both(leaf, fieldname: str, text: str | bytes) -> tuple[Postings, Positions]:  # type: ignore[no-untyped-def]
-    """:func:`read_postings` and :func:`read_all_positions` in one reading of the blocks (a phrase's words)."""
+    """A term's postings (as :func:`read_postings`) and all their positions, narrowed to be kept, in one
+    reading of its blocks (a phrase's words)."""
     values: list[Any] = []
     postings = _read(leaf, fieldname, text, values)
     counts = np.diff(np.append(postings.firsts, len(postings.ids))).tolist()
@@ -277,9 +278,10 @@ def read_positions_at(leaf, fieldname: str, text: str | bytes, postings: Posting
     return read.positions_at(begins[np.searchsorted(blocks, block_of)] + at - postings.firsts[block_of])
 
 
-def read_all_positions(leaf, fieldname: str, text: str | bytes, postings: Postings) -> Positions:  # type: ignore[no-untyped-def]
-    """The positions of all one segment's postings of a term, narrowed to be kept (see :class:`Positions`)."""
-    return _kept(read_positions_at(leaf, fieldname, text, postings, np.arange(len(postings.ids))))
+def read_all_positions(leaf, fieldname: str, text: str | bytes) -> Positions:  # type: ignore[no-untyped-def]
+    """The positions of all one segment's postings of a term, narrowed to be kept (see :class:`Positions`):
+    read with its postings, the term's blocks in one piece (:func:`read_both`)."""
+    return read_both(leaf, fieldname, text)[1]
 
 
 def _kept(positions: Positions) -> Positions:
