@@ -486,7 +486,7 @@ class Evaluation:
         if key not in self._with_term:
 
             def count() -> _Count:
-                ids = _merge([self._read(f, text).ids for f, _ in fields], self.corpus.size)[0]
+                ids = _union([self._read(f, text).ids for f, _ in fields], self.corpus.size)
                 return _Count(int(np.count_nonzero(self.corpus.alive[ids])))
 
             self._with_term[key] = self.corpus.cache.get(("stories with", self.reader.generation(), *key), count).value
@@ -684,11 +684,8 @@ def _merge(lists: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndar
     """
     if len(lists) == 1:
         return lists[0], [slice(None)]
-    if sum(len(a) for a in lists) > _DENSE_SHARE * size:
-        flags = np.zeros(size, dtype=bool)
-        for array in lists:
-            flags[array] = True
-        union = np.flatnonzero(flags)
+    if _dense(lists, size):
+        union = _union(lists, size)
         index = np.empty(size, dtype=np.int64)  # only the union's entries are written and read
         index[union] = np.arange(len(union))
         return union, [index[array] for array in lists]
@@ -699,6 +696,22 @@ def _merge(lists: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndar
     where = np.empty(len(joined), dtype=np.int64)
     where[order] = np.cumsum(new) - 1
     return ordered[new], list(np.split(where, np.cumsum([len(a) for a in lists[:-1]])))
+
+
+def _union(lists: list[np.ndarray], size: int) -> np.ndarray:
+    """:func:`_merge`'s union alone, without where each array's items are in it (a word's stories in
+    any field, counted)."""
+    if not _dense(lists, size):
+        return _merge(lists, size)[0]
+    flags = np.zeros(size, dtype=bool)
+    for array in lists:
+        flags[array] = True
+    return np.flatnonzero(flags)
+
+
+def _dense(lists: list[np.ndarray], size: int) -> bool:
+    """Whether arrays of document numbers are long enough together to be merged by flags over the collection."""
+    return sum(len(a) for a in lists) > _DENSE_SHARE * size
 
 
 def _lookup(ids: np.ndarray, within: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
