@@ -657,8 +657,9 @@ class PostingsFiles:
     ``W3FieldWriter`` writes them (blocks of the segment's codec's size; ``W3TermInfo`` per term), from arrays.
 
     What differs from Whoosh's writer is invisible to its readers: the blocks are pickled with protocol 4
-    (bytes as bytes, where protocol 2 spells each one as a call to ``codecs.encode``), and weights
-    that are whole numbers as integers.
+    (bytes as bytes, where protocol 2 spells each one as a call to ``codecs.encode``), weights that
+    are whole numbers as integers, and blocks of :data:`PACKED_BLOCK` postings or more packed
+    (:class:`_BlockData`).
     """
 
     def __init__(self, storage: Any, segment: Any) -> None:
