@@ -4,10 +4,11 @@ Whoosh's matchers step through postings one Python call at a time; here a
 term's postings in one segment are read a whole block at a time
 (:func:`.internals.posting_blocks`) into arrays of document numbers and
 frequencies (:class:`Postings`, 5 bytes a posting).  Their positions are
-read apart, only for a phrase (:class:`Positions`, decoded with array
-operations by :func:`.internals.decode_position_values`), so the words of
-free text, most queries, are kept without them: four to five times as many
-words fit in the same memory.
+kept only for a phrase (:class:`Positions`, joined from the packed blocks'
+arrays by :func:`.internals.block_positions`, or decoded with array
+operations from blocks as Whoosh writes them), so the words of free text,
+most queries, are kept without them: four to five times as many words fit
+in the same memory.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class Postings:
     def nbytes(self) -> int:
         """What it holds in memory, in bytes: the cache's unit."""
         return self.ids.nbytes + self.tfs.nbytes + self.blocks.nbytes + self.firsts.nbytes + _ENTRY_BYTES
+
+    def block_sizes(self) -> np.ndarray:
+        """How many postings each block holds."""
+        return np.diff(np.append(self.firsts, len(self.ids)))
 
     @property
     def weights(self) -> np.ndarray:
@@ -214,7 +219,7 @@ def read_both(leaf, fieldname: str, text: str | bytes) -> tuple[Postings, Positi
     reading of its blocks (a phrase's words)."""
     values: list[Any] = []
     postings = _read(leaf, fieldname, text, values)
-    counts = np.diff(np.append(postings.firsts, len(postings.ids))).tolist()
+    counts = postings.block_sizes().tolist()
     return postings, _kept(Positions(*block_positions(values, counts)))
 
 
@@ -268,7 +273,7 @@ def read_positions_at(leaf, fieldname: str, text: str | bytes, postings: Posting
     from the blocks that hold them only: those of ``at[i]`` are ``flat[starts[i]:starts[i + 1]]``."""
     block_of = np.searchsorted(postings.firsts, at, side="right") - 1
     blocks = np.unique(block_of)
-    counts = np.diff(np.append(postings.firsts, len(postings.ids)))[blocks]
+    counts = postings.block_sizes()[blocks]
     read = Positions(
         *block_positions(list(block_values(leaf, fieldname, text, postings.blocks[blocks].tolist())), counts.tolist())
     )
