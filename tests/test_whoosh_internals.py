@@ -94,6 +94,7 @@ PRIVATE_MEMBERS = [
     (whoosh3.W3LeafMatcher, "_next_block", ["self"]),
     (whoosh3.W3LeafMatcher, "_goto", ["self", "position"]),
     (wq.MultiTerm, "_btexts", ["self", "ixreader"]),
+    (whoosh3.W3TermInfo, "extent", ["self"]),
 ]
 
 
@@ -193,6 +194,25 @@ def test_posting_blocks_hold_what_whooshs_matcher_returns(index: Path) -> None:
             for term in ("zinc", "trader", "output"):
                 if ("body", term) in leaf:
                     assert _block_postings(leaf, "body", term) == _matcher_postings(leaf, "body", term)
+
+
+def test_a_terms_postings_are_found_from_its_term_info_never_inlined(tmp_path: Path) -> None:
+    """posting_blocks reads where the postings are from the term's ``W3TermInfo`` (as Whoosh's
+    matcher is given it) and the segment's postings file; Whoosh's own writer, as this project
+    configures it (merges), inlines no postings into the term info, not even a word of one story."""
+    add_stories(tmp_path / "index", STORIES[:1])
+    ix = open_index(tmp_path / "index")
+    with ix.writer(codec=CODEC) as writer:
+        writer.add_document(**to_document(Story("w", "Wolfram", "A lone tungsten story.", None, "t")))
+    with open_index(tmp_path / "index").searcher() as searcher:
+        for leaf, _ in searcher.reader().leaf_readers():
+            for term in leaf.lexicon("body"):
+                info = leaf.term_info("body", term)
+                assert not info.is_inlined()
+                matcher = leaf.postings("body", term)
+                assert (matcher._postfile, matcher._startoffset) == (leaf._terms._postfile, info.extent()[0])
+                assert _block_postings(leaf, "body", term) == _matcher_postings(leaf, "body", term)
+        assert searcher.reader().doc_frequency("body", "tungsten") == 1
 
 
 def _block_postings(leaf: Any, fieldname: str, term: str) -> list[tuple[int, float, bytes]]:

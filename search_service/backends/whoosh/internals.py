@@ -45,7 +45,6 @@ from whoosh.codec import whoosh3
 from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC
 from whoosh.filedb import compound, filetables, structfile
 from whoosh.index import FileIndex, clean_files
-from whoosh.matching import FilterMatcher
 from whoosh.query import MultiTerm
 from whoosh.reading import IndexReader
 from whoosh.system import pack_int, pack_ushort
@@ -190,11 +189,8 @@ def posting_blocks(leaf: Any, fieldname: str, text: str | bytes) -> Iterator[tup
     from memory, as Whoosh's matcher reads them (a length, a pickled header,
     the pickled data), without a Python call per read: three times faster.
     """
-    matcher = _block_matcher(leaf, fieldname, text)
-    start, length = matcher._startoffset, matcher._length
-    if isinstance(length, tuple):  # W3TermInfo.from_bytes leaves struct's 1-tuple
-        (length,) = length
-    data = bytes(matcher._postfile.get(start, length))  # its header tag, then its blocks
+    postfile, (start, length) = _postfile(leaf), _extent(leaf, fieldname, text)
+    data = bytes(postfile.get(start, length))  # its header tag, then its blocks
     file = io.BufferedReader(io.BytesIO(data))  # which pickle peeks into, so reads each object in one call
     at = len(WHOOSH3_HEADER_MAGIC)
     while True:
@@ -214,16 +210,28 @@ def block_values(leaf: Any, fieldname: str, text: str | bytes, where: Iterable[t
     """The encoded values of the term's blocks at ``where`` (as :func:`posting_blocks` gives it), each
     read alone, as Whoosh's matcher reads a block's data (without its header, which only says where
     the next block is)."""
-    postfile = _block_matcher(leaf, fieldname, text)._postfile
+    postfile = _postfile(leaf)
     for offset, size in where:
         data = postfile.get(offset, abs(size))
         yield pickle.loads(zlib.decompress(data) if size < 0 else data)[2]
 
 
-def _block_matcher(leaf: Any, fieldname: str, text: str | bytes) -> Any:
-    """Whoosh's matcher of the term's postings file, deleted documents included."""
-    matcher = leaf.postings(fieldname, text)
-    return matcher.child if isinstance(matcher, FilterMatcher) else matcher  # a segment with deletions wraps it
+def _postfile(leaf: Any) -> Any:
+    """A segment's postings file (Whoosh's ``StructFile``)."""
+    return leaf._terms._postfile
+
+
+def _extent(leaf: Any, fieldname: str, text: str | bytes) -> tuple[int, int]:
+    """Where a term's postings are in its segment's postings file: ``(offset, length)``.
+
+    Read from the term's ``W3TermInfo``, as Whoosh's ``W3TermsReader.matcher``
+    does, without building the matcher (which reads the first block).
+    Whoosh's codec inlines postings into the term info only for lists shorter
+    than its ``inlinelimit``, which is 1 (none); raises Whoosh's
+    ``TermNotFound`` as ``leaf.postings`` does.
+    """
+    offset, length = leaf.term_info(fieldname, text).extent()
+    return offset, length[0] if isinstance(length, tuple) else length  # from_bytes leaves struct's 1-tuple
 
 
 class PackedPositions:
