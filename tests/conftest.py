@@ -12,6 +12,8 @@ import re
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,6 +182,24 @@ SUMMARY = re.compile(
     r"(?:, \d+ warnings?)?"
     r"; \d+\.\d s, [\d,]+ stories/s$"
 )
+
+
+# ---------------------------------------------------------------- posting blocks
+
+#: Postings a block in tests that need a word's postings in several blocks (the index's are
+#: ``schema.CODEC``'s 4,096, which only a corpus of tens of thousands of stories fills).
+SMALL_BLOCK = 512
+
+
+@contextmanager
+def small_posting_blocks() -> Iterator[int]:
+    """Segments written meanwhile (ours and Whoosh's writer's) have blocks of :data:`SMALL_BLOCK`
+    postings; what reads them does not depend on the size."""
+    from search_service.backends.whoosh.schema import CODEC
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CODEC, "_blocklimit", SMALL_BLOCK)
+        yield SMALL_BLOCK
 
 
 # ---------------------------------------------------------------- story files and CLI runs (test_indexer, test_cli)

@@ -14,7 +14,9 @@ from search_service.backends.whoosh.postings import read_postings
 from search_service.model import SearchRequest
 from search_service.stories import Story
 
-#: Stories per segment: each segment's postings of "gold" take several blocks (of 512).
+from conftest import small_posting_blocks
+
+#: Stories per segment: each segment's postings of "gold" take several blocks (of :data:`conftest.SMALL_BLOCK`).
 PER_SEGMENT = 2_600
 SEGMENTS = 3
 FILLER = ["copper", "silver", "zinc", "tin", "lead", "nickel", "iron", "steel", "coal", "grain", "wheat", "corn"]
@@ -43,12 +45,13 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
     rng = random.Random(7)
     engine = WhooshEngine(tmp_path_factory.mktemp("phrases") / "index", create=True)
     bodies: dict[str, str] = {}
-    for segment in range(SEGMENTS):
-        stories = []
-        for i in range(segment * PER_SEGMENT, (segment + 1) * PER_SEGMENT):
-            bodies[f"s{i}"] = _body(rng, i)
-            stories.append(Story(f"s{i}", f"Story {i}", bodies[f"s{i}"], None, "test"))
-        engine.upsert(stories)
+    with small_posting_blocks():
+        for segment in range(SEGMENTS):
+            stories = []
+            for i in range(segment * PER_SEGMENT, (segment + 1) * PER_SEGMENT):
+                bodies[f"s{i}"] = _body(rng, i)
+                stories.append(Story(f"s{i}", f"Story {i}", bodies[f"s{i}"], None, "test"))
+            engine.upsert(stories)
     bodies["long"] = " ".join(rng.choice(FILLER) for _ in range(70_000)) + " gold mine gold rush gold"
     engine.upsert([Story("long", "A long story", bodies["long"], None, "test")])
     for deleted in ("s301", "s303", f"s{PER_SEGMENT + 3}"):

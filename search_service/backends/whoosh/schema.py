@@ -125,11 +125,13 @@ class Published(fields.DATETIME):
 
 #: Posting blocks uncompressed: zlib cost a tenth of indexing time and slows
 #: every query's block reads, for an index about a third smaller.  Blocks of
-#: 512 postings, not Whoosh's 128: reading a block costs some 10 us whatever
+#: 4,096 postings, not Whoosh's 128: reading a block costs some 7 us whatever
 #: its size, and a common word's blocks were most of a phrase's CPU at a
-#: million stories when its words were not cached (this project scores with
-#: its own blocks of stories, :mod:`.blocks`, not Whoosh's block maxima).
-CODEC = whoosh3.W3Codec(blocklimit=512, compression=0)
+#: million stories when its words were not cached (512: 24 ms a phrase at
+#: the median, 4,096: 17).  This project scores with its own blocks of
+#: stories (:mod:`.blocks`), not Whoosh's block maxima; only a phrase's
+#: positions are read a block at a time (:func:`.postings.read_positions_at`).
+CODEC = whoosh3.W3Codec(blocklimit=4096, compression=0)
 
 
 def is_current(schema: fields.Schema) -> bool:
