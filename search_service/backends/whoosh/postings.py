@@ -244,10 +244,13 @@ def _read(leaf, fieldname: str, text: str | bytes, values: list[Any] | None) -> 
     if not blocks:
         return NO_POSTINGS
     firsts = np.zeros(len(sizes), dtype=np.int32)
-    np.cumsum(sizes[:-1], out=firsts[1:])
-    running = np.cumsum(joined_ints(deltas), dtype=np.int64)  # each block's first is a document number, not a gap
-    before = np.where(firsts > 0, running[firsts - 1], 0)
-    ids = (running - np.repeat(before, sizes)).astype(np.int32)
+    if len(sizes) == 1:  # most terms in a segment: the block's first is its first document number
+        ids = np.cumsum(joined_ints(deltas), dtype=np.int32)
+    else:
+        np.cumsum(sizes[:-1], out=firsts[1:])
+        running = np.cumsum(joined_ints(deltas), dtype=np.int64)  # each block's first is a document number, not a gap
+        before = np.where(firsts > 0, running[firsts - 1], 0)
+        ids = (running - np.repeat(before, sizes)).astype(np.int32)
     return Postings(ids, _joined_weights(weights, sizes), np.array(blocks, dtype=np.int64), firsts)
 
 
