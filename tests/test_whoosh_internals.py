@@ -305,6 +305,11 @@ def test_packed_positions_pickle_by_name_and_index_as_whoosh_reads_a_tuple() -> 
     starts, flat = internals.block_positions([again, tuple(encoded), None, small], [3, 3, 2, 2])
     read = [flat[a:b].tolist() for a, b in pairwise(starts)]
     assert read == [*lists, *lists, [], [], [7], [1, 9]]
+    starts, flat = internals.block_positions([again, small], [3, 2])  # packed blocks only: joined as they are
+    assert [flat[a:b].tolist() for a, b in pairwise(starts)] == [*lists, [7], [1, 9]]
+    assert [
+        postings._kept(postings.Positions(*internals.block_positions([b], [len(b)]))).flat.dtype for b in (small, again)
+    ] == [np.uint16, np.uint16]
 
 
 def test_weights_and_ints_of_any_block_read_as_arrays() -> None:

@@ -281,6 +281,10 @@ def block_positions(blocks: Sequence[Any], counts: Sequence[int]) -> tuple[np.nd
     are joined as they are; a run of blocks written as Whoosh writes them
     is decoded at once (:func:`decode_position_values`).
     """
+    if blocks and all(isinstance(block, PackedPositions) for block in blocks):  # as this project writes them
+        starts = np.zeros(sum(counts) + 1, dtype=np.int64)
+        np.cumsum(joined_ints([block.counts for block in blocks]), out=starts[1:])
+        return starts, joined_ints([block.positions for block in blocks])
     per_posting: list[np.ndarray] = []
     flats: list[np.ndarray] = []
     for packed, run in groupby(zip(blocks, counts), key=lambda block: isinstance(block[0], PackedPositions)):
@@ -318,6 +322,8 @@ def weight_bytes(weights: Any, count: int) -> bytes | None:
 
 def joined_ints(parts: Sequence[Any]) -> np.ndarray:
     """Blocks' sequences of integers (``array``, ``bytes`` or tuples), end to end, as one array."""
+    if len(parts) == 1 and isinstance(parts[0], (bytes, array)):  # most terms in a segment: one block
+        return np.frombuffer(parts[0], dtype=parts[0].typecode if isinstance(parts[0], array) else "B")
     kinds = {part.typecode if isinstance(part, array) else "B" if isinstance(part, bytes) else "" for part in parts}
     if len(kinds) == 1 and "" not in kinds:
         return np.frombuffer(b"".join(parts), dtype=kinds.pop())

@@ -294,8 +294,9 @@ def read_all_positions(leaf, fieldname: str, text: str | bytes) -> Positions:  #
 
 def _kept(positions: Positions) -> Positions:
     """``positions`` narrowed to be kept (see :class:`Positions`)."""
-    narrow = positions.flat.max(initial=0) < 1 << 16
-    return Positions(positions.starts.astype(np.int32), positions.flat.astype(np.uint16 if narrow else np.int32))
+    flat = positions.flat
+    narrow = (flat.dtype.kind == "u" and flat.dtype.itemsize <= 2) or flat.max(initial=0) < 1 << 16
+    return Positions(positions.starts.astype(np.int32), flat.astype(np.uint16 if narrow else np.int32, copy=False))
 
 
 def blocks_holding(postings: Postings, at: np.ndarray) -> int:
