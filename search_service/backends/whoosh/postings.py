@@ -73,7 +73,7 @@ class Positions:
     """Positions of postings: those of posting ``i`` are ``flat[starts[i]:starts[i + 1]]``.
 
     Kept in the cache (:func:`read_all_positions`), ``starts`` is int32 (a
-    segment holds some 16 million postings, :data:`.segments.MAX_POSTINGS`)
+    segment holds some 32 million postings, :data:`.segments.MAX_POSTINGS`)
     and ``flat`` uint16 when every position is under 65,536, as in any
     story of fewer words, else int32.
     """
