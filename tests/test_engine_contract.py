@@ -402,6 +402,9 @@ def test_writes_are_seen_when_they_return(svc: Service) -> None:
     assert svc.client.get("/api/stories/contract-write").get_json()["headline"] == "Tungsten output rises"
     assert search(svc, q="tungsten")["total"] == 1
     assert svc.client.get("/healthz").get_json()["stories"] == len(sample_stories()) + 1
+    later = story | {"published": "2031-05-06T07:08:09"}  # after every sample story: the range is the new commit's
+    assert svc.client.post("/api/stories", json=later, headers=AUTH).status_code == 200
+    assert svc.client.get("/healthz").get_json()["last"] == "2031-05-06T07:08:09"
     assert svc.client.delete("/api/stories/contract-write", headers=AUTH).status_code == 200
     assert search(svc, q="tungsten")["total"] == 0
     assert svc.client.get("/api/stories/contract-write").status_code == 404

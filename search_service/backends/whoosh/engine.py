@@ -351,9 +351,8 @@ class WhooshEngine:
     def stats(self) -> CollectionStats:
         """Size and date range of the collection, for the home page and health checks."""
         view = self._view()
-        corpus = self._corpus_of(view.searcher)
-        dated = corpus.ticks[corpus.alive & (corpus.ticks >= 0)]
-        first, last = (long_to_datetime(int(t)) for t in (dated.min(), dated.max())) if dated.size else (None, None)
+        dated = self._corpus_of(view.searcher).dated_range
+        first, last = (long_to_datetime(t) for t in dated) if dated else (None, None)
         return CollectionStats(view.searcher.doc_count(), first, last)
 
 
