@@ -322,11 +322,9 @@ def weight_bytes(weights: Any, count: int) -> bytes | None:
 
 def joined_ints(parts: Sequence[Any]) -> np.ndarray:
     """Blocks' sequences of integers (``array``, ``bytes`` or tuples), end to end, as one array."""
-    if len(parts) == 1 and isinstance(parts[0], (bytes, array)):  # most terms in a segment: one block
-        return np.frombuffer(parts[0], dtype=parts[0].typecode if isinstance(parts[0], array) else "B")
     kinds = {part.typecode if isinstance(part, array) else "B" if isinstance(part, bytes) else "" for part in parts}
-    if len(kinds) == 1 and "" not in kinds:
-        return np.frombuffer(b"".join(parts), dtype=kinds.pop())
+    if len(kinds) == 1 and "" not in kinds:  # one block (most terms in a segment) viewed as it is
+        return np.frombuffer(parts[0] if len(parts) == 1 else b"".join(parts), dtype=kinds.pop())
     return np.concatenate([np.frombuffer(p, np.uint8) if isinstance(p, bytes) else np.asarray(p) for p in parts])
 
 

@@ -288,8 +288,12 @@ def read_positions_at(leaf, fieldname: str, text: str | bytes, postings: Posting
 
 def read_all_positions(leaf, fieldname: str, text: str | bytes) -> Positions:  # type: ignore[no-untyped-def]
     """The positions of all one segment's postings of a term, narrowed to be kept (see :class:`Positions`):
-    read with its postings, the term's blocks in one piece (:func:`read_both`)."""
-    return read_both(leaf, fieldname, text)[1]
+    the term's blocks read in one piece, their postings, read before, left as they are."""
+    values, counts = [], []
+    for _, deltas, _, encoded in posting_blocks(leaf, fieldname, text):
+        values.append(encoded)
+        counts.append(len(deltas))
+    return _kept(Positions(*block_positions(values, counts)))
 
 
 def _kept(positions: Positions) -> Positions:
